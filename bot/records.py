@@ -1,0 +1,75 @@
+"""The data types that flow through the pipeline and out of every edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article: metadata plus its clean text; offsets elsewhere index into `text`."""
+
+    id: str
+    title: str
+    text: str
+    date: str | None = None  # ISO-8601 (YYYY-MM-DD or a full timestamp)
+    url: str | None = None
+    source: str | None = None
+    author: str | None = None
+    path: str | None = None  # where it was read from, for error messages and re-indexing
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A half-open character range [start, end) of an article's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A run of whole sentences of one article; `text == article.text[start:end]`."""
+
+    article_id: str
+    start: int
+    end: int
+    text: str
+    sentences: tuple[Span, ...]  # the sentence units inside, in article offsets
+
+
+class ArticleRef(BaseModel):
+    """The citation attached to every quote."""
+
+    id: str
+    title: str
+    date: str | None = None
+    url: str | None = None
+    source: str | None = None
+
+
+class Quote(BaseModel):
+    """A verbatim quote: `text == article.text[start:end]`, inside `passage`."""
+
+    text: str = Field(description="Exact substring of the article: article.text[start:end].")
+    passage: str = Field(description="The passage that contains the quote, for context.")
+    start: int = Field(description="Character offset of the quote in the article text.")
+    end: int = Field(description="Character offset just past the quote.")
+    passage_start: int = Field(description="Character offset of the passage in the article text.")
+    score: float = Field(description="Relevance, higher is better; comparable within one answer.")
+    article: ArticleRef
+
+
+class Answer(BaseModel):
+    """What `answer()` returns and what `POST /ask` sends back."""
+
+    question: str
+    answered: bool
+    quotes: list[Quote]
+    message: str | None = Field(
+        default=None,
+        description="When answered is false: why; quotes then hold the nearest passages.",
+    )
+    took_ms: float

@@ -1,0 +1,45 @@
+"""Typed settings from the environment (prefix BOT_, Slack's own names) and `.env`.
+
+Only the edges (CLI, HTTP, Slack) read settings; the core takes plain arguments.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.embedding import DEFAULT_MODEL
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Field(Path("corpus"), description="Folder (or .jsonl file) of articles.")
+    index_dir: Path = Field(Path("index"), description="Where index versions are written and read.")
+    data_dir: Path = Field(Path("data"), description="Runtime data: Slack feedback, ingest state.")
+    model: str = Field(DEFAULT_MODEL, description="sentence-transformers model id or folder.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: SecretStr | None = Field(None, description="When set, /ask needs 'Authorization: Bearer <key>'.")
+    rate_limit: str | None = Field(None, description="Per-client limit on /ask, e.g. '60/minute'.")
+    max_question_chars: int = Field(1000, ge=1)
+    threshold: float = Field(0.5, ge=0, le=1, description="Confidence below which the bot declines.")
+    approximate_above: int = Field(200_000, ge=0, description="Passages above which FAISS uses HNSW.")
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    allow_private_urls: bool = False
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
+    slack_api_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_API_URL"))
+    slack_ephemeral: bool = True
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read once (tests clear the cache)."""
+    return Settings()

@@ -1,0 +1,265 @@
+"""The index on disk: immutable versions, switched atomically. The only module importing FAISS.
+
+    index/
+      CURRENT                 name of the live version (replaced atomically)
+      versions/<version>/     one complete, immutable build
+        manifest.json         format, model and dimension, corpus fingerprint, counts, build time
+        articles.jsonl        article metadata and clean text, in article-number order
+        passages.npy          int64 (P, 5): article, start, end, first unit, last unit + 1
+        units.npy             int64 (U, 3): article, start, end of every quotable sentence unit
+        passage_vectors.npy   float32 (P, d) normalised passage embeddings
+        unit_vectors.npy      float16 (U, d) normalised sentence-unit embeddings
+        passages.faiss        FAISS inner-product index over passage_vectors
+        keyword/              BM25 index over "title + passage"
+      .lock                   held by the one indexer at work
+
+A build is written to a hidden folder, fsynced, renamed into `versions/`, and only then named in
+CURRENT; a crash at any moment leaves the previous version loadable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.errors import IndexMismatchError, IndexMissingError
+from bot.keyword import KeywordIndex
+from bot.records import Article
+
+FORMAT_VERSION = 1
+KEEP_VERSIONS = 3
+# Above this many passages the exact index gives way to HNSW (see `make bench` for the trade).
+APPROXIMATE_ABOVE = 200_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+
+
+@dataclass
+class IndexData:
+    """Everything a version holds, in memory, ready to be written."""
+
+    articles: list[Article]
+    passages: np.ndarray  # (P, 5) int64
+    units: np.ndarray  # (U, 3) int64
+    passage_vectors: np.ndarray  # (P, d) float32
+    unit_vectors: np.ndarray  # (U, d) float32 or float16
+    keyword: KeywordIndex
+    model: str
+    dimension: int
+    corpus_fingerprint: str
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def build_faiss(vectors: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> Any:
+    """An exact inner-product index, or HNSW once the corpus is large enough to need it."""
+    import faiss
+
+    dimension = vectors.shape[1]
+    index: Any
+    if len(vectors) > approximate_above:
+        index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        index = faiss.IndexFlatIP(dimension)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def write_version(data: IndexData, index_dir: Path, approximate_above: int = APPROXIMATE_ABOVE) -> str:
+    """Write a complete version and publish it as current; returns its name."""
+    import faiss
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    (index_dir / "versions").mkdir(exist_ok=True)
+    built = dt.datetime.now(dt.UTC)
+    version = built.strftime("%Y%m%dT%H%M%S%fZ") + "-" + data.corpus_fingerprint[:8]
+    staging = index_dir / f".building-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        faiss_index = build_faiss(data.passage_vectors, approximate_above)
+        with (staging / "articles.jsonl").open("w", encoding="utf-8") as handle:
+            for article in data.articles:
+                handle.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
+        np.save(staging / "passages.npy", data.passages.astype(np.int64))
+        np.save(staging / "units.npy", data.units.astype(np.int64))
+        np.save(staging / "passage_vectors.npy", data.passage_vectors.astype(np.float32))
+        np.save(staging / "unit_vectors.npy", data.unit_vectors.astype(np.float16))
+        faiss.write_index(faiss_index, str(staging / "passages.faiss"))
+        data.keyword.save(staging / "keyword")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "model": {"name": data.model, "dimension": data.dimension},
+            "corpus": {"fingerprint": data.corpus_fingerprint},
+            "counts": {"articles": len(data.articles), "passages": len(data.passages), "units": len(data.units)},
+            "faiss": type(faiss_index).__name__,
+            "built_at": built.isoformat(timespec="seconds"),
+        }
+        # The manifest goes last: a folder without one was never finished.
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _fsync_tree(staging)
+        staging.rename(index_dir / "versions" / version)
+        _fsync_dir(index_dir / "versions")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    publish(index_dir, version)
+    collect_garbage(index_dir)
+    return version
+
+
+def publish(index_dir: Path, version: str) -> None:
+    """Point CURRENT at `version` with an atomic rename."""
+    pointer = index_dir / f".CURRENT-{uuid.uuid4().hex}"
+    pointer.write_text(version + "\n", encoding="utf-8")
+    with pointer.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(pointer, index_dir / "CURRENT")
+    _fsync_dir(index_dir)
+
+
+def current_version(index_dir: Path) -> str:
+    """The name of the live version, or IndexMissingError."""
+    try:
+        version = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexMissingError(f"No index in {index_dir}: run `bot index` first.") from None
+    if not (index_dir / "versions" / version / "manifest.json").is_file():
+        raise IndexMissingError(f"{index_dir}/CURRENT names {version!r}, which is incomplete: run `bot index`.")
+    return version
+
+
+def collect_garbage(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
+    """Remove unfinished builds and all but the newest `keep` versions (never the current one)."""
+    for leftover in index_dir.glob(".building-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in index_dir.glob(".CURRENT-*"):
+        leftover.unlink(missing_ok=True)
+    versions = sorted((index_dir / "versions").iterdir()) if (index_dir / "versions").is_dir() else []
+    live = current_version(index_dir)
+    for old in versions[:-keep]:
+        if old.name != live:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return manifest
+
+
+class Index:
+    """One loaded version: read-only, safe to share between threads."""
+
+    def __init__(self, folder: Path) -> None:
+        import faiss
+
+        self.folder = folder
+        self.manifest = read_manifest(folder)
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"The index in {folder.parent.parent} has format {self.manifest.get('format_version')}, "
+                f"this bot reads format {FORMAT_VERSION}: run `bot index --full` to rebuild it."
+            )
+        with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
+            self.articles = [Article(**json.loads(line)) for line in handle]
+        self.article_number = {article.id: n for n, article in enumerate(self.articles)}
+        self.passages = np.load(folder / "passages.npy", mmap_mode="r")
+        self.units = np.load(folder / "units.npy", mmap_mode="r")
+        self.passage_vectors = np.load(folder / "passage_vectors.npy", mmap_mode="r")
+        self.unit_vectors = np.load(folder / "unit_vectors.npy", mmap_mode="r")
+        self.faiss = faiss.read_index(str(folder / "passages.faiss"))
+        if isinstance(self.faiss, faiss.IndexHNSWFlat):
+            self.faiss.hnsw.efSearch = HNSW_EF_SEARCH
+        self.keyword = KeywordIndex.load(folder / "keyword")
+        self.article_dates = np.array([a.date or "" for a in self.articles], dtype=object)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"]["name"])
+
+    def check_model(self, model: str) -> None:
+        """Refuse to mix query vectors of one model with passage vectors of another."""
+        if model != self.model:
+            raise IndexMismatchError(
+                f"The index was built with model {self.model!r} but the bot is set to {model!r}: "
+                f"run `bot index --full` to rebuild it, or set BOT_MODEL={self.model}."
+            )
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def article_of(self, passage: int) -> Article:
+        return self.articles[int(self.passages[passage, 0])]
+
+    def span_text(self, article: int, start: int, end: int) -> str:
+        return self.articles[article].text[start:end]
+
+    def passage_mask(self, allowed_articles: Iterable[int]) -> np.ndarray:
+        """A 0/1 float mask over passages whose article is in `allowed_articles`."""
+        allowed = np.zeros(len(self.articles), dtype=bool)
+        allowed[list(allowed_articles)] = True
+        mask: np.ndarray = allowed[np.asarray(self.passages[:, 0])].astype(np.float32)
+        return mask
+
+    def dense_search(self, vector: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`n` passages by inner product (cosine, vectors being normalised)."""
+        import faiss
+
+        faiss_any: Any = faiss  # the SWIG bindings' stubs lack the search-parameter classes
+        n = min(n, len(self))
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        params = None
+        if mask is not None:
+            allowed = np.flatnonzero(mask).astype(np.int64)
+            if not len(allowed):
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            selector = faiss.IDSelectorBatch(allowed)
+            params = (
+                faiss_any.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, n))
+                if isinstance(self.faiss, faiss.IndexHNSWFlat)
+                else faiss_any.SearchParameters(sel=selector)
+            )
+        scores, ids = self.faiss.search(query, n, params=params)
+        keep = ids[0] >= 0
+        return ids[0][keep].astype(np.int64), scores[0][keep]
+
+
+def open_index(index_dir: Path) -> Index:
+    """Load the current version of the index in `index_dir`."""
+    index_dir = Path(index_dir)
+    return Index(index_dir / "versions" / current_version(index_dir))

@@ -1,0 +1,88 @@
+"""Shared fixtures: a clean environment, a deterministic fake embedder, small corpora."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = ROOT / "corpus"
+SHARED_EVAL = ROOT.parent / "shared" / "eval"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No BOT_* / SLACK_* variable (or .env file) from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith(("BOT_", "SLACK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from bot.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words hashing vectors: fast, and similar texts share words."""
+
+    name = "fake-hashing-64"
+    dimension = 64
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                bucket = int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension
+                out[row, bucket] += 1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+            if not norm:
+                out[row, 0] = 1.0
+        return out
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    """The bundled all-MiniLM-L6-v2, loaded once per test session."""
+    from bot.embedding import get_embedder
+
+    return get_embedder()
+
+
+def write_article(folder: Path, name: str, title: str, body: str, date: str = "2025-01-23", **meta: str) -> Path:
+    lines = ["---", f"title: {title}", f"date: {date}"] + [f"{k}: {v}" for k, v in meta.items()] + ["---", body]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def seed_corpus(tmp_path: Path) -> Path:
+    """A private copy of the repository's corpus/."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
+    """The seed corpus indexed with the real model, once per session (read-only for tests)."""
+    from bot.indexer import build_index
+
+    index_dir = tmp_path_factory.mktemp("seed") / "index"
+    build_index(SEED_CORPUS, index_dir, real_embedder)
+    return index_dir

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.chunking import MAX_WORDS, chunk_article, split_units
+from bot.corpus import load_corpus
+from tests.conftest import SEED_CORPUS
+
+
+def seed_text() -> str:
+    return load_corpus(SEED_CORPUS).articles[0].text
+
+
+def units_of(text: str) -> list[str]:
+    return [text[u.start : u.end] for u in split_units(text)]
+
+
+sentence = st.builds(
+    lambda words, end: " ".join(words) + end,
+    st.lists(
+        st.sampled_from(
+            ["Stargate", "US$500 B", "Corp.", "Chairman & CEO", "AI", "the", "data", "—", "“so", "it”", "Mr.", "42"]
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from([".", "!", "?", ".”", ""]),
+)
+paragraph = st.lists(sentence, min_size=1, max_size=8).map(" ".join)
+item = st.builds(lambda s: "- " + s, sentence)
+footnote = st.builds(lambda s: "*" + s, sentence)
+article_text = st.lists(st.one_of(paragraph, item, footnote), min_size=1, max_size=12).map("\n\n".join).map(str.strip)
+
+
+@settings(max_examples=300, deadline=None)
+@given(article_text)
+def test_passages_are_exact_slices_that_cover_the_text(text: str) -> None:
+    _, passages = chunk_article("a", text)
+    assert passages, "a non-empty article has at least one passage"
+    covered = [False] * len(text)
+    for p in passages:
+        assert text[p.start : p.end] == p.text
+        for i in range(p.start, p.end):
+            covered[i] = True
+    assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
+
+
+@settings(max_examples=300, deadline=None)
+@given(article_text)
+def test_passages_start_and_end_on_unit_boundaries(text: str) -> None:
+    units, passages = chunk_article("a", text)
+    starts = {u.start for u in units}
+    ends = {u.end for u in units}
+    for p in passages:
+        assert p.start in starts and p.end in ends
+        inner = [s for s in p.sentences]
+        assert inner[0].start == p.start and inner[-1].end == p.end
+
+
+@settings(max_examples=200, deadline=None)
+@given(article_text)
+def test_consecutive_passages_overlap_by_one_unit_and_stay_short(text: str) -> None:
+    _, passages = chunk_article("a", text)
+    for before, after in itertools.pairwise(passages):
+        if len(before.sentences) > 1:
+            assert after.sentences[0] == before.sentences[-1]
+        words = len(before.text.split())
+        assert words <= MAX_WORDS or len(before.sentences) == 1
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "OpenAI and SoftBank Group Corp. have launched the Stargate Project, a new company which intends to invest "
+        "US$500 B over the next four years building new AI infrastructure for OpenAI in the United States.",
+        "Masayoshi Son, SoftBank’s Chairman & CEO, will be the chairman of Stargate.",
+        "- Microsoft has rights to OpenAI IP** (inclusive of model and infrastructure) for use within its products "
+        "like Copilot.",
+        "***API is an acronym for application programming interface, a set of rules that lets one software program "
+        "talk to another.",
+        "*AGI stands for artificial general intelligence — AI systems that are generally smarter than humans.",
+    ],
+)
+def test_seed_hard_sentences_are_whole_units(sentence: str) -> None:
+    assert sentence in units_of(seed_text())
+
+
+def test_quotation_spanning_two_sentences_stays_in_one_unit() -> None:
+    units = units_of(seed_text())
+    quote = next(u for u in units if u.startswith("“This infrastructure"))
+    assert "massive economic benefit for the entire world. This project" in quote
+    assert quote.endswith("OpenAI said in its announcement.")
+
+
+def test_quotation_opening_in_one_bullet_and_closing_in_the_next_is_one_unit() -> None:
+    units = units_of(seed_text())
+    joined = next(u for u in units if u.startswith("- “OpenAI recently made"))
+    assert joined.endswith("primarily for research and training of models.”")
+    assert joined.count("\n- ") == 1
+
+
+def test_footnote_markers_do_not_split_sentences() -> None:
+    units = units_of(seed_text())
+    agi = next(u for u in units if u.startswith("“All of us look forward"))
+    assert "AGI* —" in agi and agi.endswith("the companies said.")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("He paid US$500 B. The rest followed.", ["He paid US$500 B.", "The rest followed."]),
+        ("John F. Kennedy spoke. Then U.S. Steel rose.", ["John F. Kennedy spoke.", "Then U.S. Steel rose."]),
+        ("Is it new? “Yes,” she said. Fine!", ["Is it new?", "“Yes,” she said.", "Fine!"]),
+        ("A stray “quote. Next one.", ["A stray “quote.", "Next one."]),
+        ("no terminal punctuation", ["no terminal punctuation"]),
+    ],
+)
+def test_sentence_splitting_edge_cases(text: str, expected: list[str]) -> None:
+    assert units_of(text) == expected
+
+
+def test_a_unit_longer_than_a_passage_stands_alone() -> None:
+    long_sentence = "Long " + " ".join(["word"] * 200) + "."
+    text = f"Short one. {long_sentence} Short two."
+    _, passages = chunk_article("a", text)
+    assert any(p.text == long_sentence for p in passages)

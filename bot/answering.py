@@ -23,6 +23,7 @@ from bot.retrieval import hybrid_search
 from bot.store import Index
 
 MAX_QUESTION_CHARS = 1000
+EMPTY_QUESTION = "The question is empty: ask something, e.g. “Who will chair Stargate?”"
 MAX_K = 20
 THRESHOLD = 0.5
 # Logistic calibration of a quote's confidence; fitted on the dev sets (`bot eval --calibrate`).
@@ -45,7 +46,7 @@ class _Scored:
 def validate_question(question: object, k: object = 3, max_chars: int = MAX_QUESTION_CHARS) -> str:
     """The question, trimmed, or a QuestionError that says what is wrong."""
     if not isinstance(question, str) or not question.strip():
-        raise QuestionError("The question is empty: ask something, e.g. “Who will chair Stargate?”")
+        raise QuestionError(EMPTY_QUESTION)
     question = " ".join(question.split())
     if len(question) > max_chars:
         raise QuestionError(f"The question is {len(question)} characters long; the limit is {max_chars}.")

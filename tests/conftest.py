@@ -86,3 +86,69 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
     index_dir = tmp_path_factory.mktemp("seed") / "index"
     build_index(SEED_CORPUS, index_dir, real_embedder)
     return index_dir
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it returns something truthy, or fail at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the thing polled for may not exist yet
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last error: {last_error!r})")
+
+
+class ServerThread:
+    """A real uvicorn server on a free loopback port, in a thread of the test process."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        import httpx
+
+        self.thread.start()
+        wait_until(lambda: httpx.get(self.url + "/healthz", timeout=1).status_code == 200, timeout=30)
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        import httpx
+
+        wait_until(lambda: httpx.get(self.url + "/readyz", timeout=2).status_code == 200, timeout=timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def fake_index(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
+    """The seed corpus indexed with the fake embedder."""
+    from bot.indexer import build_index
+
+    index_dir = tmp_path / "index"
+    build_index(seed_corpus, index_dir, fake_embedder)
+    return index_dir

@@ -256,3 +256,15 @@ def test_bot_serve_with_the_real_model_and_the_readme_curl(seed_index: Path) -> 
     assert process.returncode in (0, -signal.SIGTERM), err
     assert "Application shutdown complete" in err
     assert f"http://localhost:{port}" in out and "curl -s" in out
+
+
+def test_access_log_is_json_when_asked(
+    fake_index: Path, fake_embedder: FakeEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        make_client(fake_index, fake_embedder, log_format="json") as test_client,
+        caplog.at_level("INFO", logger="bot.access"),
+    ):
+        test_client.get("/healthz", headers={"X-Request-ID": "req-1"})
+    line = json.loads(next(r.getMessage() for r in caplog.records if r.name == "bot.access"))
+    assert line["request_id"] == "req-1" and line["status"] == 200 and line["path"] == "/healthz" and line["ms"] >= 0

@@ -18,7 +18,7 @@ import numpy as np
 from bot.embedding import Embedder
 from bot.errors import QuestionError
 from bot.keyword import tokenize
-from bot.records import Answer, ArticleRef, Quote
+from bot.records import Answer, ArticleRef, CopyRef, Quote
 from bot.retrieval import hybrid_search
 from bot.store import Index
 
@@ -177,7 +177,13 @@ def _quote(index: Index, s: _Scored) -> Quote:
         passage_start=p_start,
         score=round(s.confidence, 4),
         article=ArticleRef(
-            id=article.id, title=article.title, date=article.date, url=article.url, source=article.source
+            id=article.id,
+            title=article.title,
+            date=article.date,
+            url=article.url,
+            source=article.source,
+            also_reported_by=[CopyRef(title=c.title, url=c.url, source=c.source, date=c.date) for c in article.copies]
+            or None,
         ),
     )
 

@@ -26,7 +26,7 @@ from bot.records import Article
 ARTICLE_SUFFIXES = {".md", ".markdown", ".txt"}
 COLLECTION_SUFFIXES = {".jsonl"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
-_KNOWN_FIELDS = {"id", "title", "date", "url", "source", "author"}
+_KNOWN_FIELDS = {"id", "title", "date", "url", "source", "author", "duplicate_of"}
 
 
 @dataclass
@@ -43,6 +43,8 @@ class Corpus:
             for value in (article.id, article.title, article.date, article.url, article.source):
                 digest.update((value or "").encode())
                 digest.update(b"\0")
+            if article.duplicate_of:  # only when set, so corpora without copies keep their fingerprint
+                digest.update(b"duplicate_of\0" + article.duplicate_of.encode())
             digest.update(article.text.encode())
             digest.update(b"\1")
         return digest.hexdigest()
@@ -87,7 +89,7 @@ def make_article(data: dict[str, Any], where: str, default_id: str, path: str | 
     raw_id = data.get("id", default_id)
     if not isinstance(raw_id, str | int) or not str(raw_id).strip():
         raise CorpusError(where, f"'id' must be a non-empty string, got {raw_id!r}")
-    for key in ("url", "source", "author"):
+    for key in ("url", "source", "author", "duplicate_of"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise CorpusError(where, f"'{key}' must be text, got {data[key]!r}")
     return Article(
@@ -99,6 +101,7 @@ def make_article(data: dict[str, Any], where: str, default_id: str, path: str | 
         source=(data.get("source") or None),
         author=(data.get("author") or None),
         path=path,
+        duplicate_of=(data.get("duplicate_of") or None),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +12,10 @@ from filelock import FileLock
 from bot.chunking import chunk_article
 from bot.corpus import Corpus, load_corpus
 from bot.embedding import Embedder
+from bot.embedding_cache import EmbeddingCache
 from bot.errors import CorpusError
 from bot.keyword import KeywordIndex
+from bot.records import Article, Copy
 from bot.store import APPROXIMATE_ABOVE, IndexData, write_version
 
 
@@ -27,6 +29,23 @@ class BuildReport:
     units: int
     seconds: float
     errors: list[CorpusError] = field(default_factory=list)
+    embedded: int = 0  # passages and units embedded by this build (the rest came from the cache)
+    linked: int = 0  # near-duplicate copies linked to their original instead of indexed
+
+
+def link_copies(articles: list[Article]) -> list[Article]:
+    """Drop near-duplicates whose original is in the corpus, listing them on the original instead;
+    a copy whose original is gone is indexed in its own right."""
+    originals = {a.id for a in articles if not a.duplicate_of}
+    copies: dict[str, list[Copy]] = {}
+    kept: list[Article] = []
+    for article in articles:
+        if article.duplicate_of in originals:
+            copy = Copy(id=article.id, title=article.title, url=article.url, source=article.source, date=article.date)
+            copies.setdefault(article.duplicate_of, []).append(copy)
+        else:
+            kept.append(article)
+    return [replace(a, copies=tuple(copies[a.id])) if a.id in copies else a for a in kept]
 
 
 def chunk_corpus(corpus: Corpus) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -74,8 +93,10 @@ def build_index(
     *,
     progress: bool = False,
     approximate_above: int = APPROXIMATE_ABOVE,
+    full: bool = False,
 ) -> BuildReport:
-    """Read the corpus, embed passages and sentence units, and publish a new index version."""
+    """Read the corpus, embed the passages and sentence units not embedded before (all of them
+    when `full`), and publish a new index version."""
     started = time.perf_counter()
     corpus_path, index_dir = Path(corpus_path), Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -85,12 +106,17 @@ def build_index(
         if not corpus.articles:
             reason = "no readable articles" + (f" ({len(corpus.errors)} malformed)" if corpus.errors else "")
             raise CorpusError(str(corpus_path), f"{reason}: add .md/.txt/.jsonl articles first")
-        passages, units, passage_texts, keyword_texts = chunk_corpus(corpus)
-        unit_texts = [corpus.articles[a].text[s:e] for a, s, e in units]
-        passage_vectors = embedder.encode(passage_texts, progress=progress)
-        unit_vectors = embedder.encode(unit_texts, progress=progress)
+        articles = link_copies(corpus.articles)
+        indexed = Corpus(articles=articles)
+        passages, units, passage_texts, keyword_texts = chunk_corpus(indexed)
+        unit_texts = [articles[a].text[s:e] for a, s, e in units]
+        cache_root = index_dir / "embeddings"
+        passage_cache = EmbeddingCache(cache_root, "passages", embedder.name, embedder.dimension, np.float32)
+        unit_cache = EmbeddingCache(cache_root, "units", embedder.name, embedder.dimension, np.float16)
+        passage_vectors = passage_cache.embed(passage_texts, embedder, reuse=not full, progress=progress)
+        unit_vectors = unit_cache.embed(unit_texts, embedder, reuse=not full, progress=progress)
         data = IndexData(
-            articles=corpus.articles,
+            articles=articles,
             passages=passages,
             units=units,
             passage_vectors=passage_vectors,
@@ -101,11 +127,15 @@ def build_index(
             corpus_fingerprint=corpus.fingerprint(),
         )
         version = write_version(data, index_dir, approximate_above)
+        passage_cache.prune(passage_texts)
+        unit_cache.prune(unit_texts)
     return BuildReport(
         version=version,
-        articles=len(corpus.articles),
+        articles=len(articles),
         passages=len(passages),
         units=len(units),
         seconds=time.perf_counter() - started,
         errors=corpus.errors,
+        embedded=passage_cache.embedded + unit_cache.embedded,
+        linked=len(corpus.articles) - len(articles),
     )

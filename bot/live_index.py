@@ -53,7 +53,9 @@ class LiveIndex:
                 if self._index is not None:
                     log.warning("keeping index %s: %s", self._index.version, exc)
                 return False
-            except OSError as exc:  # a version removed between reading CURRENT and loading it
+            except (OSError, RuntimeError, ValueError) as exc:
+                # A version removed (or cut short) between reading CURRENT and loading it: FAISS
+                # says so with RuntimeError, numpy and JSON with ValueError. The next poll retries.
                 log.warning("index reload failed, will retry: %s", exc)
                 return False
             previous = self._index

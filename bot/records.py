@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A near-duplicate of an article published elsewhere (a syndicated copy): linked, not indexed."""
+
+    id: str
+    title: str
+    url: str | None = None
+    source: str | None = None
+    date: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +31,14 @@ class Article:
     source: str | None = None
     author: str | None = None
     path: str | None = None  # where it was read from, for error messages and re-indexing
+    duplicate_of: str | None = None  # a near-duplicate of this article id: linked to it, not indexed
+    copies: tuple[Copy, ...] = ()  # near-duplicates of this article (filled in by the indexer)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Article:
+        """The inverse of `dataclasses.asdict` (copies come back as `Copy` objects)."""
+        copies = tuple(Copy(**c) for c in data.get("copies") or ())
+        return cls(**{**data, "copies": copies})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +60,15 @@ class Passage:
     sentences: tuple[Span, ...]  # the sentence units inside, in article offsets
 
 
+class CopyRef(BaseModel):
+    """Where else the same story was reported."""
+
+    title: str
+    url: str | None = None
+    source: str | None = None
+    date: str | None = None
+
+
 class ArticleRef(BaseModel):
     """The citation attached to every quote."""
 
@@ -48,6 +77,16 @@ class ArticleRef(BaseModel):
     date: str | None = None
     url: str | None = None
     source: str | None = None
+    also_reported_by: list[CopyRef] | None = Field(
+        default=None, description="Near-identical copies of the article elsewhere; absent when there are none."
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_copies(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("also_reported_by"):
+            data.pop("also_reported_by", None)
+        return data
 
 
 class Quote(BaseModel):

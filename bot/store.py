@@ -37,6 +37,9 @@ from bot.records import Article
 
 FORMAT_VERSION = 1
 KEEP_VERSIONS = 3
+# A version stays this long after it stopped being current: a server that read CURRENT just
+# before the switch may still be loading it (a load that fails anyway is retried by LiveIndex).
+KEEP_REPLACED_SECONDS = 60.0
 # Above this many passages the exact index gives way to HNSW (see `make bench` for the trade).
 APPROXIMATE_ABOVE = 200_000
 HNSW_M = 32
@@ -158,16 +161,28 @@ def current_version(index_dir: Path) -> str:
     return version
 
 
-def collect_garbage(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
-    """Remove unfinished builds and all but the newest `keep` versions (never the current one)."""
+def version_time(version: str) -> dt.datetime | None:
+    """When a version was built, from its name (None for a name this bot did not make)."""
+    try:
+        return dt.datetime.strptime(version.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def collect_garbage(index_dir: Path, keep: int = KEEP_VERSIONS, keep_replaced_seconds: float | None = None) -> None:
+    """Remove unfinished builds and old versions: all but the newest `keep`, never the current
+    one, and never one replaced less than `keep_replaced_seconds` ago (a server may be loading it)."""
     for leftover in index_dir.glob(".building-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     for leftover in index_dir.glob(".CURRENT-*"):
         leftover.unlink(missing_ok=True)
     versions = sorted((index_dir / "versions").iterdir()) if (index_dir / "versions").is_dir() else []
     live = current_version(index_dir)
-    for old in versions[:-keep]:
-        if old.name != live:
+    grace = KEEP_REPLACED_SECONDS if keep_replaced_seconds is None else keep_replaced_seconds
+    horizon = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=grace)
+    for n, old in enumerate(versions[: max(0, len(versions) - keep)]):
+        replaced_at = version_time(versions[n + 1].name)
+        if old.name != live and (replaced_at is None or replaced_at < horizon):
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -190,7 +205,7 @@ class Index:
                 f"this bot reads format {FORMAT_VERSION}: run `bot index --full` to rebuild it."
             )
         with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
-            self.articles = [Article(**json.loads(line)) for line in handle]
+            self.articles = [Article.from_dict(json.loads(line)) for line in handle]
         self.article_number = {article.id: n for n, article in enumerate(self.articles)}
         self.passages = np.load(folder / "passages.npy", mmap_mode="r")
         self.units = np.load(folder / "units.npy", mmap_mode="r")

@@ -69,7 +69,10 @@ def test_empty_corpus_is_refused(tmp_path: Path, fake_embedder: FakeEmbedder) ->
         build_index(tmp_path / "corpus", tmp_path / "index", fake_embedder)
 
 
-def test_old_versions_are_collected(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+def test_old_versions_are_collected(
+    seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.store.KEEP_REPLACED_SECONDS", 0.0)  # no server is loading any of them
     for n in range(5):
         write_article(seed_corpus, f"extra{n}.md", f"Extra {n}", f"Text number {n}.")
         build_index(seed_corpus, tmp_path / "index", fake_embedder)

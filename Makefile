@@ -33,8 +33,11 @@ run: index
 bench: install
 	$(BIN)/python bench/run.py --shared $(SHARED)
 
+# Reports, never asserts: the bot next to the bm25 and dense baselines on every set in $(SHARED)/eval
+# (skipped when absent). SQuAD is subsampled to fit two cores; EVAL_FLAGS=--full runs every question.
+EVAL_FLAGS ?=
 eval: install
-	$(BIN)/python -m bot.evaluation_report --shared $(SHARED)
+	$(BIN)/bot eval --shared $(SHARED)/eval --output build/eval-report.json $(EVAL_FLAGS)
 
 lock: install
 	$(BIN)/pip freeze --exclude-editable | sed 's/+cpu//' \

@@ -50,6 +50,21 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--since", help="only articles dated on or after this ISO date")
     ask.add_argument("--until", help="only articles dated on or before this ISO date")
 
+    evaluate = commands.add_parser("eval", help="measure answer quality on a question set (JSON report)")
+    evaluate.add_argument("questions", nargs="?", type=Path, help="question file (.jsonl); omit it with --shared")
+    evaluate.add_argument(
+        "--corpus", type=Path, action="append", help="corpus to answer from, repeatable (indexed once, cached)"
+    )
+    evaluate.add_argument("--index", type=Path, help="an existing index folder (default: BOT_INDEX_DIR)")
+    evaluate.add_argument("--baseline", choices=["bm25", "dense"], help="run a plain recipe instead of the bot")
+    evaluate.add_argument("--limit", type=int, help="at most this many questions")
+    evaluate.add_argument("--every", type=int, default=1, help="only every Nth question (default 1)")
+    evaluate.add_argument("--threshold", type=float, help="confidence below which to decline (BOT_THRESHOLD)")
+    evaluate.add_argument("--cache", type=Path, help="where eval indexes are kept (default: <tmp>/bot-eval-cache)")
+    evaluate.add_argument("--shared", type=Path, help="report every set of this folder against both baselines")
+    evaluate.add_argument("--full", action="store_true", help="with --shared: every question, no subsampling")
+    evaluate.add_argument("--output", type=Path, help="also write the JSON report to this file")
+
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="address to bind (BOT_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (BOT_PORT, default 8000)")
@@ -155,6 +170,46 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from bot import evaluation
+    from bot.embedding import get_embedder
+    from bot.store import open_index
+
+    settings = _settings()
+    threshold = settings.threshold if args.threshold is None else args.threshold
+    cache = args.cache or Path(tempfile.gettempdir()) / "bot-eval-cache"
+    if args.shared is not None and not args.shared.is_dir():
+        print(f"No evaluation sets in {args.shared}: nothing to report.")
+        return 0
+    if args.shared is None and args.questions is None:
+        raise BotError("Name a question file (bot eval QA.jsonl) or a folder of sets (--shared ../shared/eval).")
+    embedder = get_embedder(settings.model)
+    report: dict[str, object]
+    if args.shared is not None:
+        results = evaluation.report_shared(
+            args.shared, settings.corpus_dir, embedder, cache, full=args.full, threshold=threshold, log=sys.stderr
+        )
+        print(evaluation.format_table(results))
+        report = dict(results)
+    else:
+        questions = evaluation.subsample(evaluation.load_questions(args.questions), args.every, args.limit)
+        if args.corpus:
+            index = evaluation.cached_index(args.corpus, embedder, cache)
+        else:
+            index = open_index(args.index or settings.index_dir)
+            index.check_model(settings.model)
+        result, _ = evaluation.evaluate(index, embedder, questions, args.baseline or "product", threshold=threshold)
+        report = result.as_dict()
+        print(json.dumps(report, indent=2))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.api import serve
 
@@ -165,7 +220,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve}
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,147 @@
+"""`bot eval`: the metrics on hand-made outcomes, the cache, and the command end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.evaluation import (
+    EvalQuestion,
+    Outcome,
+    cached_index,
+    contains_answer,
+    evaluate,
+    load_questions,
+    normalize,
+    subsample,
+    summarize,
+)
+from tests.conftest import SEED_CORPUS, FakeEmbedder, write_article
+from tests.test_cli import bot
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  Masayoshi   Son\n", "masayoshi son"),
+        ("SoftBank’s “Stargate”", 'softbank\'s "stargate"'),
+        ("2016–2020 — done", "2016-2020 - done"),
+        ("ÉCOLE", "école"),
+    ],
+)
+def test_normalize_folds_case_space_and_curly_quotes(text: str, expected: str) -> None:
+    assert normalize(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("quote", "answers", "evidence", "expected"),
+    [
+        ("Masayoshi Son, SoftBank’s Chairman", ("masayoshi  son",), None, True),
+        ("SoftBank's chairman", ("SoftBank’s chairman",), None, True),
+        ("The chairman is someone", ("Masayoshi Son",), None, False),
+        ("will be the\nchairman of Stargate", (), "will be the chairman", True),
+        ("anything", ("",), None, False),
+    ],
+)
+def test_contains_answer_matches_answers_or_evidence(
+    quote: str, answers: tuple[str, ...], evidence: str | None, expected: bool
+) -> None:
+    assert contains_answer(quote, EvalQuestion("q", "?", answers, evidence)) is expected
+
+
+def q(id: str, answerable: bool = True, answers: tuple[str, ...] = ("gold",)) -> EvalQuestion:
+    return EvalQuestion(id, f"question {id}?", answers if answerable else (), None, f"art-{id}", answerable)
+
+
+def test_summarize_counts_recall_answers_words_and_abstention() -> None:
+    outcomes = [
+        Outcome(q("a"), True, ("art-a", "x"), "the gold answer"),  # hit@1, answer in quote
+        Outcome(q("b"), True, ("x", "art-b"), "no luck here at all"),  # hit@5 only
+        Outcome(q("c"), False, ("x", "y"), "gold"),  # declined though answerable
+        Outcome(q("d", answerable=False), False, ("x",), "whatever"),  # rightly declined
+        Outcome(q("e", answerable=False), True, ("x",), "whatever"),  # wrongly answered
+    ]
+    gold = {o.question.id: frozenset({f"art-{o.question.id}"}) for o in outcomes if o.question.answerable}
+    report = summarize("product", outcomes, seconds=2.0, gold=gold)
+    assert (report.answerable, report.unanswerable) == (3, 2)
+    assert report.recall_at_1 == round(1 / 3, 4)
+    assert report.recall_at_5 == round(2 / 3, 4)
+    assert report.answer_in_top_quote == round(2 / 3, 4)
+    assert report.answered_with_answer == round(1 / 3, 4)
+    assert report.mean_top_quote_words == round((3 + 5 + 1) / 3, 1)
+    assert report.declined_answerable == round(1 / 3, 4)
+    assert report.abstention_precision == 0.5  # two declines, one of them right
+    assert report.abstention_recall == 0.5  # two unanswerable, one declined
+    assert report.questions_per_second == 2.5
+    assert report.failures == ["b", "c", "e"]
+
+
+def test_summarize_leaves_out_what_it_cannot_count() -> None:
+    report = summarize("bm25", [Outcome(q("a"), True, (), "")], seconds=1.0)
+    assert report.recall_at_1 is None and report.abstention_precision is None and report.abstention_recall is None
+    assert report.answer_in_top_quote == 0.0
+
+
+def test_load_questions_reads_both_shared_formats(tmp_path: Path) -> None:
+    path = tmp_path / "qa.jsonl"
+    lines = [
+        {"id": "1", "question": "Who?", "answers": ["Son"], "evidence": "Son will", "answerable": True},
+        {"id": "2", "question": "Rain?", "answers": [], "answerable": False},
+        {"id": "3", "question": "Where?", "answers": [], "context_id": "p-1", "is_impossible": True},
+        {"id": "4", "question": "When?", "answers": ["2016"], "context_id": "p-2", "is_impossible": False},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n", encoding="utf-8")
+    questions = load_questions(path)
+    assert [x.answerable for x in questions] == [True, False, False, True]
+    assert questions[0].evidence == "Son will" and questions[3].context_id == "p-2"
+    assert [x.id for x in subsample(questions, every=2)] == ["1", "3"]
+    assert [x.id for x in subsample(questions, limit=1)] == ["1"]
+
+
+def test_evaluate_runs_product_and_baselines_on_a_cached_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_article(
+        corpus, "a.md", "Harbour bridge", "The harbour bridge opened in 1932. It carries eight lanes of traffic."
+    )
+    write_article(corpus, "b.md", "Mountain railway", "The mountain railway climbs 1,200 metres. Trains run hourly.")
+    index = cached_index([corpus], fake_embedder, tmp_path / "cache")
+    again = cached_index([corpus], fake_embedder, tmp_path / "cache")
+    assert again.folder == index.folder  # built once, reused
+    questions = [
+        EvalQuestion("1", "When did the harbour bridge open?", ("1932",), None, "a"),
+        EvalQuestion("2", "How high does the mountain railway climb?", ("1,200 metres",), None, "b"),
+    ]
+    for mode in ("product", "bm25", "dense"):
+        report, outcomes = evaluate(index, fake_embedder, questions, mode, threshold=0.0)
+        assert report.recall_at_1 == 1.0, mode
+        assert report.answer_in_top_quote == 1.0, mode
+        assert len(outcomes) == 2
+
+
+@pytest.mark.slow
+def test_bot_eval_reports_json_over_the_seed_corpus(tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    lines = [
+        {"id": "1", "question": "Who will chair Stargate?", "answers": ["Masayoshi Son"], "answerable": True},
+        {"id": "2", "question": "How do I bake sourdough bread?", "answers": [], "answerable": False},
+    ]
+    qa.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    result = bot("eval", str(qa), "--corpus", str(SEED_CORPUS), "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["questions"] == 2 and report["mode"] == "product"
+    assert report["answer_in_top_quote"] == 1.0
+    assert report["abstention_recall"] == 1.0 and report["abstention_precision"] == 1.0
+    baseline = bot(
+        "eval", str(qa), "--corpus", str(SEED_CORPUS), "--cache", str(tmp_path / "cache"), "--baseline", "bm25"
+    )
+    assert baseline.returncode == 0, baseline.stderr
+    assert json.loads(baseline.stdout)["mode"] == "bm25"
+
+
+def test_bot_eval_without_shared_sets_skips_cleanly(tmp_path: Path) -> None:
+    result = bot("eval", "--shared", str(tmp_path / "absent"))
+    assert result.returncode == 0 and "nothing to report" in result.stdout

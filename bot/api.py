@@ -295,6 +295,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             ],
         )
 
+    from bot.web import mount_web
+
+    mount_web(app)  # GET / (the question page) and /static
     return app
 
 

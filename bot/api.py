@@ -298,6 +298,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     from bot.web import mount_web
 
     mount_web(app)  # GET / (the question page) and /static
+    if settings.slack_bot_token or settings.slack_signing_secret:
+        from bot.slack_app import mount
+
+        mount(app, service)  # POST /slack/events
     return app
 
 

@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (BOT_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (BOT_PORT, default 8000)")
     serve.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
+
+    slack = commands.add_parser("slack", help="answer in Slack over Socket Mode (SLACK_BOT_TOKEN, SLACK_APP_TOKEN)")
+    slack.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
     return parser
 
 
@@ -220,7 +223,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval}
+def cmd_slack(args: argparse.Namespace) -> int:
+    from bot.slack_app import run_socket_mode
+
+    settings = _settings()
+    if args.index:
+        settings.index_dir = args.index
+    run_socket_mode(settings)
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval, "slack": cmd_slack}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,386 @@
+"""The Slack app: thin slack-bolt listeners over the same answering core as `/ask`.
+
+- `@bot question` in a channel → the answer in that message's thread (follow-ups too);
+- a direct message → the answer in the DM (in its thread when the question was in one);
+- `/ask question` → acknowledged at once, answered through the command's `response_url`,
+  only to the asker (BOT_SLACK_EPHEMERAL, default) with a "Share in channel" button;
+- 👍 / 👎 under every answer → stored in SQLite (bot/feedback.py), counted in /metrics;
+- the App Home tab → how to ask, examples, how many articles and how fresh.
+
+Two ways to connect: over HTTP (`mount()` adds `POST /slack/events` to the FastAPI app when
+SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set; bolt checks signatures and timestamps), or
+Socket Mode (`bot slack`, SLACK_APP_TOKEN; no public URL). The bolt app is the synchronous one:
+`dispatch` runs in a worker thread, acks go back at once, and answers are computed in bolt's
+listener threads, never on the event loop.
+
+Slack re-sends an event it thinks was not acknowledged (X-Slack-Retry-Num) and may deliver one
+message both as `app_mention` and as `message`: a middleware claims the event id and the
+message's channel+ts in SQLite first, so each question is answered once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client import Counter
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.answering import answer, validate_question
+from bot.errors import BotError, QuestionError
+from bot.feedback import FeedbackStore
+from bot.records import Answer
+from bot.slack_blocks import (
+    SHARE,
+    VOTE_DOWN,
+    VOTE_UP,
+    answer_blocks,
+    clean_question,
+    example_questions,
+    fallback_text,
+    home_view,
+    notice_blocks,
+)
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.embedding import Embedder
+    from bot.http_ops import Metrics
+    from bot.live_index import LiveIndex
+    from bot.settings import Settings
+
+log = logging.getLogger("bot.slack")
+
+QUOTES = 3
+EXAMPLE = "/ask Who will chair Stargate?"
+# Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), and the other xox? kinds.
+_TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class RedactTokens(logging.Filter):
+    """Blank out anything that looks like a Slack token, and the given secrets, in log records."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = _TOKEN.sub("(redacted token)", message)
+        for secret in self.secrets:
+            clean = clean.replace(secret, "(redacted)")
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+class Backend(Protocol):
+    """What the Slack app answers from: `bot.api.Service` in both modes."""
+
+    settings: Settings
+    embedder: Embedder | None
+    live: LiveIndex | None
+    metrics: Metrics
+
+    @property
+    def error(self) -> str: ...
+
+
+def api_base(url: str | None) -> str:
+    """The Web API base url WebClient wants (with the trailing slash), SLACK_API_URL or Slack's."""
+    return (url.rstrip("/") + "/") if url else WebClient.BASE_URL
+
+
+class SlackBot:
+    """The bolt app with its listeners, its SQLite memory and its metrics."""
+
+    def __init__(self, service: Backend, *, token: str, signing_secret: str | None) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.store = FeedbackStore(self.settings.data_dir / "slack.sqlite3")
+        log.addFilter(RedactTokens([token, signing_secret or ""]))
+        # Retry 429 `ratelimited` after its Retry-After, and dropped connections; other errors surface.
+        self.client = WebClient(
+            token=token,
+            base_url=api_base(self.settings.slack_api_url),
+            logger=log,
+            retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
+        )
+        self.app = App(
+            client=self.client,
+            signing_secret=signing_secret,
+            request_verification_enabled=signing_secret is not None,
+            token_verification_enabled=False,  # auth.test on the first event, not at start-up
+            logger=log,
+        )
+        self.deliveries = Counter(
+            "bot_slack_deliveries_total",
+            "Slack events received, by type and whether they were answered or skipped as duplicates.",
+            ["event", "outcome"],
+            registry=service.metrics.registry,
+        )
+        self._register()
+
+    # -- the answering core, shared by every listener ------------------------------------
+
+    def ask(self, question: str) -> Answer:
+        """Answer with the served index; BotError while the model or index is not loaded."""
+        live, embedder = self.service.live, self.service.embedder
+        index = live.current() if live is not None else None
+        if index is None or embedder is None:
+            raise BotError(self.service.error or "The articles are loading; ask again in a minute.")
+        settings = self.settings
+        result = answer(
+            index, embedder, question, QUOTES, threshold=settings.threshold, max_chars=settings.max_question_chars
+        )
+        self.service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
+        return result
+
+    def home(self) -> dict[str, Any]:
+        """The Home tab view for the current index."""
+        index = self.service.live.current() if self.service.live is not None else None
+        if index is None:
+            return home_view(articles=None, passages=None, built_at=None, newest=None, examples=[])
+        dated = sorted((a for a in index.articles if a.date), key=lambda a: a.date or "", reverse=True)
+        examples = example_questions(self.store.recent_questions(), [a.title for a in dated or index.articles])
+        return home_view(
+            articles=len(index.articles),
+            passages=len(index),
+            built_at=str(index.manifest.get("built_at", "")) or None,
+            newest=dated[0].date if dated else None,
+            examples=examples,
+        )
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.middleware(self._once)
+        app.event("app_mention")(self._on_mention)
+        app.event("message")(self._on_message)
+        app.event("app_home_opened")(self._on_home)
+        app.command("/ask")(self._on_command)
+        app.action(VOTE_UP)(self._on_vote)
+        app.action(VOTE_DOWN)(self._on_vote)
+        app.action(SHARE)(self._on_share)
+
+    def _once(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        """Let each event through once: retries and mention+message twins are acked and dropped."""
+        if body.get("type") != "event_callback":
+            return next()
+        event = body.get("event") or {}
+        keys = [f"event:{body['event_id']}"] if body.get("event_id") else []
+        if _answerable(event):
+            keys.append(f"message:{event.get('channel')}:{event.get('ts')}")
+        if keys and not self.store.claim(*keys):
+            self.deliveries.labels(str(event.get("type")), "duplicate").inc()
+            log.info("skipped a duplicate delivery of %s", keys[0])
+            return BoltResponse(status=200, body="")
+        self.deliveries.labels(str(event.get("type")), "taken").inc()
+        return next()
+
+    def _on_mention(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        if not _answerable(event):
+            return
+        channel = str(event["channel"])
+        direct = channel.startswith("D")
+        thread = event.get("thread_ts") or (None if direct else event["ts"])
+        self._reply(event, thread, context.get("bot_user_id"), "mention" if not direct else "dm")
+
+    def _on_message(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        if event.get("channel_type") != "im" or not _answerable(event):
+            return
+        self._reply(event, event.get("thread_ts"), context.get("bot_user_id"), "dm")
+
+    def _reply(self, event: dict[str, Any], thread: str | None, bot_user: str | None, surface: str) -> None:
+        channel, user = str(event["channel"]), str(event.get("user", ""))
+        question = clean_question(str(event.get("text", "")), bot_user)
+        try:
+            result = self.ask(question)
+        except QuestionError as exc:
+            self._post_notice(channel, user, thread, f"{exc}", private=surface == "mention")
+            return
+        except BotError as exc:
+            self._post_notice(channel, user, thread, f"I can't answer right now: {exc}", private=False)
+            return
+        answer_id = self.store.record_answer(result, surface, channel, user)
+        self._call(
+            "chat.postMessage",
+            channel=channel,
+            thread_ts=thread,
+            text=fallback_text(result),
+            blocks=answer_blocks(result, answer_id),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+    def _post_notice(self, channel: str, user: str, thread: str | None, text: str, *, private: bool) -> None:
+        """A hint or error: only to the asker in a channel, plainly in a DM."""
+        if private and user:
+            self._call("chat.postEphemeral", channel=channel, user=user, thread_ts=thread, text=text)
+        else:
+            self._call("chat.postMessage", channel=channel, thread_ts=thread, text=text, blocks=notice_blocks(text))
+
+    def _call(self, method: str, **params: Any) -> None:
+        """A Web API call whose failure is logged (the error code, never the token), not raised."""
+        try:
+            self.client.api_call(method, json={k: v for k, v in params.items() if v is not None})
+        except SlackApiError as exc:
+            log.warning("Slack %s failed: %s", method, exc.response.get("error", exc.response.status_code))
+        except OSError as exc:
+            log.warning("Slack %s failed: %s", method, exc)
+
+    def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        """/ask: ack within Slack's 3 s (with the error when the question is unusable), then answer."""
+        question = clean_question(str(command.get("text", "")))
+        try:
+            question = validate_question(question, QUOTES, self.settings.max_question_chars)
+        except QuestionError as exc:
+            ack(text=f"{exc} Usage: `{EXAMPLE}`", response_type="ephemeral")
+            return
+        ephemeral = self.settings.slack_ephemeral
+        response_type = "ephemeral" if ephemeral else "in_channel"
+        ack(response_type=response_type) if not ephemeral else ack()
+        try:
+            result = self.ask(question)
+        except BotError as exc:
+            self._respond(respond, text=f"I can't answer right now: {exc}", response_type="ephemeral")
+            return
+        answer_id = self.store.record_answer(result, "command", command.get("channel_id"), command.get("user_id"))
+        self._respond(
+            respond,
+            text=fallback_text(result),
+            blocks=answer_blocks(result, answer_id, share=ephemeral),
+            response_type=response_type,
+        )
+
+    def _respond(self, respond: Any, **message: Any) -> None:
+        try:
+            respond(**message)
+        except (SlackApiError, OSError) as exc:
+            log.warning("Slack response_url post failed: %s", exc)
+
+    def _on_vote(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        ack()
+        vote = "up" if action.get("action_id") == VOTE_UP else "down"
+        user = str((body.get("user") or {}).get("id", ""))
+        try:
+            changed = self.store.record_vote(str(action.get("value", "")), user, vote)
+        except KeyError:
+            self._respond(
+                respond, text="I no longer have that answer.", response_type="ephemeral", replace_original=False
+            )
+            return
+        if changed:
+            self.service.metrics.feedback.labels(vote=vote, channel="slack").inc()
+        thanks = "Thanks, noted: 👍." if vote == "up" else "Thanks, noted: 👎. Rephrasing the question may help."
+        self._respond(respond, text=thanks, response_type="ephemeral", replace_original=False)
+
+    def _on_share(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        """Post the asker's private /ask answer for everyone, then remove the private copy."""
+        ack()
+        answer_id = str(action.get("value", ""))
+        shown = self.store.answer(answer_id)
+        if shown is None:
+            self._respond(
+                respond, text="I no longer have that answer.", response_type="ephemeral", replace_original=False
+            )
+            return
+        blocks = answer_blocks(shown, answer_id)
+        user = str((body.get("user") or {}).get("id", ""))
+        if _USER_ID.match(user):
+            blocks.insert(0, {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{user}>"}]})
+        self._respond(
+            respond, text=fallback_text(shown), blocks=blocks, response_type="in_channel", replace_original=False
+        )
+        self._respond(respond, delete_original=True)
+
+    def _on_home(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return
+        self._call("views.publish", user_id=event["user"], view=self.home())
+
+    # -- Socket Mode -------------------------------------------------------------------------
+
+    def socket_mode_handler(self, app_token: str) -> SocketModeHandler:
+        """A Socket Mode connection for this app (not started)."""
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        log.addFilter(RedactTokens([app_token]))
+        return SocketModeHandler(self.app, app_token, logger=log, web_client=self.client)
+
+
+def _answerable(event: dict[str, Any]) -> bool:
+    """A person's new message or mention: no bot's (the bot's own included), no edits or joins."""
+    return (
+        event.get("type") in ("app_mention", "message")
+        and not event.get("bot_id")
+        and not event.get("subtype")
+        and bool(event.get("user"))
+        and bool(event.get("channel"))
+        and bool(event.get("ts"))
+    )
+
+
+def mount(app: FastAPI, service: Backend) -> SlackBot | None:
+    """Add `POST /slack/events` (events, commands, interactions) when the bot token and the
+    signing secret are set; returns the bot (also at `app.state.slack`), or None."""
+    from fastapi import Request, Response
+    from fastapi.concurrency import run_in_threadpool
+    from slack_bolt import BoltRequest
+
+    settings = service.settings
+    token, secret = settings.slack_bot_token, settings.slack_signing_secret
+    if token is None or secret is None:
+        if token is not None or secret is not None:
+            log.warning("Slack over HTTP needs both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; /slack/events is off.")
+        return None
+    bot = SlackBot(service, token=token.get_secret_value(), signing_secret=secret.get_secret_value())
+
+    async def slack_events(request: Request) -> Response:
+        body = (await request.body()).decode("utf-8", errors="replace")
+        bolt_request = BoltRequest(body=body, query=dict(request.query_params), headers=dict(request.headers))
+        # dispatch verifies, acks and hands listeners to bolt's threads; a worker thread keeps
+        # its first-event auth.test call off the event loop too.
+        result = await run_in_threadpool(bot.app.dispatch, bolt_request)
+        return Response(result.body, status_code=result.status, headers=result.first_headers_without_set_cookie())
+
+    # A plain Starlette route: the body goes to bolt untouched (its signature covers every byte).
+    app.router.add_route("/slack/events", slack_events, methods=["POST"], include_in_schema=False)
+
+    app.state.slack = bot
+    return bot
+
+
+def run_socket_mode(settings: Settings) -> None:
+    """Load the model and index, connect over Socket Mode, answer until interrupted."""
+    from bot.api import Service
+    from bot.http_ops import configure_logging
+
+    if settings.slack_bot_token is None or settings.slack_app_token is None:
+        raise BotError(
+            "Socket Mode needs SLACK_BOT_TOKEN (xoxb-…) and SLACK_APP_TOKEN (xapp-…, with connections:write): "
+            "see the README's Slack section."
+        )
+    configure_logging(settings.log_format, settings.log_level)
+    service = Service(settings, None)
+    service.load()
+    if service.live is None or service.live.current() is None:
+        raise BotError(service.error)
+    bot = SlackBot(service, token=settings.slack_bot_token.get_secret_value(), signing_secret=None)
+    handler = bot.socket_mode_handler(settings.slack_app_token.get_secret_value())
+    index = service.live.current()
+    count = len(index.articles) if index is not None else 0
+    print(f"Answering from {count} articles over Socket Mode; mention the bot, DM it or `{EXAMPLE}`.", flush=True)
+    try:
+        handler.start()  # type: ignore[no-untyped-call]
+    finally:
+        service.live.close()

@@ -1,0 +1,178 @@
+"""A fake Slack: a real HTTP server on loopback that records Web API calls and answers like Slack,
+plus helpers that sign requests the way Slack does (v0 HMAC-SHA256 of "v0:timestamp:body")."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+BOT_TOKEN = "xoxb-1111-2222-testtokenvalue"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+APP_TOKEN = "xapp-1-A111-2222-testapptoken"
+BOT_USER = "UBOT0001"
+TEAM = "T0000001"
+GONE = "CGONE001"  # a channel the fake says does not exist
+
+
+@dataclass
+class Call:
+    """One request the fake received."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def method(self) -> str:
+        return self.path.removeprefix("/api/")
+
+
+class FakeSlack:
+    """`with FakeSlack() as slack:` serves `slack.api_url` (for SLACK_API_URL) and
+    `slack.response_url(name)`; `slack.calls` lists what arrived, in order."""
+
+    def __init__(self, ratelimit_once: set[str] | None = None, retry_after: int = 1) -> None:
+        self.calls: list[Call] = []
+        self.ratelimited: list[Call] = []
+        self.ratelimit_once = set(ratelimit_once or ())
+        self.retry_after = retry_after
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                kind = self.headers.get("Content-Type", "")
+                body = json.loads(raw) if "json" in kind else dict(parse_qsl(raw))
+                call = Call(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                status, headers, reply = fake.reply(call)
+                data = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.api_url = self.url + "/api/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeSlack:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def response_url(self, name: str) -> str:
+        return f"{self.url}/response/{name}"
+
+    def reply(self, call: Call) -> tuple[int, dict[str, str], Any]:
+        """What Slack would answer; rate-limited methods get one 429 first."""
+        json_type = {"Content-Type": "application/json; charset=utf-8"}
+        with self.lock:
+            if call.method in self.ratelimit_once:
+                self.ratelimit_once.discard(call.method)
+                self.ratelimited.append(call)
+                return 429, {**json_type, "Retry-After": str(self.retry_after)}, {"ok": False, "error": "ratelimited"}
+            self.calls.append(call)
+        if call.path.startswith("/response/"):
+            return 200, {"Content-Type": "text/html"}, "ok"
+        if call.headers.get("authorization") != f"Bearer {BOT_TOKEN}":
+            return 200, json_type, {"ok": False, "error": "invalid_auth"}
+        ts = f"{time.time():.6f}"
+        replies: dict[str, dict[str, Any]] = {
+            "auth.test": {"url": "https://fake.slack.com/", "team": "Fake", "user": "qa-bot", "team_id": TEAM}
+            | {"user_id": BOT_USER, "bot_id": "BBOT0001", "is_enterprise_install": False},
+            "chat.postMessage": {
+                "channel": call.body.get("channel"),
+                "ts": ts,
+                "message": {"text": call.body.get("text")},
+            },
+            "chat.postEphemeral": {"message_ts": ts},
+            "views.publish": {"view": {"id": "V0001", **(call.body.get("view") or {})}},
+        }
+        if call.body.get("channel") == GONE:
+            return 200, json_type, {"ok": False, "error": "channel_not_found"}
+        if call.method not in replies:
+            return 200, json_type, {"ok": False, "error": "unknown_method"}
+        return 200, json_type, {"ok": True, **replies[call.method]}
+
+    def of(self, method: str) -> list[Call]:
+        """The recorded calls to one Web API method (or response url path)."""
+        with self.lock:
+            return [c for c in self.calls if c.method == method or c.path == method]
+
+
+def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's request signature headers for `body`."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+def event_body(event: dict[str, Any], event_id: str) -> str:
+    """An Events API `event_callback` envelope as JSON."""
+    return json.dumps(
+        {
+            "token": "legacy",
+            "team_id": TEAM,
+            "api_app_id": "A0000001",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+        }
+    )
+
+
+def mention(text: str, ts: str, channel: str = "C0000001", user: str = "UASKER01", **extra: Any) -> dict[str, Any]:
+    return {"type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}", "ts": ts, "channel": channel} | extra
+
+
+def command_body(text: str, response_url: str, user: str = "UASKER01", channel: str = "C0000001") -> str:
+    """A slash command POST body (form-encoded, as Slack sends it)."""
+    return urlencode(
+        {
+            "token": "legacy",
+            "team_id": TEAM,
+            "channel_id": channel,
+            "user_id": user,
+            "command": "/ask",
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": "1.2.3",
+            "api_app_id": "A0000001",
+        }
+    )
+
+
+def action_body(action_id: str, value: str, response_url: str, user: str = "UASKER01") -> str:
+    """A block_actions interaction POST body (form-encoded `payload=` JSON)."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM},
+        "user": {"id": user, "team_id": TEAM},
+        "api_app_id": "A0000001",
+        "container": {"type": "message", "message_ts": "1.1", "channel_id": "C0000001", "is_ephemeral": False},
+        "channel": {"id": "C0000001"},
+        "response_url": response_url,
+        "trigger_id": "1.2.3",
+        "actions": [{"type": "button", "action_id": action_id, "block_id": "feedback", "value": value}],
+    }
+    return urlencode({"payload": json.dumps(payload)})

@@ -1,0 +1,415 @@
+"""The Slack app end to end: really signed requests to /slack/events of a running server, whose
+Web API calls go to a fake Slack on loopback (tests/fake_slack.py); Socket Mode through the SDK's
+own envelope processing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+
+from bot.answering import answer
+from bot.api import create_app
+from bot.feedback import FeedbackStore
+from bot.indexer import build_index
+from bot.settings import Settings
+from bot.slack_blocks import SHARE, VOTE_UP, escape
+from bot.store import open_index
+from tests.conftest import SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
+from tests.fake_slack import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    BOT_USER,
+    GONE,
+    SIGNING_SECRET,
+    FakeSlack,
+    action_body,
+    command_body,
+    event_body,
+    mention,
+    sign,
+)
+
+DANGER = "The memo said <!channel> and <@U0123456> should read <https://evil.example|this> at once."
+
+
+@pytest.fixture(scope="module")
+def slack_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed corpus plus an article full of Slack markup, indexed with the fake embedder."""
+    corpus = tmp_path_factory.mktemp("slack") / "corpus"
+    corpus.mkdir()
+    for path in SEED_CORPUS.iterdir():
+        (corpus / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    write_article(
+        corpus,
+        "memo.md",
+        "Memo <!here> leaks",
+        f"Staff were surprised on Monday. {DANGER} Nobody replied to the memo.",
+        date="2025-02-01",
+        url="https://news.example/memo",
+    )
+    index_dir = corpus.parent / "index"
+    build_index(corpus, index_dir, FakeEmbedder())
+    return index_dir
+
+
+def slack_settings(index_dir: Path, data_dir: Path, fake: FakeSlack, **extra: Any) -> Settings:
+    values = {
+        "index_dir": index_dir,
+        "data_dir": data_dir,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.api_url,
+        **extra,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@contextmanager
+def running(index_dir: Path, data_dir: Path, fake: FakeSlack, embedder: Any = None, **extra: Any) -> Iterator[str]:
+    app = create_app(slack_settings(index_dir, data_dir, fake, **extra), embedder=embedder or FakeEmbedder())
+    with ServerThread(app) as server:
+        server.wait_ready()
+        yield server.url
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as slack:
+        yield slack
+
+
+@pytest.fixture
+def url(slack_index: Path, tmp_path: Path, fake: FakeSlack) -> Iterator[str]:
+    with running(slack_index, tmp_path / "data", fake) as base:
+        yield base
+
+
+def post(base: str, body: str, content_type: str = "application/json", **headers: str) -> httpx.Response:
+    signed = {"Content-Type": content_type, **sign(body), **headers}
+    return httpx.post(base + "/slack/events", content=body, headers=signed, timeout=10)
+
+
+def section_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    return [b["text"]["text"] for b in blocks if b["type"] == "section"]
+
+
+def expected_quote(index_dir: Path, question: str) -> str:
+    return answer(open_index(index_dir), FakeEmbedder(), question, 3).quotes[0].text
+
+
+def test_a_mention_is_answered_once_in_its_thread_with_the_verbatim_quote(
+    url: str, fake: FakeSlack, slack_index: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    question = "Who will be the chairman of Stargate?"
+    event = mention(question, ts="1700000000.000100")
+    response = post(url, event_body(event, "Ev001"))
+    assert response.status_code == 200
+    (call,) = wait_until(lambda: fake.of("chat.postMessage"))
+    assert call.body["channel"] == "C0000001" and call.body["thread_ts"] == "1700000000.000100"
+    quote = expected_quote(slack_index, question)
+    assert "\n" not in quote
+    assert f"*{escape(quote)}*" in section_texts(call.body["blocks"])[0]
+    assert escape(quote) in call.body["text"]
+    assert "Stargate" in json.dumps(call.body["blocks"]) and "<https://openai.com/index/announcing" in json.dumps(
+        call.body["blocks"]
+    )
+    assert [c.method for c in fake.calls] == ["auth.test", "chat.postMessage"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert BOT_TOKEN not in logged and SIGNING_SECRET not in logged
+
+
+def test_retries_and_twin_deliveries_are_answered_once(url: str, fake: FakeSlack) -> None:
+    first = event_body(mention("Who are the initial equity funders?", ts="1700000001.000100"), "Ev100")
+    assert post(url, first).status_code == 200
+    wait_until(lambda: fake.of("chat.postMessage"))
+    # Slack's retry of the same event, and the same DM message delivered as `message` and `app_mention`.
+    assert post(url, first, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}).status_code == 200
+    dm = {"user": "UASKER01", "text": "Who are the partners?", "ts": "1700000002.000100", "channel": "D0000001"}
+    assert post(url, event_body({"type": "message", "channel_type": "im", **dm}, "Ev101")).status_code == 200
+    assert post(url, event_body({"type": "app_mention", **dm}, "Ev102")).status_code == 200
+    wait_until(lambda: len(fake.of("chat.postMessage")) == 2)
+    # A new question afterwards is answered: by then any duplicate would have been too.
+    assert post(url, event_body(mention("Where is the buildout?", ts="1700000003.000100"), "Ev103")).status_code == 200
+    wait_until(lambda: any(c.body.get("thread_ts") == "1700000003.000100" for c in fake.of("chat.postMessage")))
+    posts = fake.of("chat.postMessage")
+    assert sorted(str(c.body.get("thread_ts")) for c in posts) == ["1700000001.000100", "1700000003.000100", "None"]
+    metrics = httpx.get(url + "/metrics").text
+    assert 'bot_slack_deliveries_total{event="app_mention",outcome="duplicate"} 2.0' in metrics
+
+
+@pytest.mark.parametrize(
+    "headers_for",
+    [
+        lambda body: sign(body, secret="not-the-secret"),
+        lambda body: sign(body, timestamp=int(time.time()) - 600),  # replayed ten minutes later
+        lambda body: sign(body.replace("Stargate", "Stargаte")),  # signed, then altered
+        lambda body: {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=00"},
+        lambda body: {},
+    ],
+    ids=["wrong-secret", "stale", "tampered", "garbage", "unsigned"],
+)
+def test_bad_or_stale_signatures_get_401_and_no_answer(
+    url: str, fake: FakeSlack, headers_for: Callable[[str], dict[str, str]]
+) -> None:
+    body = event_body(mention("Who will chair Stargate?", ts="1700000004.000100"), "Ev200")
+    headers = {"Content-Type": "application/json", **headers_for(body)}
+    assert httpx.post(url + "/slack/events", content=body, headers=headers).status_code == 401
+    good = event_body(mention("Who will chair Stargate?", ts="1700000005.000100"), "Ev201")
+    assert post(url, good).status_code == 200
+    (call,) = wait_until(lambda: fake.of("chat.postMessage"))
+    assert call.body["thread_ts"] == "1700000005.000100"  # only the signed one
+
+
+def test_url_verification_echoes_the_challenge(url: str) -> None:
+    body = json.dumps(
+        {
+            "token": "legacy",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification",
+        }
+    )
+    response = post(url, body)
+    assert response.status_code == 200
+    assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+
+
+def test_ask_command_is_acked_at_once_then_answered_privately_and_shareable(
+    url: str, fake: FakeSlack, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    response = post(
+        url, command_body("Who will chair Stargate?", fake.response_url("cmd1")), "application/x-www-form-urlencoded"
+    )
+    acked = time.monotonic() - started
+    assert response.status_code == 200 and acked < 3.0
+    (reply,) = wait_until(lambda: fake.of("/response/cmd1"))
+    assert reply.body["response_type"] == "ephemeral"
+    assert "Masayoshi Son" in json.dumps(reply.body["blocks"], ensure_ascii=False)
+    buttons = reply.body["blocks"][-1]["elements"]
+    share = next(b for b in buttons if b["action_id"] == SHARE)
+    # "Share in channel": the same answer for everyone, then the private copy goes.
+    assert (
+        post(
+            url, action_body(SHARE, share["value"], fake.response_url("share1")), "application/x-www-form-urlencoded"
+        ).status_code
+        == 200
+    )
+    shared, removed = wait_until(lambda: (c := fake.of("/response/share1")) and len(c) == 2 and c)
+    assert shared.body["response_type"] == "in_channel" and shared.body["replace_original"] is False
+    assert "Shared by <@UASKER01>" in json.dumps(shared.body["blocks"])
+    assert "Masayoshi Son" in json.dumps(shared.body["blocks"], ensure_ascii=False)
+    assert removed.body["delete_original"] is True
+
+
+def test_ask_command_without_a_question_gets_usage_in_the_ack(url: str, fake: FakeSlack) -> None:
+    response = post(url, command_body("   ", fake.response_url("cmd2")), "application/x-www-form-urlencoded")
+    assert response.status_code == 200 and response.json()["response_type"] == "ephemeral"
+    assert (
+        "The question is empty" in response.json()["text"]
+        and "/ask Who will chair Stargate?" in response.json()["text"]
+    )
+    assert not fake.of("/response/cmd2")
+
+
+def test_ask_command_in_channel_when_not_ephemeral(slack_index: Path, tmp_path: Path, fake: FakeSlack) -> None:
+    with running(slack_index, tmp_path / "data", fake, slack_ephemeral=False) as base:
+        response = post(
+            base, command_body("Who will chair Stargate?", fake.response_url("c3")), "application/x-www-form-urlencoded"
+        )
+        assert response.status_code == 200 and response.json()["response_type"] == "in_channel"
+        (reply,) = wait_until(lambda: fake.of("/response/c3"))
+    assert reply.body["response_type"] == "in_channel"
+    assert SHARE not in json.dumps(reply.body["blocks"])
+
+
+def test_a_thumbs_up_is_stored_and_counted(url: str, fake: FakeSlack, tmp_path: Path) -> None:
+    assert (
+        post(url, event_body(mention("Who will chair Stargate?", ts="1700000006.000100"), "Ev300")).status_code == 200
+    )
+    (call,) = wait_until(lambda: fake.of("chat.postMessage"))
+    answer_id = call.body["blocks"][-1]["elements"][0]["value"]
+    for _ in range(2):  # a double click counts once
+        body = action_body(VOTE_UP, answer_id, fake.response_url("vote"), user="UVOTER01")
+        assert post(url, body, "application/x-www-form-urlencoded").status_code == 200
+    wait_until(lambda: len(fake.of("/response/vote")) == 2)
+    (vote,) = FeedbackStore(tmp_path / "data" / "slack.sqlite3").votes()
+    assert (vote.user, vote.vote, vote.question) == ("UVOTER01", "up", "Who will chair Stargate?")
+    assert [q["text"] for q in vote.quotes] and all(
+        q["text"] in json.dumps(call.body["blocks"], ensure_ascii=False).replace("&amp;", "&") for q in vote.quotes
+    )
+    assert 'bot_feedback_total{channel="slack",vote="up"} 1.0' in httpx.get(url + "/metrics").text
+
+
+def test_an_article_full_of_slack_markup_renders_harmless(url: str, fake: FakeSlack, slack_index: Path) -> None:
+    question = "What did the memo say staff should read?"
+    assert expected_quote(slack_index, question) == DANGER
+    assert post(url, event_body(mention(question, ts="1700000007.000100"), "Ev400")).status_code == 200
+    (call,) = wait_until(lambda: fake.of("chat.postMessage"))
+    sent = json.dumps(call.body["blocks"]) + call.body["text"]
+    for markup in ("<!channel>", "<@U0123456>", "<https://evil.example", "<!here>"):
+        assert markup not in sent
+    assert "&lt;!channel&gt;" in sent and "&lt;@U0123456&gt;" in sent
+    assert "<https://news.example/memo|link>" in sent
+
+
+def test_direct_messages_are_answered_in_the_dm_and_bot_messages_ignored(url: str, fake: FakeSlack) -> None:
+    ignored = [
+        {
+            "type": "message",
+            "channel_type": "im",
+            "bot_id": "BOTHER",
+            "text": "Who will chair Stargate?",
+            "user": "U2",
+            "ts": "1.1",
+            "channel": "D1",
+        },
+        {"type": "message", "channel_type": "im", "subtype": "message_changed", "ts": "1.2", "channel": "D1"},
+        {
+            "type": "message",
+            "channel_type": "im",
+            "user": BOT_USER,
+            "text": "my own answer",
+            "ts": "1.3",
+            "channel": "D1",
+        },
+        {
+            "type": "message",
+            "channel_type": "channel",
+            "user": "U2",
+            "text": "Who will chair Stargate?",
+            "ts": "1.4",
+            "channel": "C1",
+        },
+    ]
+    for n, event in enumerate(ignored):
+        assert post(url, event_body(event, f"Ev5{n:02d}")).status_code == 200
+    in_thread = {"type": "message", "channel_type": "im", "user": "U2", "text": "Who will chair Stargate?"}
+    assert (
+        post(url, event_body({**in_thread, "ts": "2.1", "thread_ts": "2.0", "channel": "D1"}, "Ev510")).status_code
+        == 200
+    )
+    assert post(url, event_body({**in_thread, "ts": "2.2", "channel": "D1"}, "Ev511")).status_code == 200
+    posts = wait_until(lambda: (p := fake.of("chat.postMessage")) and len(p) == 2 and p)
+    assert sorted(str(p.body.get("thread_ts")) for p in posts) == ["2.0", "None"]
+    assert {p.body["channel"] for p in posts} == {"D1"}
+
+
+def test_an_empty_mention_gets_a_private_hint(url: str, fake: FakeSlack) -> None:
+    assert post(url, event_body(mention("", ts="1700000008.000100"), "Ev600")).status_code == 200
+    (hint,) = wait_until(lambda: fake.of("chat.postEphemeral"))
+    assert hint.body["user"] == "UASKER01" and "The question is empty" in hint.body["text"]
+    assert not fake.of("chat.postMessage")
+
+
+def test_home_tab_shows_how_to_ask_and_the_corpus(url: str, fake: FakeSlack) -> None:
+    event = {"type": "app_home_opened", "user": "UASKER01", "channel": "D1", "tab": "home", "event_ts": "1.0"}
+    assert post(url, event_body(event, "Ev700")).status_code == 200
+    (call,) = wait_until(lambda: fake.of("views.publish"))
+    view = json.dumps(call.body["view"], ensure_ascii=False)
+    assert call.body["user_id"] == "UASKER01"
+    assert "*2* articles" in view and "/ask" in view and "2025-02-01" in view
+    assert "What does “Memo &lt;!here&gt; leaks” say?" in view
+
+
+def test_ratelimited_posts_are_retried_after_retry_after(slack_index: Path, tmp_path: Path) -> None:
+    with (
+        FakeSlack(ratelimit_once={"chat.postMessage"}, retry_after=1) as fake,
+        running(slack_index, tmp_path / "d", fake) as base,
+    ):
+        assert post(base, event_body(mention("Who will chair Stargate?", ts="1.5"), "Ev800")).status_code == 200
+        (call,) = wait_until(lambda: fake.of("chat.postMessage"), timeout=30)
+        (limited,) = fake.ratelimited
+        assert call.at - limited.at >= 1.0
+        assert call.body["thread_ts"] == "1.5"
+
+
+def test_slack_web_api_errors_are_logged_not_fatal(url: str, fake: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.slack")
+    assert (
+        post(url, event_body(mention("Who will chair Stargate?", ts="1.6", channel=GONE), "Ev900")).status_code == 200
+    )
+    wait_until(lambda: "Slack chat.postMessage failed: channel_not_found" in caplog.text)
+    assert post(url, event_body(mention("Who will chair Stargate?", ts="1.61"), "Ev901")).status_code == 200
+    wait_until(lambda: [c for c in fake.of("chat.postMessage") if c.body["channel"] == "C0000001"])
+
+
+def test_a_wrong_token_is_never_logged(slack_index: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with FakeSlack() as fake:
+        settings = slack_settings(slack_index, tmp_path / "d", fake, SLACK_BOT_TOKEN="xoxb-wrong-token-0000")
+        with ServerThread(create_app(settings, embedder=FakeEmbedder())) as server:
+            server.wait_ready()
+            assert post(server.url, event_body(mention("Who?", ts="1.62"), "Ev902")).status_code == 200
+            wait_until(lambda: fake.of("auth.test"))
+            assert httpx.get(server.url + "/healthz").status_code == 200
+        assert not fake.of("chat.postMessage")
+    assert "xoxb-wrong-token-0000" not in caplog.text
+
+
+def test_slack_is_off_without_both_secrets(slack_index: Path, tmp_path: Path) -> None:
+    with ServerThread(
+        create_app(
+            Settings(index_dir=slack_index, data_dir=tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN), embedder=FakeEmbedder()
+        )
+    ) as server:  # type: ignore[call-arg]
+        assert httpx.post(server.url + "/slack/events", content="{}").status_code in (404, 405)
+
+
+def test_socket_mode_envelopes_are_acked_and_answered(slack_index: Path, tmp_path: Path, fake: FakeSlack) -> None:
+    """Through the SDK's own Socket Mode client: a raw envelope as the websocket would deliver it."""
+    from bot.api import Service
+    from bot.slack_app import SlackBot
+
+    settings = slack_settings(slack_index, tmp_path / "d", fake, SLACK_APP_TOKEN=APP_TOKEN)
+    service = Service(settings, FakeEmbedder())
+    service.load()
+    bot = SlackBot(service, token=BOT_TOKEN, signing_secret=None)
+    handler = bot.socket_mode_handler(APP_TOKEN)
+    sent: list[Any] = []
+    handler.client.send_socket_mode_response = sent.append  # type: ignore[method-assign]
+    try:
+        event = mention("Who will chair Stargate?", ts="1.7")
+        envelope = {"type": "events_api", "envelope_id": "env-1", "accepts_response_payload": False}
+        envelope["payload"] = json.loads(event_body(event, "Ev1000"))
+        handler.client.enqueue_message(json.dumps(envelope))
+        handler.client.enqueue_message(
+            json.dumps({**envelope, "envelope_id": "env-2", "retry_attempt": 1, "retry_reason": "timeout"})
+        )
+        (call,) = wait_until(lambda: fake.of("chat.postMessage"))
+        assert call.body["thread_ts"] == "1.7" and "Masayoshi Son" in json.dumps(
+            call.body["blocks"], ensure_ascii=False
+        )
+        wait_until(lambda: len(sent) == 2)
+        assert sorted(r.envelope_id for r in sent) == ["env-1", "env-2"]
+        command = {"type": "slash_commands", "envelope_id": "env-3", "accepts_response_payload": True}
+        command["payload"] = dict(parse_qsl(command_body("Who will chair Stargate?", fake.response_url("sm"))))
+        handler.client.enqueue_message(json.dumps(command))
+        (reply,) = wait_until(lambda: fake.of("/response/sm"))
+        assert "Masayoshi Son" in json.dumps(reply.body["blocks"], ensure_ascii=False)
+        assert len(fake.of("chat.postMessage")) == 1
+    finally:
+        handler.client.close()
+        assert service.live is not None
+        service.live.close()
+
+
+@pytest.mark.slow
+def test_a_mention_is_answered_with_the_real_model(
+    seed_index: Path, real_embedder: Any, tmp_path: Path, fake: FakeSlack
+) -> None:
+    with running(seed_index, tmp_path / "data", fake, embedder=real_embedder) as base:
+        assert post(base, event_body(mention("Who will chair Stargate?", ts="1.8"), "Ev1100")).status_code == 200
+        (call,) = wait_until(lambda: fake.of("chat.postMessage"))
+    first = section_texts(call.body["blocks"])[0]
+    assert "*Masayoshi Son, SoftBank’s Chairman &amp; CEO, will be the chairman of Stargate.*" in first
+    assert call.body["thread_ts"] == "1.8"

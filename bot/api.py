@@ -302,6 +302,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         from bot.slack_app import mount
 
         mount(app, service)  # POST /slack/events
+    from bot.ingest_http import add_article_routes
+
+    add_article_routes(app, service)  # POST /articles, DELETE /articles/{id}
     return app
 
 

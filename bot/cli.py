@@ -65,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--full", action="store_true", help="with --shared: every question, no subsampling")
     evaluate.add_argument("--output", type=Path, help="also write the JSON report to this file")
 
+    ingest = commands.add_parser("ingest", help="add articles from files, folders, .jsonl, URLs or feeds")
+    ingest.add_argument("sources", nargs="*", metavar="SOURCE", help="file, folder, .jsonl or http(s) URL")
+    ingest.add_argument("--feed", action="append", default=[], metavar="URL", help="an RSS/Atom feed (repeatable)")
+    ingest.add_argument("--corpus", type=Path, help="corpus folder to add to (BOT_CORPUS_DIR)")
+    ingest.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
+    ingest.add_argument("--strict", action="store_true", help="exit 1 when any source was rejected")
+
+    watch = commands.add_parser("watch", help="re-index whenever corpus files are added, changed or deleted")
+    watch.add_argument("--corpus", type=Path, help="corpus folder to watch (BOT_CORPUS_DIR)")
+    watch.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
+
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="address to bind (BOT_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (BOT_PORT, default 8000)")
@@ -103,6 +114,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         get_embedder(settings.model),
         progress=sys.stderr.isatty(),
         approximate_above=settings.approximate_above,
+        full=args.full,
     )
     print(
         f"Indexed {report.articles} articles into {report.passages} passages "
@@ -213,6 +225,54 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from bot.embedding import get_embedder
+    from bot.ingest import ingest
+
+    settings = _settings()
+    if not args.sources and not args.feed:
+        raise BotError("Name something to ingest: a file, folder, .jsonl, http(s) URL, or --feed URL.")
+    report, build = ingest(
+        args.sources,
+        args.feed,
+        args.corpus or settings.corpus_dir,
+        args.index or settings.index_dir,
+        get_embedder(settings.model),
+        allow_private=settings.allow_private_urls,
+        progress=sys.stderr.isatty(),
+        approximate_above=settings.approximate_above,
+    )
+    for outcome in report.outcomes:
+        print(outcome.line(), file=sys.stderr if outcome.status == "rejected" else sys.stdout)
+    print(report.summary() + ".")
+    if build is not None:
+        print(
+            f"Indexed {build.articles} articles ({build.passages} passages; {build.embedded} texts embedded, "
+            f"the rest cached) in {build.seconds:.1f}s: version {build.version}"
+        )
+    return 1 if args.strict and report.count("rejected") else 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from bot.embedding import get_embedder
+    from bot.watcher import watch
+
+    settings = _settings()
+    corpus, index_dir = args.corpus or settings.corpus_dir, args.index or settings.index_dir
+    print(f"Watching {corpus} (Ctrl-C to stop); the index in {index_dir} follows it.", flush=True)
+    watch(
+        corpus,
+        index_dir,
+        get_embedder(settings.model),
+        on_build=lambda r: print(
+            f"Indexed {r.articles} articles ({r.embedded} texts embedded) in {r.seconds:.1f}s: {r.version}", flush=True
+        ),
+        on_error=lambda e: print(f"error: {e}", file=sys.stderr, flush=True),
+        approximate_above=settings.approximate_above,
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.api import serve
 
@@ -233,7 +293,15 @@ def cmd_slack(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval, "slack": cmd_slack}
+COMMANDS = {
+    "index": cmd_index,
+    "ingest": cmd_ingest,
+    "watch": cmd_watch,
+    "ask": cmd_ask,
+    "serve": cmd_serve,
+    "eval": cmd_eval,
+    "slack": cmd_slack,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

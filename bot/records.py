@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, Field
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +78,10 @@ class ArticleRef(BaseModel):
     url: str | None = None
     source: str | None = None
     also_reported_by: list[CopyRef] | None = Field(
-        default=None, description="Near-identical copies of the article elsewhere; absent when there are none."
+        default=None,
+        exclude_if=lambda copies: not copies,  # absent, not empty, for articles nobody copied
+        description="Near-identical copies of the article published elsewhere; absent when there are none.",
     )
-
-    @model_serializer(mode="wrap")
-    def _drop_empty_copies(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict) and not data.get("also_reported_by"):
-            data.pop("also_reported_by", None)
-        return data
 
 
 class Quote(BaseModel):

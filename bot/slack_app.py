@@ -59,18 +59,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.slack")
 
 QUOTES = 3
-EXAMPLE = "/ask Who will chair Stargate?"
+COMMAND = "/ask"  # as in slack_manifest.yaml
+EXAMPLE = f"{COMMAND} Who will chair Stargate?"
 # Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), and the other xox? kinds.
 _TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class RedactTokens(logging.Filter):
-    """Blank out anything that looks like a Slack token, and the given secrets, in log records."""
+    """Blank out anything that looks like a Slack token, and the known secrets, in log records."""
 
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -80,6 +81,11 @@ class RedactTokens(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         return True
+
+
+# On the one logger that bolt, the Web API client and the Socket Mode client are all given.
+_redact = RedactTokens()
+log.addFilter(_redact)
 
 
 class Backend(Protocol):
@@ -106,7 +112,7 @@ class SlackBot:
         self.service = service
         self.settings = service.settings
         self.store = FeedbackStore(self.settings.data_dir / "slack.sqlite3")
-        log.addFilter(RedactTokens([token, signing_secret or ""]))
+        _redact.secrets.update(s for s in (token, signing_secret) if s)
         # Retry 429 `ratelimited` after its Retry-After, and dropped connections; other errors surface.
         self.client = WebClient(
             token=token,
@@ -167,7 +173,7 @@ class SlackBot:
         app.event("app_mention")(self._on_mention)
         app.event("message")(self._on_message)
         app.event("app_home_opened")(self._on_home)
-        app.command("/ask")(self._on_command)
+        app.command(COMMAND)(self._on_command)
         app.action(VOTE_UP)(self._on_vote)
         app.action(VOTE_DOWN)(self._on_vote)
         app.action(SHARE)(self._on_share)
@@ -314,7 +320,7 @@ class SlackBot:
         """A Socket Mode connection for this app (not started)."""
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        log.addFilter(RedactTokens([app_token]))
+        _redact.secrets.add(app_token)
         return SocketModeHandler(self.app, app_token, logger=log, web_client=self.client)
 
 
@@ -361,7 +367,9 @@ def mount(app: FastAPI, service: Backend) -> SlackBot | None:
 
 
 def run_socket_mode(settings: Settings) -> None:
-    """Load the model and index, connect over Socket Mode, answer until interrupted."""
+    """Check the tokens, load the model and index, connect over Socket Mode, answer until Ctrl-C."""
+    import threading
+
     from bot.api import Service
     from bot.http_ops import configure_logging
 
@@ -372,15 +380,36 @@ def run_socket_mode(settings: Settings) -> None:
         )
     configure_logging(settings.log_format, settings.log_level)
     service = Service(settings, None)
-    service.load()
-    if service.live is None or service.live.current() is None:
-        raise BotError(service.error)
     bot = SlackBot(service, token=settings.slack_bot_token.get_secret_value(), signing_secret=None)
     handler = bot.socket_mode_handler(settings.slack_app_token.get_secret_value())
-    index = service.live.current()
-    count = len(index.articles) if index is not None else 0
-    print(f"Answering from {count} articles over Socket Mode; mention the bot, DM it or `{EXAMPLE}`.", flush=True)
     try:
-        handler.start()  # type: ignore[no-untyped-call]
+        try:
+            name = bot.client.auth_test().get("user", "the bot")
+        except SlackApiError as exc:
+            raise BotError(
+                f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): use the Bot User OAuth Token "
+                "(xoxb-…) from the app's OAuth & Permissions page."
+            ) from None
+        except OSError as exc:
+            raise BotError(f"Cannot reach Slack at {api_base(settings.slack_api_url)}: {exc}") from None
+        service.load()
+        index = service.live.current() if service.live is not None else None
+        if index is None:
+            raise BotError(service.error)
+        try:
+            handler.connect()  # type: ignore[no-untyped-call]
+        except SlackApiError as exc:
+            raise BotError(
+                f"Slack refused the Socket Mode connection ({exc.response.get('error')}): SLACK_APP_TOKEN must be "
+                "an app-level token (xapp-…) with connections:write, and Socket Mode must be on."
+            ) from None
+        print(
+            f"Connected as @{name} over Socket Mode, answering from {len(index.articles)} articles: "
+            f"mention the bot, DM it or `{EXAMPLE}`. Ctrl-C stops.",
+            flush=True,
+        )
+        threading.Event().wait()
     finally:
-        service.live.close()
+        handler.close()  # type: ignore[no-untyped-call]
+        if service.live is not None:
+            service.live.close()

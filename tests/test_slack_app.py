@@ -23,7 +23,7 @@ from bot.indexer import build_index
 from bot.settings import Settings
 from bot.slack_blocks import SHARE, VOTE_UP, escape
 from bot.store import open_index
-from tests.conftest import SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
+from tests.conftest import ROOT, SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
 from tests.fake_slack import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -138,8 +138,10 @@ def test_retries_and_twin_deliveries_are_answered_once(url: str, fake: FakeSlack
     assert post(url, event_body({"type": "message", "channel_type": "im", **dm}, "Ev101")).status_code == 200
     assert post(url, event_body({"type": "app_mention", **dm}, "Ev102")).status_code == 200
     wait_until(lambda: len(fake.of("chat.postMessage")) == 2)
-    # A new question afterwards is answered: by then any duplicate would have been too.
-    assert post(url, event_body(mention("Where is the buildout?", ts="1700000003.000100"), "Ev103")).status_code == 200
+    # A retry of an event whose first delivery never arrived is answered; by the time it is, any
+    # duplicate answer above would have been posted too.
+    retried = event_body(mention("Where is the buildout?", ts="1700000003.000100"), "Ev103")
+    assert post(url, retried, **{"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_error"}).status_code == 200
     wait_until(lambda: any(c.body.get("thread_ts") == "1700000003.000100" for c in fake.of("chat.postMessage")))
     posts = fake.of("chat.postMessage")
     assert sorted(str(c.body.get("thread_ts")) for c in posts) == ["1700000001.000100", "1700000003.000100", "None"]
@@ -413,3 +415,71 @@ def test_a_mention_is_answered_with_the_real_model(
     first = section_texts(call.body["blocks"])[0]
     assert "*Masayoshi Son, SoftBank’s Chairman &amp; CEO, will be the chairman of Stargate.*" in first
     assert call.body["thread_ts"] == "1.8"
+
+
+def test_the_manifest_asks_for_what_the_app_uses() -> None:
+    import yaml
+
+    from bot.slack_app import COMMAND
+
+    manifest = yaml.safe_load((ROOT / "bot" / "slack_manifest.yaml").read_text(encoding="utf-8"))
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
+        "app_mentions:read",
+        "chat:write",
+        "commands",
+        "im:history",
+    ]
+    settings = manifest["settings"]
+    assert sorted(settings["event_subscriptions"]["bot_events"]) == ["app_home_opened", "app_mention", "message.im"]
+    assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"] is True
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == COMMAND
+    home = manifest["features"]["app_home"]
+    assert home["home_tab_enabled"] and home["messages_tab_enabled"] and not home["messages_tab_read_only_enabled"]
+
+
+def test_bot_slack_without_tokens_says_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    assert main(["slack"]) == 1
+    error = capsys.readouterr().err
+    assert "SLACK_BOT_TOKEN" in error and "SLACK_APP_TOKEN" in error and "README" in error
+
+
+@pytest.mark.slow
+def test_bot_slack_checks_both_tokens_with_slack(
+    seed_index: Path,
+    real_embedder: Any,
+    tmp_path: Path,
+    fake: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setattr("bot.http_ops.configure_logging", lambda *args: None)
+    for name, value in {
+        "SLACK_API_URL": fake.api_url,
+        "SLACK_APP_TOKEN": "xapp-1-not-valid",
+        "BOT_DATA_DIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-not-valid")
+    assert main(["slack", "--index", str(seed_index)]) == 1
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in capsys.readouterr().err
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    from bot.settings import get_settings
+
+    get_settings.cache_clear()
+    assert main(["slack", "--index", str(seed_index)]) == 1
+    assert "Slack refused the Socket Mode connection (invalid_auth)" in capsys.readouterr().err
+    assert [c.method for c in fake.calls][-1] == "apps.connections.open"
+
+
+def test_anything_like_a_token_is_redacted_from_the_slack_log(caplog: pytest.LogCaptureFixture) -> None:
+    from bot.slack_app import log
+
+    caplog.set_level(logging.DEBUG, logger="bot.slack")
+    log.debug("headers: %s", {"Authorization": "Bearer xoxb-9999-8888-abcdef", "app": "xapp-1-A1-2-xyz"})
+    assert "xoxb-9999" not in caplog.text and "xapp-1-A1" not in caplog.text
+    assert caplog.text.count("(redacted token)") == 2

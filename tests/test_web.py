@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from bot.api import create_app
 from bot.settings import Settings
@@ -58,6 +59,7 @@ def browser() -> Iterator[Any]:
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); set BOT_REQUIRE_BROWSER=1 to fail instead")
     from playwright.sync_api import sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield chromium
@@ -65,7 +67,11 @@ def browser() -> Iterator[Any]:
 
 
 class Page:
-    """A Playwright page plus what went wrong in it (script errors, CSP violations)."""
+    """A Playwright page plus what went wrong in it (script errors, CSP violations).
+
+    Waits use locators and `expect`: `wait_for_function` with a string needs eval, which the
+    page's CSP rightly forbids.
+    """
 
     def __init__(self, browser: Any, **context: Any) -> None:
         self.context = browser.new_context(viewport={"width": 1200, "height": 900}, **context)
@@ -187,11 +193,11 @@ def test_a_shared_link_runs_its_question_and_history_goes_back(web: Page, real_s
     assert "Masayoshi Son" in page.locator("#results mark").first.inner_text()
     page.get_by_role("button", name="How much will the Stargate Project invest?").click()
     page.wait_for_url(re.compile(r"q=How"))
-    page.wait_for_function("document.querySelector('#q').value.startsWith('How much')")
+    expect(page.get_by_label("Your question")).to_have_value("How much will the Stargate Project invest?")
     page.locator("#results mark").first.wait_for()
     page.go_back()
-    page.wait_for_function(f"document.querySelector('#q').value === {CHAIR!r}")
-    page.wait_for_function("document.querySelector('#results mark')?.textContent.includes('Masayoshi Son')")
+    expect(page.get_by_label("Your question")).to_have_value(CHAIR)
+    expect(page.locator("#results mark").first).to_contain_text("Masayoshi Son")
 
 
 def test_keyboard_slash_focuses_the_box_and_tab_order_follows_the_page(web: Page, real_server: ServerThread) -> None:
@@ -274,7 +280,7 @@ def test_index_not_loaded_says_so_and_what_to_run(web: Page, tmp_path: Path) -> 
         assert "The server is not ready to answer yet" in alert.inner_text()
         assert "bot index" in alert.inner_text()
         page.get_by_role("link", name="Articles").click()
-        page.wait_for_function("document.querySelector('#articles-status').textContent.includes('bot index')")
+        expect(page.locator("#articles-status")).to_contain_text("bot index")
 
 
 def test_server_down_is_a_clear_error(web: Page, fake_seed_index: Path) -> None:
@@ -317,7 +323,7 @@ def test_api_key_is_asked_once_and_kept_for_the_session(web: Page, fake_seed_ind
         box = page.get_by_label("Your question")
         box.fill("Who are the technology partners?")
         box.press("Enter")
-        page.wait_for_function("document.querySelector('#status').textContent.includes('best first')")
+        expect(page.locator("#status")).to_contain_text("best first")
         assert not dialog.is_visible()
         assert sent[3:] == ["Bearer s3cret", "Bearer s3cret"]
 
@@ -364,7 +370,7 @@ def test_article_text_is_never_markup(web: Page, tmp_path: Path) -> None:
         corpus,
         "evil.md",
         '<img src=x onerror="window.pwned=1">Rocket news',
-        "🚀🚀 Launch day. <script>window.pwned=1</script> The rocket named Zephyr will launch from Kourou in March.",
+        "🚀🚀 Launch day is near.\n\n<script>window.pwned=1</script>\n\nThe rocket named Zephyr will launch from Kourou in March.",
         url="javascript:window.pwned=1",
     )
     index_dir = tmp_path / "index"
@@ -375,8 +381,9 @@ def test_article_text_is_never_markup(web: Page, tmp_path: Path) -> None:
         ask(web, server, "Where will the rocket named Zephyr launch from?")
         page.locator("#results .card").first.wait_for()
         card = page.locator("#results .card").first
-        answer = httpx.post(server.url + "/ask", json={"question": "Where will the rocket named Zephyr launch"}).json()
-        quote_text = answer["quotes"][0]["text"]
+        answer = httpx.post(server.url + "/ask", json={"question": "Where will the rocket named Zephyr launch from?"})
+        quote_text = answer.json()["quotes"][0]["text"]
+        assert quote_text.startswith("The rocket named Zephyr"), "the quote must sit after the emoji"
         assert card.locator("mark").inner_text() == quote_text
         assert "<script>" in card.locator("blockquote").inner_text()
         assert card.locator("img, script").count() == 0

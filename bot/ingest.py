@@ -118,6 +118,8 @@ class CorpusWriter:
         Path(self.lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
             self.corpus_dir.mkdir(parents=True, exist_ok=True)
+            for leftover in [*self.corpus_dir.glob(".tmp-*"), *self.corpus_dir.glob(".probe-*")]:
+                leftover.unlink(missing_ok=True)  # from a writer killed mid-write; never part of the corpus
             catalog = Catalog(self.articles())
             for item in items:
                 if isinstance(item, Rejection):

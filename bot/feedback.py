@@ -108,13 +108,14 @@ class FeedbackStore:
             rows = db.execute("SELECT * FROM votes ORDER BY time").fetchall()
         return [Vote(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 
-    def recent_questions(self, limit: int = 3) -> list[str]:
-        """The latest distinct questions that were answered, newest first."""
+    def recent_questions(self, user: str, limit: int = 3) -> list[str]:
+        """`user`'s latest distinct questions that were answered, newest first (only their own:
+        a question asked in a private channel or a DM is nobody else's business)."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT question, MAX(created) AS last FROM answers "
-                "WHERE json_extract(answer, '$.answered') GROUP BY question ORDER BY last DESC LIMIT ?",
-                (limit,),
+                "SELECT question, MAX(created) AS last FROM answers WHERE user = ? "
+                "AND json_extract(answer, '$.answered') GROUP BY question ORDER BY last DESC LIMIT ?",
+                (user, limit),
             ).fetchall()
         return [str(r[0]) for r in rows]
 

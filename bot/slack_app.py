@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fastapi import Request, Response  # module level: FastAPI resolves the route's annotations here
 from prometheus_client import Counter
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
@@ -150,13 +151,13 @@ class SlackBot:
         self.service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
         return result
 
-    def home(self) -> dict[str, Any]:
-        """The Home tab view for the current index."""
+    def home(self, user: str) -> dict[str, Any]:
+        """The Home tab view of `user` for the current index."""
         index = self.service.live.current() if self.service.live is not None else None
         if index is None:
             return home_view(articles=None, passages=None, built_at=None, newest=None, examples=[])
         dated = sorted((a for a in index.articles if a.date), key=lambda a: a.date or "", reverse=True)
-        examples = example_questions(self.store.recent_questions(), [a.title for a in dated or index.articles])
+        examples = example_questions(self.store.recent_questions(user), [a.title for a in dated or index.articles])
         return home_view(
             articles=len(index.articles),
             passages=len(index),
@@ -312,7 +313,7 @@ class SlackBot:
     def _on_home(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home" or not event.get("user"):
             return
-        self._call("views.publish", user_id=event["user"], view=self.home())
+        self._call("views.publish", user_id=event["user"], view=self.home(str(event["user"])))
 
     # -- Socket Mode -------------------------------------------------------------------------
 
@@ -339,7 +340,6 @@ def _answerable(event: dict[str, Any]) -> bool:
 def mount(app: FastAPI, service: Backend) -> SlackBot | None:
     """Add `POST /slack/events` (events, commands, interactions) when the bot token and the
     signing secret are set; returns the bot (also at `app.state.slack`), or None."""
-    from fastapi import Request, Response
     from fastapi.concurrency import run_in_threadpool
     from slack_bolt import BoltRequest
 
@@ -351,6 +351,7 @@ def mount(app: FastAPI, service: Backend) -> SlackBot | None:
         return None
     bot = SlackBot(service, token=token.get_secret_value(), signing_secret=secret.get_secret_value())
 
+    @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
         body = (await request.body()).decode("utf-8", errors="replace")
         bolt_request = BoltRequest(body=body, query=dict(request.query_params), headers=dict(request.headers))
@@ -358,9 +359,6 @@ def mount(app: FastAPI, service: Backend) -> SlackBot | None:
         # its first-event auth.test call off the event loop too.
         result = await run_in_threadpool(bot.app.dispatch, bolt_request)
         return Response(result.body, status_code=result.status, headers=result.first_headers_without_set_cookie())
-
-    # A plain Starlette route: the body goes to bolt untouched (its signature covers every byte).
-    app.router.add_route("/slack/events", slack_events, methods=["POST"], include_in_schema=False)
 
     app.state.slack = bot
     return bot

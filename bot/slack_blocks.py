@@ -75,6 +75,17 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
 
 
+def _escaped(text: str, limit: int) -> str:
+    """`escape(text)` in at most `limit` characters (escaping can grow a text fivefold)."""
+    if len(escape(text)) <= limit:
+        return escape(text)
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if len(escape(text[:middle])) < limit else (low, middle - 1)
+    return escape(text[:low]) + ELLIPSIS
+
+
 def _quote_lines(parts: list[tuple[str, bool]]) -> str:
     """Raw (unescaped) text pieces, some bold, as a Slack block quote: each line starts with '>'."""
     lines: list[str] = [""]
@@ -134,7 +145,7 @@ def _word_cut(text: str, *, left: bool) -> str:
 def citation(quote: Quote) -> str:
     """'Title · date · link' as mrkdwn; the link only when the article has an http(s) url."""
     ref = quote.article
-    bits = [escape(_shorten(ref.title, TITLE_LIMIT))]
+    bits = [_escaped(ref.title, TITLE_LIMIT)]
     if ref.date:
         bits.append(escape(ref.date[:10]))
     url = safe_url(ref.url)
@@ -158,13 +169,14 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
 def answer_blocks(answer: Answer, answer_id: str, *, share: bool = False, max_blocks: int = MAX_BLOCKS) -> list[Block]:
     """The answer as blocks: the question, one quoted passage and citation per quote, then buttons
     (👍, 👎, and "Share in channel" for an answer only the asker sees)."""
-    question = _shorten(answer.question, SECTION_LIMIT - 20)
-    blocks: list[Block] = [{"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Q:* {escape(question)}"}]}]
+    question = _escaped(answer.question, SECTION_LIMIT - 10)
+    blocks: list[Block] = [{"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Q:* {question}"}]}]
     quotes = answer.quotes
     if not answer.answered:
         message = answer.message or "I couldn't find that in the articles I know."
         nearest = " The nearest passage, which does not answer it:" if quotes else ""
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": escape(message) + nearest}})
+        text = _escaped(message, SECTION_LIMIT - len(nearest)) + nearest
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
         quotes = quotes[:1]
     actions: Block = {
         "type": "actions",
@@ -189,12 +201,12 @@ def fallback_text(answer: Answer) -> str:
         text = f"“{top.text}” — {top.article.title}{date}"
     else:
         text = answer.message or "I couldn't find that in the articles I know."
-    return escape(_shorten(text, TEXT_LIMIT))
+    return _escaped(text, TEXT_LIMIT)
 
 
 def notice_blocks(text: str) -> list[Block]:
     """A one-section message (errors, hints), escaped."""
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": escape(_shorten(text, SECTION_LIMIT))}}]
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": _escaped(text, SECTION_LIMIT)}}]
 
 
 def home_view(
@@ -215,7 +227,7 @@ def home_view(
         "• Send me a direct message with the question.\n"
         "• Type `/ask your question` anywhere; only you see the answer until you share it."
     )
-    example_lines = "\n".join(f"• {escape(_shorten(q, 200))}" for q in examples) or "• (none yet)"
+    example_lines = "\n".join(f"• {_escaped(q, 200)}" for q in examples) or "• (none yet)"
     return {
         "type": "home",
         "blocks": [

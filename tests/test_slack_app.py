@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from bot.api import create_app
 from bot.feedback import FeedbackStore
 from bot.indexer import build_index
 from bot.settings import Settings
-from bot.slack_blocks import SHARE, VOTE_UP, escape
+from bot.slack_blocks import SHARE, VOTE_UP, escape, unescape
 from bot.store import open_index
 from tests.conftest import ROOT, SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
 from tests.fake_slack import (
@@ -117,8 +118,11 @@ def test_a_mention_is_answered_once_in_its_thread_with_the_verbatim_quote(
     (call,) = wait_until(lambda: fake.of("chat.postMessage"))
     assert call.body["channel"] == "C0000001" and call.body["thread_ts"] == "1700000000.000100"
     quote = expected_quote(slack_index, question)
-    assert "\n" not in quote
-    assert f"*{escape(quote)}*" in section_texts(call.body["blocks"])[0]
+    first = section_texts(call.body["blocks"])[0]
+    for line in filter(str.strip, quote.split("\n")):  # the answering sentence, bold line by line
+        assert f"*{escape(line.strip())}*" in first
+    shown = unescape("\n".join(line.removeprefix("> ") for line in first.split("\n")).replace("*", ""))
+    assert " ".join(quote.split()) in " ".join(shown.split())
     assert escape(quote) in call.body["text"]
     assert "Stargate" in json.dumps(call.body["blocks"]) and "<https://openai.com/index/announcing" in json.dumps(
         call.body["blocks"]
@@ -147,6 +151,7 @@ def test_retries_and_twin_deliveries_are_answered_once(url: str, fake: FakeSlack
     assert sorted(str(c.body.get("thread_ts")) for c in posts) == ["1700000001.000100", "1700000003.000100", "None"]
     metrics = httpx.get(url + "/metrics").text
     assert 'bot_slack_deliveries_total{event="app_mention",outcome="duplicate"} 2.0' in metrics
+    assert 'bot_http_requests_total{method="POST",route="/slack/events",status="200"} 5.0' in metrics
 
 
 @pytest.mark.parametrize(
@@ -254,7 +259,7 @@ def test_a_thumbs_up_is_stored_and_counted(url: str, fake: FakeSlack, tmp_path: 
 
 def test_an_article_full_of_slack_markup_renders_harmless(url: str, fake: FakeSlack, slack_index: Path) -> None:
     question = "What did the memo say staff should read?"
-    assert expected_quote(slack_index, question) == DANGER
+    assert DANGER in expected_quote(slack_index, question)
     assert post(url, event_body(mention(question, ts="1700000007.000100"), "Ev400")).status_code == 200
     (call,) = wait_until(lambda: fake.of("chat.postMessage"))
     sent = json.dumps(call.body["blocks"]) + call.body["text"]
@@ -413,7 +418,10 @@ def test_a_mention_is_answered_with_the_real_model(
         assert post(base, event_body(mention("Who will chair Stargate?", ts="1.8"), "Ev1100")).status_code == 200
         (call,) = wait_until(lambda: fake.of("chat.postMessage"))
     first = section_texts(call.body["blocks"])[0]
-    assert "*Masayoshi Son, SoftBank’s Chairman &amp; CEO, will be the chairman of Stargate.*" in first
+    # In bold (the answering sentence), escaped, verbatim.
+    assert re.search(
+        r"\*[^*]*Masayoshi Son, SoftBank’s Chairman &amp; CEO, will be the chairman of Stargate\.[^*]*\*", first
+    )
     assert call.body["thread_ts"] == "1.8"
 
 

@@ -136,6 +136,14 @@ def test_a_sentence_longer_than_a_section_keeps_its_beginning() -> None:
     assert text.startswith("> … *Start &lt;&amp;&gt;") and text.endswith("…* …")
 
 
+def test_echoed_text_stays_within_limits_after_escaping() -> None:
+    quote = make_quote("S.", "S.", title="<&>" * 500)
+    blocks = answer_blocks(make_answer([quote], question="<&>" * 1000), "x")
+    assert all(len(e["text"]) <= SECTION_LIMIT for b in blocks if b["type"] == "context" for e in b["elements"])
+    assert re.search(r"(&lt;|&amp;|&gt;)…$", blocks[0]["elements"][0]["text"])  # cut between entities
+    assert len(citation(quote)) < 400 and "&lt;&amp;&gt;" in citation(quote)
+
+
 def test_at_most_50_blocks_and_buttons_always_present() -> None:
     quotes = [make_quote(f"Sentence {n}.", f"Sentence {n}.") for n in range(40)]
     blocks = answer_blocks(make_answer(quotes), "abc", share=True)
@@ -205,7 +213,8 @@ def test_votes_store_question_quotes_user_and_time(tmp_path: Path) -> None:
         store.record_vote("nope", "U2", "up")
     with pytest.raises(ValueError, match="vote must be"):
         store.record_vote(answer_id, "U2", "sideways")
-    assert store.recent_questions() == ["Who chairs it?"]
+    assert store.recent_questions("U1") == ["Who chairs it?"]
+    assert store.recent_questions("U2") == []  # nobody sees another person's questions
     # A second store on the same file (another process, a restart) sees the same data.
     assert FeedbackStore(store.path).answer(answer_id) == answer
 

@@ -54,6 +54,8 @@ def watch(
 
     def rebuild() -> None:
         try:
+            if is_current(corpus_dir, index_dir, embedder.name):
+                return  # e.g. a file saved with the same content
             report = build_index(corpus_dir, index_dir, embedder, approximate_above=approximate_above)
         except BotError as exc:
             log.error("index not rebuilt: %s", exc)
@@ -63,8 +65,7 @@ def watch(
         if on_build:
             on_build(report)
 
-    if not is_current(corpus_dir, index_dir, embedder.name):
-        rebuild()
+    rebuild()
     changes = watch_changes(
         corpus_dir,
         watch_filter=lambda _change, path: is_article_file(path, corpus_dir),
@@ -76,5 +77,4 @@ def watch(
     )
     for batch in changes:
         log.info("%d change(s) in %s: re-indexing", len(batch), corpus_dir)
-        if not is_current(corpus_dir, index_dir, embedder.name):
-            rebuild()
+        rebuild()

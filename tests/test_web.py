@@ -135,8 +135,10 @@ def test_page_and_assets_are_served_by_the_app_with_a_strict_csp(fake_seed_index
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         csp = page.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
-        for src in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
-            asset = httpx.get(server.url + src)
+        assets = re.findall(r'(?:src|href)="(static/[^"]+)"', page.text)
+        assert len(assets) == 2, assets
+        for src in assets:
+            asset = httpx.get(f"{server.url}/{src}")
             assert asset.status_code == 200, src
             assert asset.headers["x-content-type-options"] == "nosniff"
         assert not re.search(r"https?://", page.text), "the page must not load anything from elsewhere"
@@ -147,12 +149,14 @@ def test_page_and_assets_are_served_by_the_app_with_a_strict_csp(fake_seed_index
 def test_asking_shows_the_highlighted_quote_and_its_source(web: Page, real_server: ServerThread) -> None:
     page = web.page
     ask(web, real_server, CHAIR)
-    mark = page.locator("#results .card").first.locator("mark")
-    mark.wait_for()
-    assert "Masayoshi Son" in mark.inner_text()
     card = page.locator("#results .card").first
-    # The mark sits inside its passage, with the text around it.
-    assert len(card.locator("blockquote").inner_text()) > len(mark.inner_text()) + 50
+    mark = card.locator("mark").first
+    mark.wait_for()
+    assert mark.inner_text().startswith("Masayoshi Son")
+    # The marked quote sits inside its passage, exactly as the API cut them from the article.
+    best = httpx.post(real_server.url + "/ask", json={"question": CHAIR, "k": 3}).json()["quotes"][0]
+    assert card.locator(".quote").inner_text() == best["text"]
+    assert card.locator("blockquote").inner_text() == best["passage"]
     link = card.locator("a.source-title")
     assert link.inner_text() == "OpenAI, Softbank launch Stargate Project"
     assert link.get_attribute("href") == "https://openai.com/index/announcing-the-stargate-project/"
@@ -197,6 +201,18 @@ def test_a_shared_link_runs_its_question_and_history_goes_back(web: Page, real_s
     page.locator("#results mark").first.wait_for()
     page.go_back()
     expect(page.get_by_label("Your question")).to_have_value(CHAIR)
+    expect(page.locator("#results mark").first).to_contain_text("Masayoshi Son")
+
+
+def test_back_to_the_empty_page_clears_the_answer(web: Page, real_server: ServerThread) -> None:
+    page = web.page
+    page.goto(real_server.url + "/")
+    page.get_by_role("button", name=CHAIR).click()
+    expect(page.locator("#results mark").first).to_contain_text("Masayoshi Son")
+    page.go_back()
+    expect(page.locator("#results > *")).to_have_count(0)
+    expect(page.get_by_label("Your question")).to_have_value("")
+    page.go_forward()
     expect(page.locator("#results mark").first).to_contain_text("Masayoshi Son")
 
 
@@ -384,7 +400,8 @@ def test_article_text_is_never_markup(web: Page, tmp_path: Path) -> None:
         answer = httpx.post(server.url + "/ask", json={"question": "Where will the rocket named Zephyr launch from?"})
         quote_text = answer.json()["quotes"][0]["text"]
         assert quote_text.startswith("The rocket named Zephyr"), "the quote must sit after the emoji"
-        assert card.locator("mark").inner_text() == quote_text
+        assert card.locator(".quote").inner_text() == quote_text
+        assert card.locator("mark").first.inner_text().startswith("The rocket named Zephyr")
         assert "<script>" in card.locator("blockquote").inner_text()
         assert card.locator("img, script").count() == 0
         assert card.locator(".source-title").inner_text().startswith("<img src=x")
@@ -393,6 +410,38 @@ def test_article_text_is_never_markup(web: Page, tmp_path: Path) -> None:
         page.locator("#articles-list li").first.wait_for()
         assert page.locator("#articles-list img, #articles-list a").count() == 0
         assert page.evaluate("window.pwned") is None
+
+
+class Prefixed:
+    """What a reverse proxy serving the app under /qa does: strip the prefix before the app sees it."""
+
+    def __init__(self, app: Any, prefix: str) -> None:
+        self.app, self.prefix = app, prefix
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if scope["path"].startswith(self.prefix + "/"):
+                scope = {**scope, "path": scope["path"][len(self.prefix) :], "raw_path": None}
+            elif scope["path"] not in ("/healthz", "/readyz"):  # ServerThread polls these
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b"outside the prefix"})
+                return
+        await self.app(scope, receive, send)
+
+
+def test_page_works_under_a_proxy_path_prefix(web: Page, fake_seed_index: Path) -> None:
+    page = web.page
+    app = create_app(Settings(index_dir=fake_seed_index), embedder=FakeEmbedder())
+    with ServerThread(Prefixed(app, "/qa")) as server:
+        server.wait_ready()
+        page.goto(server.url + "/qa/")
+        page.get_by_label("Your question").fill(CHAIR)
+        page.get_by_label("Your question").press("Enter")
+        page.locator("#results .card").first.wait_for()
+        assert urlparse(page.url).path == "/qa/"
+        page.get_by_role("link", name="Articles").click()
+        page.locator("#articles-list li").first.wait_for()
+        assert page.url.endswith("/qa/?view=articles")
 
 
 def test_phone_layout_has_no_sideways_scroll(browser: Any, real_server: ServerThread) -> None:

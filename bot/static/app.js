@@ -1,4 +1,5 @@
-// The question page: asks POST /ask, lists GET /articles. No framework, no build step.
+// The question page: asks POST /ask, lists GET /articles. No framework, no build step. Paths are
+// relative to the page ("ask", not "/ask"), so the app also works under a proxy's path prefix.
 // Article text only ever enters the page through textContent / text nodes, never as markup,
 // so nothing in an article can inject HTML (the server's Content-Security-Policy backs this up).
 "use strict";
@@ -141,7 +142,7 @@
   // ---- asking ------------------------------------------------------------------------------
 
   function questionUrl(question) {
-    return `/?q=${encodeURIComponent(question)}`;
+    return `./?q=${encodeURIComponent(question)}`;
   }
 
   async function ask(raw, { push = true, key = storedKey() } = {}) {
@@ -172,7 +173,7 @@
     if (key) headers.Authorization = `Bearer ${key}`;
     let response;
     try {
-      response = await fetch("/ask", {
+      response = await fetch("ask", {
         method: "POST",
         headers,
         body: JSON.stringify({ question, k: QUOTES }),
@@ -249,6 +250,12 @@
 
   // ---- rendering answers -------------------------------------------------------------------
 
+  /** The quote as <mark>s, one per paragraph, so blank lines between paragraphs stay unmarked. */
+  function marked(text) {
+    const parts = text.split(/(\n+)/).filter((part) => part !== "");
+    return el("span", { class: "quote" }, ...parts.map((part) => (part.startsWith("\n") ? part : el("mark", {}, part))));
+  }
+
   /** The passage with the quote marked; offsets are Unicode code points, as in Python. */
   function passageWithMark(quote) {
     const points = Array.from(quote.passage);
@@ -257,11 +264,11 @@
     if (from < 0 || to > points.length || points.slice(from, to).join("") !== quote.text) {
       // Offsets that disagree with the text (should not happen): find the quote instead.
       const at = quote.passage.indexOf(quote.text);
-      if (at < 0) return [el("mark", {}, quote.text)];
+      if (at < 0) return [marked(quote.text)];
       from = Array.from(quote.passage.slice(0, at)).length;
       to = from + Array.from(quote.text).length;
     }
-    return [points.slice(0, from).join(""), el("mark", {}, points.slice(from, to).join("")), points.slice(to).join("")];
+    return [points.slice(0, from).join(""), marked(points.slice(from, to).join("")), points.slice(to).join("")];
   }
 
   function quoteCard(quote, rank) {
@@ -323,7 +330,7 @@
     status.textContent = "Loading the articles…";
     let response;
     try {
-      response = await fetch("/articles", { headers: { Accept: "application/json" } });
+      response = await fetch("articles", { headers: { Accept: "application/json" } });
     } catch {
       status.textContent = "Could not reach the server: it may be down or restarting.";
       return;
@@ -385,6 +392,13 @@
       input.value = question;
       ask(question, { push: false });
     } else if (!question) {
+      // Back to the empty page: forget the last answer too.
+      if (inFlight) inFlight.controller.abort();
+      lastQuestion = "";
+      input.value = "";
+      results.replaceChildren();
+      clearError();
+      setStatus("");
       document.title = "Stargate Q&A";
     }
   }
@@ -410,7 +424,7 @@
       if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return; // new tab etc.
       event.preventDefault();
       const view = link.dataset.view;
-      const target = view === "articles" ? "/?view=articles" : lastQuestion ? questionUrl(lastQuestion) : "/";
+      const target = view === "articles" ? "./?view=articles" : lastQuestion ? questionUrl(lastQuestion) : "./";
       history.pushState(null, "", target);
       showView(view);
       if (view === "ask") input.focus();
@@ -427,7 +441,7 @@
       return;
     event.preventDefault();
     if (askView.hidden) {
-      history.pushState(null, "", lastQuestion ? questionUrl(lastQuestion) : "/");
+      history.pushState(null, "", lastQuestion ? questionUrl(lastQuestion) : "./");
       showView("ask");
     }
     input.focus();

@@ -269,7 +269,7 @@ def test_an_article_full_of_slack_markup_renders_harmless(url: str, fake: FakeSl
     assert "<https://news.example/memo|link>" in sent
 
 
-def test_direct_messages_are_answered_in_the_dm_and_bot_messages_ignored(url: str, fake: FakeSlack) -> None:
+def test_answers_go_to_the_right_conversation_and_bot_messages_are_ignored(url: str, fake: FakeSlack) -> None:
     ignored = [
         {
             "type": "message",
@@ -306,9 +306,21 @@ def test_direct_messages_are_answered_in_the_dm_and_bot_messages_ignored(url: st
         == 200
     )
     assert post(url, event_body({**in_thread, "ts": "2.2", "channel": "D1"}, "Ev511")).status_code == 200
-    posts = wait_until(lambda: (p := fake.of("chat.postMessage")) and len(p) == 2 and p)
-    assert sorted(str(p.body.get("thread_ts")) for p in posts) == ["2.0", "None"]
-    assert {p.body["channel"] for p in posts} == {"D1"}
+    follow_up = mention("And who funds it?", ts="3.5", thread_ts="3.0")  # a mention inside a thread
+    assert post(url, event_body(follow_up, "Ev512")).status_code == 200
+    posts = wait_until(lambda: (p := fake.of("chat.postMessage")) and len(p) == 3 and p)
+    where = sorted((p.body["channel"], str(p.body.get("thread_ts"))) for p in posts)
+    assert where == [("C0000001", "3.0"), ("D1", "2.0"), ("D1", "None")]
+
+
+def test_while_there_is_no_index_the_bot_says_so(tmp_path: Path, fake: FakeSlack) -> None:
+    app = create_app(slack_settings(tmp_path / "no-index", tmp_path / "data", fake), embedder=FakeEmbedder())
+    with ServerThread(app) as server:
+        wait_until(lambda: "bot index" in httpx.get(server.url + "/readyz").json()["error"])
+        assert post(server.url, event_body(mention("Who will chair Stargate?", ts="4.1"), "Ev513")).status_code == 200
+        (call,) = wait_until(lambda: fake.of("chat.postMessage"))
+    assert call.body["text"].startswith("I can't answer right now: ") and "bot index" in call.body["text"]
+    assert call.body["thread_ts"] == "4.1"
 
 
 def test_an_empty_mention_gets_a_private_hint(url: str, fake: FakeSlack) -> None:

@@ -97,12 +97,33 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+def encode_threads() -> int:
+    """Torch threads for encoding: OMP_NUM_THREADS when set, else half the CPUs (at least one).
+
+    Measured on two shared cores (`make bench`): with one thread a question encodes in ~20-90 ms,
+    with two it took 180-1600 ms whenever another process held a core, as the second thread waits
+    to be scheduled at every layer; batches gained only ~20% from the second thread. Half the CPUs
+    also leaves room for the server's own work (HTTP, BM25, FAISS) beside the encoder.
+    """
+    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def set_threads(threads: int | None = None) -> None:
+    import torch
+
+    torch.set_num_threads(threads or encode_threads())
+
+
 def _load(name: str) -> SentenceTransformer:
     # Import here: torch and transformers take seconds, and `bot --help` must not wait for them.
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights" bars on every start
+    set_threads()
     if name == DEFAULT_MODEL:
         folder = bundled_model_dir()
         verify_bundled(folder)

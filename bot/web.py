@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,13 +31,18 @@ PAGE_HEADERS = {
 }
 
 
-class _PageHeaders:
-    """Adds PAGE_HEADERS to every response of the wrapped static-files app."""
+class _StaticFiles:
+    """The package's static files, with PAGE_HEADERS on every response."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
+        self.app: ASGIApp = StaticFiles(directory=STATIC)
+        self.mount: Mount | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A Mount does not name itself in the scope the way routes do; without this the request
+        # metrics would count every asset under "unmatched".
+        scope["route"] = self.mount
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
@@ -58,4 +64,6 @@ def mount_web(app: FastAPI) -> None:
         """The question page (it also runs `/?q=...` links)."""
         return FileResponse(page, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
-    app.mount("/static", _PageHeaders(StaticFiles(directory=STATIC)), name="static")
+    files = _StaticFiles()
+    files.mount = Mount("/static", app=files, name="static")
+    app.router.routes.append(files.mount)

@@ -233,10 +233,9 @@
         showError(`The server could not take that question: ${message}`);
         return;
       case 429:
-        showError(
-          `Rate limited: too many questions in a short time. Try again in ${wait || "a few"} seconds. (${message})`,
-          { retry: true },
-        );
+        showError(`Rate limited: too many questions in a short time. Try again in ${wait || "a few"} seconds.`, {
+          retry: true,
+        });
         return;
       case 503:
         showError(`The server is not ready to answer yet: ${message}${wait ? ` Try again in ${wait} seconds.` : ""}`, {

@@ -284,7 +284,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_slack(args: argparse.Namespace) -> int:
-    from bot.slack_app import run_socket_mode
+    from bot.slack_socket import run_socket_mode
 
     settings = _settings()
     if args.index:

@@ -7,11 +7,10 @@
 - 👍 / 👎 under every answer → stored in SQLite (bot/feedback.py), counted in /metrics;
 - the App Home tab → how to ask, examples, how many articles and how fresh.
 
-Two ways to connect: over HTTP (`mount()` adds `POST /slack/events` to the FastAPI app when
-SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set; bolt checks signatures and timestamps), or
-Socket Mode (`bot slack`, SLACK_APP_TOKEN; no public URL). The bolt app is the synchronous one:
-`dispatch` runs in a worker thread, acks go back at once, and answers are computed in bolt's
-listener threads, never on the event loop.
+Over HTTP (`mount()`: `POST /slack/events` when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set;
+bolt checks signatures and timestamps) or Socket Mode (`bot slack`, SLACK_APP_TOKEN). The bolt app
+is the synchronous one: `dispatch` runs in a worker thread and acks at once; answers are computed
+in bolt's listener threads, never on the event loop.
 
 Slack re-sends an event it thinks was not acknowledged (X-Slack-Retry-Num) and may deliver one
 message both as `app_mention` and as `message`: a middleware claims the event id and the
@@ -42,6 +41,7 @@ from bot.slack_blocks import (
     VOTE_UP,
     answer_blocks,
     clean_question,
+    escape,
     example_questions,
     fallback_text,
     home_view,
@@ -62,6 +62,7 @@ log = logging.getLogger("bot.slack")
 QUOTES = 3
 COMMAND = "/ask"  # as in slack_manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
+GONE = "I no longer have that answer; ask again."
 # Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), and the other xox? kinds.
 _TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -232,7 +233,7 @@ class SlackBot:
     def _post_notice(self, channel: str, user: str, thread: str | None, text: str, *, private: bool) -> None:
         """A hint or error: only to the asker in a channel, plainly in a DM."""
         if private and user:
-            self._call("chat.postEphemeral", channel=channel, user=user, thread_ts=thread, text=text)
+            self._call("chat.postEphemeral", channel=channel, user=user, thread_ts=thread, text=escape(text))
         else:
             self._call("chat.postMessage", channel=channel, thread_ts=thread, text=text, blocks=notice_blocks(text))
 
@@ -255,7 +256,10 @@ class SlackBot:
             return
         ephemeral = self.settings.slack_ephemeral
         response_type = "ephemeral" if ephemeral else "in_channel"
-        ack(response_type=response_type) if not ephemeral else ack()
+        if ephemeral:
+            ack()
+        else:
+            ack(response_type="in_channel")  # Slack then shows the command itself to the channel
         try:
             result = self.ask(question)
         except BotError as exc:
@@ -270,10 +274,14 @@ class SlackBot:
         )
 
     def _respond(self, respond: Any, **message: Any) -> None:
+        """A post to the interaction's response_url; a failure is logged, not raised."""
         try:
-            respond(**message)
-        except (SlackApiError, OSError) as exc:
+            sent = respond(**message)
+        except OSError as exc:
             log.warning("Slack response_url post failed: %s", exc)
+            return
+        if sent.status_code != 200:
+            log.warning("Slack response_url post failed: HTTP %s %s", sent.status_code, sent.body[:200])
 
     def _on_vote(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         ack()
@@ -282,9 +290,7 @@ class SlackBot:
         try:
             changed = self.store.record_vote(str(action.get("value", "")), user, vote)
         except KeyError:
-            self._respond(
-                respond, text="I no longer have that answer.", response_type="ephemeral", replace_original=False
-            )
+            self._respond(respond, text=GONE, response_type="ephemeral", replace_original=False)
             return
         if changed:
             self.service.metrics.feedback.labels(vote=vote, channel="slack").inc()
@@ -297,9 +303,7 @@ class SlackBot:
         answer_id = str(action.get("value", ""))
         shown = self.store.answer(answer_id)
         if shown is None:
-            self._respond(
-                respond, text="I no longer have that answer.", response_type="ephemeral", replace_original=False
-            )
+            self._respond(respond, text=GONE, response_type="ephemeral", replace_original=False)
             return
         blocks = answer_blocks(shown, answer_id)
         user = str((body.get("user") or {}).get("id", ""))
@@ -362,52 +366,3 @@ def mount(app: FastAPI, service: Backend) -> SlackBot | None:
 
     app.state.slack = bot
     return bot
-
-
-def run_socket_mode(settings: Settings) -> None:
-    """Check the tokens, load the model and index, connect over Socket Mode, answer until Ctrl-C."""
-    import threading
-
-    from bot.api import Service
-    from bot.http_ops import configure_logging
-
-    if settings.slack_bot_token is None or settings.slack_app_token is None:
-        raise BotError(
-            "Socket Mode needs SLACK_BOT_TOKEN (xoxb-…) and SLACK_APP_TOKEN (xapp-…, with connections:write): "
-            "see the README's Slack section."
-        )
-    configure_logging(settings.log_format, settings.log_level)
-    service = Service(settings, None)
-    bot = SlackBot(service, token=settings.slack_bot_token.get_secret_value(), signing_secret=None)
-    handler = bot.socket_mode_handler(settings.slack_app_token.get_secret_value())
-    try:
-        try:
-            name = bot.client.auth_test().get("user", "the bot")
-        except SlackApiError as exc:
-            raise BotError(
-                f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): use the Bot User OAuth Token "
-                "(xoxb-…) from the app's OAuth & Permissions page."
-            ) from None
-        except OSError as exc:
-            raise BotError(f"Cannot reach Slack at {api_base(settings.slack_api_url)}: {exc}") from None
-        service.load()
-        index = service.live.current() if service.live is not None else None
-        if index is None:
-            raise BotError(service.error)
-        try:
-            handler.connect()  # type: ignore[no-untyped-call]
-        except SlackApiError as exc:
-            raise BotError(
-                f"Slack refused the Socket Mode connection ({exc.response.get('error')}): SLACK_APP_TOKEN must be "
-                "an app-level token (xapp-…) with connections:write, and Socket Mode must be on."
-            ) from None
-        print(
-            f"Connected as @{name} over Socket Mode, answering from {len(index.articles)} articles: "
-            f"mention the bot, DM it or `{EXAMPLE}`. Ctrl-C stops.",
-            flush=True,
-        )
-        threading.Event().wait()
-    finally:
-        handler.close()  # type: ignore[no-untyped-call]
-        if service.live is not None:
-            service.live.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bot"
-EDGES = {"cli", "api", "http_ops", "slack_app", "web", "settings", "__main__", "ingest_http", "watcher"}
+EDGES = {"cli", "api", "http_ops", "slack_app", "slack_socket", "web", "settings", "__main__", "ingest_http", "watcher"}
 
 
 def imports_of(path: Path) -> set[str]:

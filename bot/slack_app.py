@@ -204,7 +204,7 @@ class SlackBot:
         self._reply(event, thread, context.get("bot_user_id"), "mention" if not direct else "dm")
 
     def _on_message(self, event: dict[str, Any], context: dict[str, Any]) -> None:
-        if event.get("channel_type") != "im" or not _answerable(event):
+        if not _answerable(event):
             return
         self._reply(event, event.get("thread_ts"), context.get("bot_user_id"), "dm")
 
@@ -330,9 +330,10 @@ class SlackBot:
 
 
 def _answerable(event: dict[str, Any]) -> bool:
-    """A person's new message or mention: no bot's (the bot's own included), no edits or joins."""
+    """A person's mention of the bot, or their new direct message to it: no bot's (the bot's own
+    included), no edits or joins, no channel chatter (should `message.channels` be subscribed)."""
     return (
-        event.get("type") in ("app_mention", "message")
+        (event.get("type") == "app_mention" or (event.get("type") == "message" and event.get("channel_type") == "im"))
         and not event.get("bot_id")
         and not event.get("subtype")
         and bool(event.get("user"))

@@ -141,17 +141,23 @@ def test_retries_and_twin_deliveries_are_answered_once(url: str, fake: FakeSlack
     dm = {"user": "UASKER01", "text": "Who are the partners?", "ts": "1700000002.000100", "channel": "D0000001"}
     assert post(url, event_body({"type": "message", "channel_type": "im", **dm}, "Ev101")).status_code == 200
     assert post(url, event_body({"type": "app_mention", **dm}, "Ev102")).status_code == 200
-    wait_until(lambda: len(fake.of("chat.postMessage")) == 2)
+    # In a channel, the plain `message` twin (were message.channels subscribed) does not shadow the mention.
+    said = {"user": "UASKER01", "text": f"<@{BOT_USER}> Who are the partners?", "ts": "1700000002.500000"}
+    channel_message = {"type": "message", "channel_type": "channel", "channel": "C0000001", **said}
+    assert post(url, event_body(channel_message, "Ev104")).status_code == 200
+    assert post(url, event_body({"type": "app_mention", "channel": "C0000001", **said}, "Ev105")).status_code == 200
+    wait_until(lambda: len(fake.of("chat.postMessage")) == 3)
     # A retry of an event whose first delivery never arrived is answered; by the time it is, any
     # duplicate answer above would have been posted too.
     retried = event_body(mention("Where is the buildout?", ts="1700000003.000100"), "Ev103")
     assert post(url, retried, **{"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_error"}).status_code == 200
     wait_until(lambda: any(c.body.get("thread_ts") == "1700000003.000100" for c in fake.of("chat.postMessage")))
     posts = fake.of("chat.postMessage")
-    assert sorted(str(c.body.get("thread_ts")) for c in posts) == ["1700000001.000100", "1700000003.000100", "None"]
+    threads = sorted(str(c.body.get("thread_ts")) for c in posts)
+    assert threads == ["1700000001.000100", "1700000002.500000", "1700000003.000100", "None"]
     metrics = httpx.get(url + "/metrics").text
     assert 'bot_slack_deliveries_total{event="app_mention",outcome="duplicate"} 2.0' in metrics
-    assert 'bot_http_requests_total{method="POST",route="/slack/events",status="200"} 5.0' in metrics
+    assert 'bot_http_requests_total{method="POST",route="/slack/events",status="200"} 7.0' in metrics
 
 
 @pytest.mark.parametrize(

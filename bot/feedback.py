@@ -20,6 +20,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.errors import BotError
 from bot.records import Answer
 
 # Slack retries an unacknowledged event three times within about five minutes; an hour is ample.
@@ -55,10 +56,15 @@ class FeedbackStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._db() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise BotError(
+                f"Cannot keep Slack data in {self.path}: {exc}. Set BOT_DATA_DIR to a writable folder."
+            ) from None
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:

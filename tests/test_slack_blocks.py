@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.errors import BotError
 from bot.feedback import FeedbackStore
 from bot.records import Answer, ArticleRef, Quote
 from bot.slack_blocks import (
@@ -232,3 +233,9 @@ def test_each_delivery_is_claimed_once_even_under_concurrency(tmp_path: Path) ->
     assert sorted(wins) == [False] * 7 + [True]
     assert store.claim("event:Ev2", "message:C1:1.0") is False  # the twin delivery of the same message
     assert store.claim("event:Ev3", "message:C1:2.0") is True
+
+
+def test_an_unusable_data_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file, not a folder", encoding="utf-8")
+    with pytest.raises(BotError, match="Set BOT_DATA_DIR to a writable folder"):
+        FeedbackStore(tmp_path / "data" / "slack.sqlite3")

@@ -460,6 +460,8 @@ def test_the_manifest_asks_for_what_the_app_uses() -> None:
     assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"] is True
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == COMMAND
+    assert 174 <= len(manifest["display_information"]["long_description"]) <= 4000  # Slack refuses others
+    assert manifest["features"]["bot_user"]["display_name"] == "qa-bot"  # the name the README tells people to @
     home = manifest["features"]["app_home"]
     assert home["home_tab_enabled"] and home["messages_tab_enabled"] and not home["messages_tab_read_only_enabled"]
 

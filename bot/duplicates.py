@@ -30,6 +30,8 @@ _rng = np.random.default_rng(20250123)
 # Multiply-add hashing modulo 2**64 (odd multipliers): one cheap random permutation per row.
 _MULTIPLIERS = _rng.integers(1, 2**63, size=PERMUTATIONS, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 _OFFSETS = _rng.integers(0, 2**63, size=PERMUTATIONS, dtype=np.uint64)
+_POSITIONS = _rng.integers(1, 2**63, size=SHINGLE_WORDS, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_WORD_HASHES: dict[str, int] = {}  # the corpus vocabulary: bounded in practice
 
 
 def canonical_url(url: str) -> str:
@@ -49,17 +51,25 @@ def words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
-def text_key(text: str) -> str:
+def text_key(text: str, tokens: list[str] | None = None) -> str:
     """Equal for texts that differ only in case, punctuation and spacing."""
-    return hashlib.sha256(" ".join(words(text)).encode()).hexdigest()
+    return hashlib.sha256(" ".join(words(text) if tokens is None else tokens).encode()).hexdigest()
 
 
-def shingles(text: str) -> np.ndarray:
-    """The distinct 5-word shingles of `text` as 64-bit hashes."""
-    tokens = words(text)
-    grams = {" ".join(tokens[i : i + SHINGLE_WORDS]) for i in range(max(1, len(tokens) - SHINGLE_WORDS + 1))}
-    digests = b"".join(hashlib.blake2b(g.encode(), digest_size=8).digest() for g in grams)
-    return np.unique(np.frombuffer(digests, dtype=np.uint64))
+def shingles(text: str, tokens: list[str] | None = None) -> np.ndarray:
+    """The distinct 5-word shingles of `text` as 64-bit hashes (a polynomial over word hashes,
+    computed for all positions at once)."""
+    tokens = words(text) if tokens is None else tokens
+    for word in set(tokens) - _WORD_HASHES.keys():
+        _WORD_HASHES[word] = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+    hashes = np.array(list(map(_WORD_HASHES.__getitem__, tokens)), dtype=np.uint64)
+    if len(hashes) < SHINGLE_WORDS:
+        return np.unique(hashes[None, :].sum(axis=1) if len(hashes) else hashes)
+    count = len(hashes) - SHINGLE_WORDS + 1
+    combined = np.zeros(count, dtype=np.uint64)
+    for offset in range(SHINGLE_WORDS):
+        combined += hashes[offset : offset + count] * _POSITIONS[offset]  # wraps modulo 2**64
+    return np.unique(combined)
 
 
 def signature(hashes: np.ndarray) -> np.ndarray:
@@ -91,10 +101,11 @@ class Catalog:
     def __init__(self, articles: list[Article]) -> None:
         self.by_id = {a.id: a for a in articles}
         self.by_url = {canonical_url(a.url): a for a in articles if a.url}
-        self.by_text = {text_key(a.text): a for a in articles}
+        tokens = {a.id: words(a.text) for a in articles}
+        self.by_text = {text_key(a.text, tokens[a.id]): a for a in articles}
         # Only originals are compared for copies: a copy links to the article, not to another copy.
         self._originals = [a for a in articles if not a.duplicate_of]
-        self._shingles = [shingles(a.text) for a in self._originals]
+        self._shingles = [shingles(a.text, tokens[a.id]) for a in self._originals]
         self._signatures = (
             np.stack([signature(s) for s in self._shingles])
             if self._shingles

@@ -53,7 +53,9 @@ def check_address(url: str, allow_private: bool) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         raise IngestError(f"{url}: cannot resolve {parts.hostname} ({exc})") from None
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
         if (
             address.is_private
             or address.is_loopback

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bot.corpus import ARTICLE_SUFFIXES, COLLECTION_SUFFIXES
 from bot.embedding import Embedder
-from bot.errors import BotError
+from bot.errors import BotError, CorpusError
 from bot.indexer import BuildReport, build_index, is_current
 from bot.store import APPROXIMATE_ABOVE
 
@@ -51,6 +51,8 @@ def watch(
     from watchfiles import watch as watch_changes
 
     corpus_dir = Path(corpus_dir).resolve()
+    if not corpus_dir.is_dir():
+        raise CorpusError(str(corpus_dir), "not a folder: `bot watch` watches a corpus folder")
 
     def rebuild() -> None:
         try:

@@ -323,3 +323,33 @@ def test_front_matter_files_keep_their_metadata_and_the_corpus_reads_them_back(
     tricky = by_title['Quotes: "yes" & no #1']
     assert (tricky.url, tricky.id) == ("https://j.example/1", "2025-03-02-quotes-yes-no-1")
     assert not list(seed_corpus.glob(".*")), "no temporary file is left behind"
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("192.168.0.10", False),
+        ("169.254.169.254", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("0.0.0.0", False),
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+    ],
+)
+def test_hosts_resolving_to_non_public_addresses_are_refused(
+    address: str, allowed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.fetching import check_address
+
+    # DNS answers with `address` for any name (a name that rebinds to the intranet, say).
+    monkeypatch.setattr("socket.getaddrinfo", lambda *a, **k: [(0, 0, 0, "", (address, 80))])
+    if allowed:
+        check_address("http://news.example/story", allow_private=False)
+    else:
+        with pytest.raises(IngestError, match="non-public address"):
+            check_address("http://news.example/story", allow_private=False)
+    check_address("http://news.example/story", allow_private=True)

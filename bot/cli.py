@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
     ask.add_argument("--since", help="only articles dated on or after this ISO date")
     ask.add_argument("--until", help="only articles dated on or before this ISO date")
+    ask.add_argument(
+        "--recent",
+        type=float,
+        metavar="DAYS",
+        help="prefer newer articles: their boost halves every DAYS before the newest article",
+    )
 
     evaluate = commands.add_parser("eval", help="measure answer quality on a question set (JSON report)")
     evaluate.add_argument("questions", nargs="?", type=Path, help="question file (.jsonl); omit it with --shared")
@@ -134,7 +140,7 @@ def format_answer(answer: Answer) -> str:
         lines += [answer.message or "Not found.", "", "Nearest passages:" if answer.quotes else ""]
     for quote in answer.quotes:
         ref = quote.article
-        cite = f"— {ref.title}" + (f" ({ref.date})" if ref.date else "") + (f" {ref.url}" if ref.url else "")
+        cite = f"— {ref.title} ({ref.date or 'undated'})" + (f" {ref.url}" if ref.url else "")
         lines += [f"“{quote.text}”", cite, ""]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -160,6 +166,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             args.k,
             since=since,
             until=until,
+            recency_half_life_days=args.recent,
             threshold=settings.threshold,
             max_chars=settings.max_question_chars,
         )

@@ -38,6 +38,22 @@ def tokenize(text: str) -> list[str]:
     return list(_stemmer().stemWords(words))
 
 
+# Words a question needs and an answer rarely repeats ("How much does…", "What did they now…"):
+# news text uses them seldom, so as query terms they would pass for rare, telling words.
+_QUESTION_FILLER = frozenset(
+    "do does did doing done have has had having much many now can could would should shall must "
+    "been being were am i me my we our you your he she his her him its them about also just so "
+    "than too very any some here tell please know".split()
+)
+
+
+def query_tokens(question: str) -> list[str]:
+    """The tokens of a question that should count when searching and weighing quotes."""
+    stop = _stopwords() | _QUESTION_FILLER
+    words = [w for w in _WORD.findall(question.lower()) if w not in stop and (len(w) > 1 or w.isdigit())]
+    return list(_stemmer().stemWords(words))
+
+
 class KeywordIndex:
     """BM25 over a fixed list of documents, scored in full for fusion with dense search."""
 

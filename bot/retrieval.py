@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.keyword import tokenize
+from bot.keyword import query_tokens
 from bot.store import Index
 
 DENSE_WEIGHT = 0.5
@@ -46,7 +46,7 @@ def hybrid_search(
     """The best `n` passages for the question, best first."""
     depth = max(candidates, n)
     dense_ids, _ = index.dense_search(vector, depth, mask)
-    keyword_scores = index.keyword.scores(tokenize(question), mask)
+    keyword_scores = index.keyword.scores(query_tokens(question), mask)
     if keyword_weight > 0 and keyword_scores.any():
         top = np.argpartition(-keyword_scores, min(depth, len(keyword_scores) - 1))[:depth]
         keyword_ids = top[keyword_scores[top] > 0]

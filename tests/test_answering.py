@@ -1,0 +1,81 @@
+"""Quote selection, recency and dates, on small corpora with the fake embedder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.answering import answer
+from bot.errors import QuestionError
+from bot.indexer import build_index
+from bot.keyword import query_tokens
+from bot.store import Index, open_index
+from tests.conftest import FakeEmbedder, write_article
+
+
+def build(tmp_path: Path, embedder: FakeEmbedder, articles: list[tuple[str, str, str, str]]) -> Index:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, title, body, date in articles:
+        write_article(corpus, name, title, body, date=date)
+    build_index(corpus, tmp_path / "index", embedder)
+    return open_index(tmp_path / "index")
+
+
+def test_recency_preference_puts_the_newer_report_first(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    body = "The city council approved the harbour tunnel budget after a long debate."
+    index = build(
+        tmp_path,
+        fake_embedder,
+        [("old.md", "Tunnel vote", body, "2023-03-01"), ("new.md", "Tunnel vote", body, "2025-03-01")],
+    )
+    question = "Did the council approve the harbour tunnel budget?"
+    plain = answer(index, fake_embedder, question, 2, threshold=0.0)
+    recent = answer(index, fake_embedder, question, 2, threshold=0.0, recency_half_life_days=30)
+    assert {q.article.id for q in plain.quotes} == {"old", "new"}
+    assert recent.quotes[0].article.id == "new"
+    assert all(q.article.date for q in recent.quotes)  # every quote carries its article's date
+
+
+def test_recency_half_life_must_be_positive(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    index = build(tmp_path, fake_embedder, [("a.md", "Budget", "The budget passed on Monday.", "2025-01-01")])
+    with pytest.raises(QuestionError, match="half-life"):
+        answer(index, fake_embedder, "Did the budget pass?", recency_half_life_days=0)
+
+
+def test_a_number_question_quotes_the_sentence_with_the_number(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    body = (
+        "The new stadium in the river district will host the national football final. "
+        "Officials praised the stadium design at the opening ceremony on the river bank. "
+        "The stadium cost 420 million euros to build."
+    )
+    index = build(tmp_path, fake_embedder, [("s.md", "Stadium opens", body, "2025-05-01")])
+    result = answer(index, fake_embedder, "How much did the stadium cost?", 1, threshold=0.0)
+    assert "420 million euros" in result.quotes[0].text
+
+
+def test_a_short_sentence_takes_in_the_next_one(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    body = (
+        "The merger was announced on Tuesday. "
+        "Regulators in three countries must still approve the deal, which values the company at 12 billion dollars. "
+        "Shares rose sharply in early trading."
+    )
+    index = build(tmp_path, fake_embedder, [("m.md", "Merger", body, "2025-05-01")])
+    quote = answer(index, fake_embedder, "When was the merger announced?", 1, threshold=0.0).quotes[0]
+    assert quote.text.startswith("The merger was announced on Tuesday. Regulators")
+    assert "Shares" not in quote.text
+    assert len(quote.text.split()) <= 60
+
+
+@pytest.mark.parametrize(
+    ("question", "kept", "dropped"),
+    [
+        ("How much does the tunnel cost?", ["tunnel", "cost"], ["doe", "much"]),
+        ("What did Microsoft now announce?", ["microsoft", "announc"], ["did", "now"]),
+        ("Who chairs Stargate?", ["chair", "stargat"], ["who"]),
+    ],
+)
+def test_question_filler_words_are_not_search_terms(question: str, kept: list[str], dropped: list[str]) -> None:
+    tokens = query_tokens(question)
+    assert all(t in tokens for t in kept) and not any(t in tokens for t in dropped)

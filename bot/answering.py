@@ -253,7 +253,7 @@ def answer_with_vector(
         _recency(index, recency_half_life_days),
         max(CANDIDATE_PASSAGES, 2 * k),
     )
-    chosen = _diverse(scored, k)
+    chosen = choose_quotes(scored, k)
     answered = bool(chosen) and chosen[0].confidence >= threshold
     quotes = [_quote(index, s) for s in chosen]
     message = None
@@ -270,7 +270,7 @@ def answer_with_vector(
     )
 
 
-def _diverse(scored: list[_Scored], k: int) -> list[_Scored]:
+def choose_quotes(scored: list[_Scored], k: int) -> list[_Scored]:
     """Best first, one quote per span, and other articles get a turn before one fills all k."""
     pool = sorted(scored, key=lambda s: (-s.rank, s.passage))
     chosen: list[_Scored] = []

@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--shared", type=Path, help="report every set of this folder against both baselines")
     evaluate.add_argument("--full", action="store_true", help="with --shared: every question, no subsampling")
     evaluate.add_argument("--output", type=Path, help="also write the JSON report to this file")
+    evaluate.add_argument(
+        "--calibrate", action="store_true", help="with --shared: refit the confidence calibration and print it"
+    )
 
     ingest = commands.add_parser("ingest", help="add articles from files, folders, .jsonl, URLs or feeds")
     ingest.add_argument("sources", nargs="*", metavar="SOURCE", help="file, folder, .jsonl or http(s) URL")
@@ -210,7 +213,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise BotError("Name a question file (bot eval QA.jsonl) or a folder of sets (--shared ../shared/eval).")
     embedder = get_embedder(settings.model)
     report: dict[str, object]
-    if args.shared is not None:
+    if args.shared is not None and args.calibrate:
+        from bot.calibration import shared_calibration
+
+        report = {"calibration": shared_calibration(args.shared, settings.corpus_dir, embedder, cache)}
+        print(json.dumps(report, indent=2))
+    elif args.shared is not None:
         results = evaluation.report_shared(
             args.shared, settings.corpus_dir, embedder, cache, full=args.full, threshold=threshold, log=sys.stderr
         )

@@ -145,3 +145,32 @@ def test_bot_eval_reports_json_over_the_seed_corpus(tmp_path: Path) -> None:
 def test_bot_eval_without_shared_sets_skips_cleanly(tmp_path: Path) -> None:
     result = bot("eval", "--shared", str(tmp_path / "absent"))
     assert result.returncode == 0 and "nothing to report" in result.stdout
+
+
+def test_fit_logistic_recovers_a_known_rule() -> None:
+    import numpy as np
+
+    from bot.calibration import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 2))
+    y = (rng.random(2000) < 1 / (1 + np.exp(-(3 * x[:, 0] - 1)))).astype(float)
+    coefficients, bias = fit_logistic(x, y, l2=0.01)
+    assert abs(coefficients[0] - 3) < 0.5 and abs(coefficients[1]) < 0.3 and abs(bias + 1) < 0.3
+
+
+def test_calibration_rows_add_a_hidden_source_negative(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    from bot.calibration import calibration_rows
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_article(corpus, "a.md", "Harbour bridge", "The harbour bridge opened in 1932.")
+    write_article(corpus, "b.md", "Mountain railway", "The mountain railway climbs 1,200 metres.")
+    index = cached_index([corpus], fake_embedder, tmp_path / "cache")
+    questions = [
+        EvalQuestion("1", "When did the harbour bridge open?", ("1932",), None, "a"),
+        EvalQuestion("2", "Who won the chess final?", (), None, None, answerable=False),
+    ]
+    x, y = calibration_rows(index, fake_embedder, questions)
+    assert x.shape == (3, 4) and list(y) == [1.0, 0.0, 0.0]
+    assert x[0, 0] > x[1, 0]  # the hidden bridge article leaves a worse best sentence

@@ -28,20 +28,20 @@ EMPTY_QUESTION = "The question is empty: ask something, e.g. “Who will chair S
 MAX_K = 20
 THRESHOLD = 0.5
 # Logistic calibration of the top quote's confidence: the probability that the articles answer.
-# Fitted (sklearn LogisticRegression, C=1) on the top quote's features for SQuAD v1.1 dev, every
-# 10th question from the second: asked of all 2,067 paragraphs (label 1) and again with every
-# paragraph of its Wikipedia article hidden (label 0: the topic is absent); plus stargate-dev over
-# the seed article alone and with the SQuAD paragraphs as distractors, weighted 20x because news
-# questions paraphrase more than SQuAD's. The passage's own cosine got no weight: it adds nothing
-# once the sentence is known, and news passages holding several facts score low on it. Held out:
-# the questions of tests/test_quality.py. `answer_type` is 0 when a how-many/when question's quote
-# has no number.
+# Refit with `bot eval --shared ../shared/eval --calibrate` (bot/calibration.py): the top quote's
+# features for every 50th SQuAD v1.1 dev question asked of all 2,067 paragraphs (label 1) and
+# again with every paragraph of its Wikipedia page hidden (label 0: the topic is absent), plus
+# stargate-dev over the seed article alone and with the SQuAD paragraphs as distractors, weighted
+# 20x because news questions paraphrase more than SQuAD's. The passage's own cosine is left out:
+# it adds nothing once the sentence is known, and news passages holding several facts score low
+# on it. Held out: the questions of tests/test_quality.py. `answer_type` is 0 when a how-many/when
+# question's quote has no number.
 CALIBRATION = {
-    "sentence": 7.42,
+    "sentence": 7.43,
     "passage": 0.0,
-    "sentence_lexical": 1.42,
-    "passage_lexical": 3.23,
-    "answer_type": 1.88,
+    "sentence_lexical": 1.37,
+    "passage_lexical": 3.28,
+    "answer_type": 1.86,
     "bias": -7.34,
 }
 # A neighbour joins the quote when it adds this much of the question's weight.

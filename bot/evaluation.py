@@ -33,6 +33,7 @@ from bot.store import FORMAT_VERSION, Index, open_index
 BASELINES = ("bm25", "dense")
 MODES = ("product", *BASELINES)
 K = 5  # recall@5 needs five quotes
+SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Curly quotes and dashes differ between the gold answers and the articles for no reason of meaning.
 _TRANSLATE = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-"})
 _SPACE = re.compile(r"\s+")
@@ -79,6 +80,8 @@ class Report:
     abstention_recall: float | None
     questions_per_second: float
     failures: list[str] = field(default_factory=list)
+    # At other thresholds: {threshold: [abstention precision, abstention recall, declined answerable]}.
+    threshold_sweep: dict[str, list[float | None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,7 +184,23 @@ def summarize(
             if (o.question.answerable and not (o.answered and in_top.get(o.question.id, True)))
             or (not o.question.answerable and o.answered)
         ][:30],
+        threshold_sweep=_sweep(outcomes) if unanswerable else {},
     )
+
+
+def _sweep(outcomes: Sequence[Outcome]) -> dict[str, list[float | None]]:
+    """Abstention figures had the threshold been elsewhere (the top quote's confidence decides)."""
+    if any(o.confidence is None for o in outcomes):
+        return {}
+    sweep: dict[str, list[float | None]] = {}
+    for threshold in SWEEP:
+        declined = [o for o in outcomes if (o.confidence or 0.0) < threshold]
+        sweep[f"{threshold:.1f}"] = [
+            _rate([not o.question.answerable for o in declined]),
+            _rate([(o.confidence or 0.0) < threshold for o in outcomes if not o.question.answerable]),
+            _rate([(o.confidence or 0.0) < threshold for o in outcomes if o.question.answerable]),
+        ]
+    return sweep
 
 
 def _product(index: Index, embedder: Embedder, threshold: float) -> Callable[[EvalQuestion], Outcome]:
@@ -303,6 +322,7 @@ TABLE_COLUMNS = (
     ("recall@1", "recall_at_1"),
     ("recall@5", "recall_at_5"),
     ("ans@top", "answer_in_top_quote"),
+    ("answered+ans", "answered_with_answer"),
     ("words", "mean_top_quote_words"),
     ("declined-ans", "declined_answerable"),
     ("abst-P", "abstention_precision"),

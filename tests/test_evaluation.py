@@ -174,3 +174,16 @@ def test_calibration_rows_add_a_hidden_source_negative(tmp_path: Path, fake_embe
     x, y = calibration_rows(index, fake_embedder, questions)
     assert x.shape == (3, 4) and list(y) == [1.0, 0.0, 0.0]
     assert x[0, 0] > x[1, 0]  # the hidden bridge article leaves a worse best sentence
+
+
+def test_threshold_sweep_shows_the_abstention_trade() -> None:
+    outcomes = [
+        Outcome(q("a"), True, ("art-a",), "gold", confidence=0.9),
+        Outcome(q("b"), True, ("art-b",), "gold", confidence=0.45),
+        Outcome(q("c", answerable=False), False, ("x",), "no", confidence=0.35),
+        Outcome(q("d", answerable=False), True, ("x",), "no", confidence=0.65),
+    ]
+    sweep = summarize("product", outcomes, seconds=1.0).threshold_sweep
+    assert sweep["0.3"] == [None, 0.0, 0.0]  # nothing declined
+    assert sweep["0.5"] == [0.5, 0.5, 0.5]
+    assert sweep["0.7"] == [round(2 / 3, 4), 1.0, 0.5]

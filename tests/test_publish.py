@@ -200,3 +200,28 @@ def test_an_article_posted_to_one_server_is_answered_by_another_process(
         except subprocess.TimeoutExpired:
             other.kill()
         shutil.rmtree(index_dir, ignore_errors=True)
+
+
+def test_concurrent_posts_are_all_searchable(seed_corpus: Path, fake_index: Path, fake_embedder: FakeEmbedder) -> None:
+    settings = Settings(corpus_dir=seed_corpus, index_dir=fake_index, api_key="s3cret")  # type: ignore[arg-type]
+    results: dict[str, httpx.Response] = {}
+
+    def post(name: str, url: str) -> None:
+        body = {
+            "title": f"The {name} campus",
+            "text": f"The {name} campus is built in {name} town.",
+            "date": "2025-04-01",
+        }
+        results[name] = httpx.post(url + "/articles", json=body, headers=key_headers(), timeout=120)
+
+    with ServerThread(create_app(settings, embedder=fake_embedder)) as server:
+        server.wait_ready()
+        posters = [threading.Thread(target=post, args=(name, server.url)) for name in NAMES]
+        for poster in posters:
+            poster.start()
+        for poster in posters:
+            poster.join(timeout=120)
+        assert sorted(r.status_code for r in results.values()) == [201, 201, 201], [r.text for r in results.values()]
+        listed = {a["id"]: a["passages"] for a in httpx.get(server.url + "/articles").json()["articles"]}
+    for name, response in results.items():
+        assert listed[response.json()["id"]] == response.json()["passages"] >= 1, name

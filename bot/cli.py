@@ -144,6 +144,10 @@ def format_answer(answer: Answer) -> str:
     for quote in answer.quotes:
         ref = quote.article
         cite = f"— {ref.title} ({ref.date or 'undated'})" + (f" {ref.url}" if ref.url else "")
+        if ref.also_reported_by:  # near-duplicate copies of the article elsewhere
+            cite += "\n  also reported by " + "; ".join(
+                (c.source or c.title) + (f" {c.url}" if c.url else "") for c in ref.also_reported_by
+            )
         lines += [f"“{quote.text}”", cite, ""]
     return "\n".join(lines).rstrip() + "\n"
 

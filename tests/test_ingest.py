@@ -279,6 +279,9 @@ def test_duplicates_are_skipped_updates_replace_and_copies_are_linked(
             "date": "2025-01-23",
         }
     ]
+    from bot.cli import format_answer
+
+    assert "\n  also reported by Wire https://wire.example/d\n" in format_answer(result)
     # A changed text at the same URL replaces the article, keeping its id and file.
     write_article(
         incoming, "e.md", "Stargate breaks ground", "A corrected story: 2,000 workers.", url="https://example.com/a"

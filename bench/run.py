@@ -1,0 +1,317 @@
+"""`make bench`: every figure next to its floor, measured in one run on this machine.
+
+Reports, never asserts: prints a table (figure, floor, ratio, goal) and writes JSON so runs can
+be compared. See bench/README.md for what each row measures and what is synthetic.
+
+    .venv/bin/python bench/run.py [--shared ../shared] [--output bench/results.json] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import data
+import http_load
+import pipeline
+import scale
+
+ROOT = Path(__file__).resolve().parent.parent
+Row = dict[str, Any]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def row(
+    figure: str,
+    value: float,
+    unit: str,
+    floor: float = math.nan,
+    floor_name: str = "",
+    goal: str = "",
+    ratio: float | None = None,
+) -> Row:
+    if ratio is None:
+        ratio = value / floor if floor and not math.isnan(floor) else math.nan
+    return {
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "floor": floor,
+        "floor_name": floor_name,
+        "ratio": ratio,
+        "goal": goal,
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
+
+
+def http_section(embedder: Any, shared: Path | None, work: Path, results: dict[str, Any]) -> list[Row]:
+    from bot.indexer import build_index
+
+    questions, source = data.questions(shared, 48 + 160 + 40 + 96 + 192 + 8)
+    floor = pipeline.encode_floor(embedder, questions[:208])
+    results["encode_floor"] = floor | {"questions": source}
+    log(f"floor: one encode {floor['single_ms']:.1f} ms, batch of 32 {floor['batch32_per_s']:.0f}/s")
+    build_index(ROOT / "corpus", work / "seed-index", embedder)
+    rows = [
+        row("bare encode, 1 question", floor["single_ms"], "ms"),
+        row("bare encode, batch of 32", floor["batch32_per_s"], "q/s"),
+    ]
+    rest = questions[208:]
+    with http_load.Server(work / "seed-index", work / "serve-seed") as server:
+        results["startup"] = {"healthz_s": server.to_healthz, "readyz_s": server.to_readyz}
+        rows.append(row("start-up to /healthz", server.to_healthz, "s", goal="≤ 2 s"))
+        rows.append(row("start-up to /readyz (model + seed index)", server.to_readyz, "s"))
+        plan = [(1, rest[:40]), (8, rest[40:136]), (32, rest[136:328])]
+        http_load.load(server.url, rest[328:], 1)  # warm-up
+        for clients, qs in plan:
+            result = http_load.load(server.url, qs, clients)
+            p50, p99 = _percentile(result.latencies_ms, 0.5), _percentile(result.latencies_ms, 0.99)
+            results[f"http_{clients}"] = {
+                "requests": result.requests,
+                "errors": result.errors,
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "throughput_per_s": result.throughput,
+                "server_took_p50_ms": _percentile(result.server_ms, 0.5),
+            }
+            log(
+                f"/ask x{clients}: p50 {p50:.1f} ms p99 {p99:.1f} ms {result.throughput:.1f}/s ({result.errors} errors); "
+                f"took_ms p50 {_percentile(result.server_ms, 0.5):.1f}"
+            )
+            goal_p50 = "≤ 1.25×" if clients == 1 else ""
+            rows.append(row(f"/ask p50, {clients} client(s)", p50, "ms", floor["single_ms"], "1 encode", goal_p50))
+            rows.append(row(f"/ask p99, {clients} client(s)", p99, "ms", floor["single_ms"], "1 encode"))
+            goal_tp = "≥ 0.8×" if clients == 32 else ""
+            rows.append(
+                row(
+                    f"/ask throughput, {clients} client(s)",
+                    result.throughput,
+                    "q/s",
+                    floor["batch32_per_s"],
+                    "batch-32 encode",
+                    goal_tp,
+                )
+            )
+        rss = server.peak_rss_mb()
+        results["memory_seed_mb"] = rss
+        rows.append(row("server peak RSS, seed index", rss, "MB"))
+    return rows
+
+
+def build_section(embedder: Any, shared: Path | None, work: Path, results: dict[str, Any], n: int) -> list[Row]:
+    rows_in, source = data.articles(shared, n)
+    build = pipeline.build_vs_encode(embedder, rows_in, work)
+    results["build"] = build | {"text": source}
+    log(
+        f"build: {build['passages']} passages in {build['build_s']:.1f} s; bare passages {build['bare_passages_s']:.1f} s + units {build['bare_units_s']:.1f} s"
+    )
+    return [
+        row(
+            f"build, passages/s ({build['articles']} {source.split()[0]} articles)",
+            build["build_passages_per_s"],
+            "p/s",
+            build["bare_passages_per_s"],
+            "bare encode of passages",
+            "≥ 0.85×",
+        ),
+        row(
+            "build, time vs bare encode of passages + units",
+            build["build_s"],
+            "s",
+            build["bare_all_s"],
+            "bare encode, passages + units",
+            "",
+            ratio=build["bare_all_s"] / build["build_s"],
+        ),
+    ]
+
+
+def incremental_section(embedder: Any, work: Path, results: dict[str, Any]) -> list[Row]:
+    inc = pipeline.incremental(embedder, work)
+    results["incremental"] = inc
+    log(
+        f"incremental: {inc['texts_added']} texts encoded of {inc['texts_full']}; {inc['added_s']:.1f} s vs {inc['full_s']:.1f} s"
+    )
+    return [
+        row("add 1 article to 10,000 (s, encode costed)", inc["added_s"], "s", inc["full_s"], "full rebuild", "≤ 0.02×")
+    ]
+
+
+def search_section(cache: Path, results: dict[str, Any]) -> tuple[list[Row], Path]:
+    rows: list[Row] = []
+    figures = []
+    for n in (10_000, 100_000):
+        fig = scale.search_figures(n, data.clustered(n), None)
+        figures.append(fig)
+    folder, timings = scale.million_version(cache, log=log)
+    results["million_version"] = timings
+    from bot.store import open_index
+
+    index = open_index(folder)
+    import numpy as np
+
+    vectors = np.load(next(folder.glob("versions/*/passage_vectors.npy")))
+    figures.append(scale.search_figures(len(vectors), vectors, index.faiss))
+    del vectors, index
+    results["search"] = figures
+    for fig in figures:
+        log(
+            f"search {fig['passages']:,}: {fig['index']} p50 {fig['p50_ms']:.2f} ms recall {fig['recall_at_10']:.3f} (exact {fig['exact_p50_ms']:.1f} ms)"
+        )
+        goal = "≤ 5 ms, recall ≥ 0.95" if fig["passages"] >= 1_000_000 else ""
+        rows.append(
+            row(
+                f"search {fig['passages']:,}: {fig['index']} p50",
+                fig["p50_ms"],
+                "ms",
+                fig["exact_p50_ms"],
+                "exact search",
+                goal,
+            )
+        )
+        rows.append(
+            row(
+                f"search {fig['passages']:,}: recall@10 vs exact",
+                fig["recall_at_10"],
+                "",
+                1.0,
+                "exact",
+                "≥ 0.95" if fig["passages"] >= 1_000_000 else "",
+            )
+        )
+    return rows, folder
+
+
+def million_server_section(folder: Path, work: Path, shared: Path | None, results: dict[str, Any]) -> list[Row]:
+    questions, _ = data.questions(shared, 30)
+    with http_load.Server(folder, work / "serve-1m") as server:
+        result = http_load.load(server.url, questions, 1)
+        rss = server.peak_rss_mb()
+        p50 = _percentile(result.latencies_ms, 0.5)
+        results["million_server"] = {
+            "readyz_s": server.to_readyz,
+            "peak_rss_mb": rss,
+            "ask_p50_ms": p50,
+            "errors": result.errors,
+        }
+    log(f"1M server: ready in {server.to_readyz:.1f} s, /ask p50 {p50:.0f} ms, peak RSS {rss:.0f} MB")
+    return [
+        row("server peak RSS, 1M passages", rss, "MB"),
+        row("start-up to /readyz, 1M passages", server.to_readyz, "s"),
+        row("/ask p50, 1 client, 1M passages", p50, "ms"),
+    ]
+
+
+def import_time() -> float:
+    code = "import time; t = time.perf_counter(); import bot.api; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip())
+
+
+def fmt(value: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def table(rows: list[Row]) -> str:
+    header = ["figure", "value", "unit", "floor", "floor is", "ratio", "goal"]
+    body = [
+        [
+            r["figure"],
+            fmt(r["value"]),
+            r["unit"],
+            fmt(r["floor"]),
+            r["floor_name"],
+            fmt(r["ratio"]) + ("×" if not math.isnan(r["ratio"]) else ""),
+            r["goal"],
+        ]
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, help="folder with eval/ (real questions and text); optional")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "bot-bench-cache",
+        help="keeps the 1M-passage index between runs",
+    )
+    parser.add_argument("--build-articles", type=int, default=60)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["http", "build", "incremental", "search", "million"])
+    args = parser.parse_args()
+    shared = args.shared if args.shared and (args.shared / "eval").is_dir() else None
+    started = time.perf_counter()
+    import torch
+
+    from bot.embedding import get_embedder
+
+    embedder = get_embedder()
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "load_average": os.getloadavg(),
+        },
+        "import_bot_api_s": import_time(),
+    }
+    rows: list[Row] = [row("import bot.api (fastapi, numpy, bot)", results["import_bot_api_s"], "s")]
+    args.cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bot-bench-"))
+    try:
+        if "http" not in args.skip:
+            rows += http_section(embedder, shared, work, results)
+        if "build" not in args.skip:
+            rows += build_section(embedder, shared, work, results, args.build_articles)
+        if "incremental" not in args.skip:
+            rows += incremental_section(embedder, work, results)
+        if "search" not in args.skip:
+            search_rows, folder = search_section(args.cache, results)
+            rows += search_rows
+            if "million" not in args.skip:
+                rows += million_server_section(folder, work, shared, results)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["machine"]["load_average_end"] = os.getloadavg()
+    results["seconds"] = time.perf_counter() - started
+    results["rows"] = rows
+    print(table(rows))
+    print(
+        f"\n{results['seconds']:.0f} s; load average {results['machine']['load_average']} → {results['machine']['load_average_end']} on {os.cpu_count()} CPUs"
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

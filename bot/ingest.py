@@ -231,7 +231,7 @@ def read_sources(sources: list[str], feeds: list[str], allow_private: bool, seen
             try:
                 items.append(read_url(source, allow_private))
             except (IngestError, CorpusError) as exc:
-                items.append(Rejection(source, getattr(exc, "reason", str(exc))))
+                items.append(Rejection.of(source, exc))
         else:
             items.extend(read_path(Path(source)))
     for feed in feeds:

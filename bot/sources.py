@@ -41,6 +41,12 @@ class Rejection:
     origin: str
     reason: str
 
+    @classmethod
+    def of(cls, origin: str, error: Exception) -> Rejection:
+        """The rejection for `error`, without repeating the origin the message may start with."""
+        reason = str(getattr(error, "reason", None) or error)
+        return cls(origin, reason.removeprefix(f"{origin}: "))
+
 
 def draft_from_fields(data: dict[str, Any], origin: str, article_id: str | None = None) -> Draft:
     """Validate title/text/date/url/source/author as the corpus would; CorpusError if invalid."""
@@ -115,7 +121,7 @@ def read_file(path: Path) -> Iterator[Draft | Rejection]:
                 where, f"cannot ingest {suffix or 'files without a suffix'}: use .md, .txt, .html or .jsonl"
             )
     except (CorpusError, IngestError) as exc:
-        yield Rejection(where, getattr(exc, "reason", str(exc)))
+        yield Rejection.of(where, exc)
     except OSError as exc:
         yield Rejection(where, exc.strerror or str(exc))
 
@@ -171,7 +177,7 @@ def read_feed(url: str, allow_private: bool, seen: set[str]) -> Iterator[Draft |
     try:
         page = fetch(url, allow_private=allow_private, accept=FEED_TYPES | HTML_TYPES | TEXT_TYPES)
     except IngestError as exc:
-        yield Rejection(url, str(exc))
+        yield Rejection.of(url, exc)
         return
     feed: Any = feedparser.parse(page.text)
     if feed.bozo and not feed.entries:

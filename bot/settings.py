@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     rate_limit: str | None = Field(None, description="Per-client limit on /ask, e.g. '60/minute'.")
     max_question_chars: int = Field(1000, ge=1)
     threshold: float = Field(0.5, ge=0, le=1, description="Confidence below which the bot declines.")
-    approximate_above: int = Field(200_000, ge=0, description="Passages above which FAISS uses HNSW.")
+    approximate_above: int = Field(200_000, ge=0, description="Passages above which FAISS uses IVF.")
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     allow_private_urls: bool = False

@@ -185,7 +185,11 @@ def score_passages(
             sentence += NUMBER_BONUS * np.array([_has_number(article.text[s:e]) for s, e in unit_spans])
         best = int(np.argmax(sentence))
         words = [len(article.text[s:e].split()) for s, e in unit_spans]
-        lo, hi = _extend(best, unit_tokens, words, dense, lexical, weights)
+        # A quote never runs across a line break into the next paragraph, list item or footnote.
+        same_block = [
+            "\n" not in article.text[unit_spans[i][1] : unit_spans[i + 1][0]] for i in range(len(unit_spans) - 1)
+        ]
+        lo, hi = _extend(best, unit_tokens, words, same_block, dense, lexical, weights)
         quoted_lexical = _coverage([t for ts in unit_tokens[lo : hi + 1] for t in ts], weights)
         passage_lexical = _coverage([t for ts in unit_tokens for t in ts] + tokenize(article.title), weights)
         features = {
@@ -212,6 +216,7 @@ def _extend(
     best: int,
     tokens: list[list[str]],
     words: list[int],
+    same_block: list[bool],
     dense: np.ndarray,
     lexical: np.ndarray,
     weights: dict[str, float],
@@ -220,13 +225,22 @@ def _extend(
     if lexical[best] < 0.5:
         # Together they hold clearly more of the question: the answer straddles the two.
         for neighbour in (best - 1, best + 1):
-            if 0 <= neighbour < len(tokens) and dense[neighbour] >= dense[best] - 0.1:
+            if (
+                0 <= neighbour < len(tokens)
+                and same_block[min(best, neighbour)]
+                and dense[neighbour] >= dense[best] - 0.1
+            ):
                 joined = _coverage(tokens[best] + tokens[neighbour], weights)
                 if joined - lexical[best] >= EXTEND_GAIN and joined > lexical[neighbour]:
                     return min(best, neighbour), max(best, neighbour)
     # A short sentence that matches the question often leaves the answer to the next one
     # ("The deal was announced on Tuesday. It is worth $500 billion.").
-    if words[best] < MIN_QUOTE_WORDS and best + 1 < len(tokens) and words[best] + words[best + 1] <= MAX_EXTENDED_WORDS:
+    if (
+        words[best] < MIN_QUOTE_WORDS
+        and best + 1 < len(tokens)
+        and same_block[best]
+        and words[best] + words[best + 1] <= MAX_EXTENDED_WORDS
+    ):
         return best, best + 1
     return best, best
 

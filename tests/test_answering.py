@@ -79,3 +79,10 @@ def test_a_short_sentence_takes_in_the_next_one(tmp_path: Path, fake_embedder: F
 def test_question_filler_words_are_not_search_terms(question: str, kept: list[str], dropped: list[str]) -> None:
     tokens = query_tokens(question)
     assert all(t in tokens for t in kept) and not any(t in tokens for t in dropped)
+
+
+def test_a_quote_never_runs_into_the_next_paragraph(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    body = "The merger was announced on Tuesday.\n\nRegulators in three countries must still approve the deal."
+    index = build(tmp_path, fake_embedder, [("m.md", "Merger", body, "2025-05-01")])
+    quote = answer(index, fake_embedder, "When was the merger announced?", 1, threshold=0.0).quotes[0]
+    assert quote.text == "The merger was announced on Tuesday."

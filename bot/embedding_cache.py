@@ -61,6 +61,7 @@ class EmbeddingCache:
         self._shards: list[np.ndarray] = []
         self._where: dict[bytes, tuple[int, int]] = {}
         self.embedded = 0  # texts the last `embed` had to embed
+        self._used: set[bytes] = set()  # keys of the texts of the last `embed`
         self._load()
 
     def _load(self) -> None:
@@ -92,6 +93,7 @@ class EmbeddingCache:
         from tqdm import tqdm
 
         keys = [self.key(text) for text in texts]
+        self._used = set(keys)
         out = np.empty((len(texts), self.dimension), dtype=self.dtype)
         todo: dict[bytes, list[int]] = {}  # texts to embed (each distinct text once) → rows
         by_shard: dict[int, tuple[list[int], list[int]]] = {}
@@ -136,11 +138,11 @@ class EmbeddingCache:
         for row, key in enumerate(keys):
             self._where[key] = (number, row)
 
-    def prune(self, used: list[str]) -> None:
-        """Fold the shards into one holding only the vectors of `used` texts, when worth it."""
+    def prune(self) -> None:
+        """Fold the shards into one holding only the vectors the last `embed` used, when worth it."""
         for leftover in self.folder.glob(".tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        keep = {self.key(text) for text in used} & self._where.keys()
+        keep = self._used & self._where.keys()
         if len(self._where) - len(keep) <= PRUNE_SLACK and len(self._shards) <= MAX_SHARDS:
             return
         old = sorted(self.folder.glob("shard-*"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,24 +50,77 @@ def link_copies(articles: list[Article]) -> list[Article]:
     return [replace(a, copies=tuple(copies[a.id])) if a.id in copies else a for a in kept]
 
 
-def chunk_corpus(corpus: Corpus) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Passages and units of every article as offset tables, plus the texts to embed."""
-    passage_rows: list[tuple[int, int, int, int, int]] = []
-    unit_rows: list[tuple[int, int, int]] = []
-    keyword_texts: list[str] = []
+Chunks = tuple[np.ndarray, np.ndarray]  # units (U, 2): start, end; passages (P, 4): start, end, first, last + 1
+
+
+def chunker_key() -> str:
+    """Changes whenever the chunking rules may have: a hash of their source."""
+    import bot.chunking
+
+    return hashlib.sha256(Path(bot.chunking.__file__).read_bytes()).hexdigest()[:16]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def previous_chunks(index_dir: Path) -> dict[str, Chunks]:
+    """The units and passages of every article in the live version, by text hash, when that
+    version was chunked by these same rules: unchanged articles need not be chunked again."""
+    from bot.errors import StoreError
+    from bot.store import current_version, read_manifest
+
+    try:
+        folder = index_dir / "versions" / current_version(index_dir)
+        if read_manifest(folder).get("chunker") != chunker_key():
+            return {}
+        with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
+            texts = [str(json.loads(line)["text"]) for line in handle]
+        passages, units = np.load(folder / "passages.npy"), np.load(folder / "units.npy")
+    except (StoreError, OSError, ValueError, KeyError):
+        return {}  # no usable previous version: chunk everything
+    numbers = np.arange(len(texts) + 1)
+    p_bounds, u_bounds = np.searchsorted(passages[:, 0], numbers), np.searchsorted(units[:, 0], numbers)
+    known: dict[str, Chunks] = {}
+    for n, text in enumerate(texts):
+        rows = passages[p_bounds[n] : p_bounds[n + 1], 1:5].copy()
+        rows[:, 2:4] -= u_bounds[n]
+        known[text_hash(text)] = (units[u_bounds[n] : u_bounds[n + 1], 1:3], rows)
+    return known
+
+
+def _chunk(article: Article) -> Chunks:
+    units, passages = chunk_article(article.id, article.text)
+    first = {(u.start, u.end): i for i, u in enumerate(units)}
+    unit_rows = np.array([(u.start, u.end) for u in units], dtype=np.int64).reshape(-1, 2)
+    passage_rows = [(p.start, p.end, first[(p.sentences[0].start, p.sentences[0].end)], 0) for p in passages]
+    rows = np.array(passage_rows, dtype=np.int64).reshape(-1, 4)
+    rows[:, 3] = rows[:, 2] + np.array([len(p.sentences) for p in passages], dtype=np.int64)
+    return unit_rows, rows
+
+
+def chunk_corpus(
+    corpus: Corpus, known: dict[str, Chunks] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Passages and units of every article as offset tables, plus the texts to embed; articles
+    whose text is in `known` (see `previous_chunks`) reuse their chunks."""
+    known = known or {}
+    passage_parts: list[np.ndarray] = []
+    unit_parts: list[np.ndarray] = []
+    base = 0
     for number, article in enumerate(corpus.articles):
-        units, passages = chunk_article(article.id, article.text)
-        base = len(unit_rows)
-        index_of = {(u.start, u.end): base + i for i, u in enumerate(units)}
-        unit_rows.extend((number, u.start, u.end) for u in units)
-        for passage in passages:
-            first = index_of[(passage.sentences[0].start, passage.sentences[0].end)]
-            passage_rows.append((number, passage.start, passage.end, first, first + len(passage.sentences)))
-            # The title goes into the keyword field: "Stargate" questions find its articles.
-            keyword_texts.append(f"{article.title}\n{passage.text}")
-    passages_table = np.array(passage_rows, dtype=np.int64).reshape(-1, 5)
-    units_table = np.array(unit_rows, dtype=np.int64).reshape(-1, 3)
-    passage_texts = [corpus.articles[a].text[s:e] for a, s, e, _, _ in passage_rows]
+        units, passages = known.get(text_hash(article.text)) or _chunk(article)
+        unit_parts.append(np.column_stack([np.full(len(units), number), units]))
+        passage_parts.append(np.column_stack([np.full(len(passages), number), passages[:, :2], passages[:, 2:] + base]))
+        base += len(units)
+    passages_table = np.concatenate(passage_parts).astype(np.int64) if passage_parts else np.zeros((0, 5), np.int64)
+    units_table = np.concatenate(unit_parts).astype(np.int64) if unit_parts else np.zeros((0, 3), np.int64)
+    passage_texts = [corpus.articles[a].text[s:e] for a, s, e in passages_table[:, :3].tolist()]
+    # The title goes into the keyword field: "Stargate" questions find its articles.
+    keyword_texts = [
+        f"{corpus.articles[a].title}\n{text}"
+        for a, text in zip(passages_table[:, 0].tolist(), passage_texts, strict=True)
+    ]
     return passages_table, units_table, passage_texts, keyword_texts
 
 
@@ -108,7 +163,9 @@ def build_index(
             raise CorpusError(str(corpus_path), f"{reason}: add .md/.txt/.jsonl articles first")
         articles = link_copies(corpus.articles)
         indexed = Corpus(articles=articles)
-        passages, units, passage_texts, keyword_texts = chunk_corpus(indexed)
+        passages, units, passage_texts, keyword_texts = chunk_corpus(
+            indexed, None if full else previous_chunks(index_dir)
+        )
         unit_texts = [articles[a].text[s:e] for a, s, e in units]
         cache_root = index_dir / "embeddings"
         passage_cache = EmbeddingCache(cache_root, "passages", embedder.name, embedder.dimension, np.float32)
@@ -125,10 +182,11 @@ def build_index(
             model=embedder.name,
             dimension=embedder.dimension,
             corpus_fingerprint=corpus.fingerprint(),
+            chunker=chunker_key(),
         )
         version = write_version(data, index_dir, approximate_above)
-        passage_cache.prune(passage_texts)
-        unit_cache.prune(unit_texts)
+        passage_cache.prune()
+        unit_cache.prune()
     return BuildReport(
         version=version,
         articles=len(articles),

@@ -67,6 +67,7 @@ class IndexData:
     model: str
     dimension: int
     corpus_fingerprint: str
+    chunker: str = ""  # hash of the chunking rules, so a later build may reuse these chunks
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -143,6 +144,7 @@ def write_version(data: IndexData, index_dir: Path, approximate_above: int = APP
             "version": version,
             "model": {"name": data.model, "dimension": data.dimension},
             "corpus": {"fingerprint": data.corpus_fingerprint},
+            "chunker": data.chunker,
             "counts": {"articles": len(data.articles), "passages": len(data.passages), "units": len(data.units)},
             "faiss": type(faiss_index).__name__,
             "built_at": built.isoformat(timespec="seconds"),

@@ -59,6 +59,24 @@ def test_adding_an_article_embeds_only_its_texts(seed_corpus: Path, tmp_path: Pa
     a, b = open_index(index_dir), open_index(fresh)
     assert np.array_equal(np.asarray(a.passage_vectors), np.asarray(b.passage_vectors))
     assert np.array_equal(np.asarray(a.unit_vectors), np.asarray(b.unit_vectors))
+    # The chunks reused from the previous version are those chunking again gives.
+    assert np.array_equal(np.asarray(a.passages), np.asarray(b.passages))
+    assert np.array_equal(np.asarray(a.units), np.asarray(b.units))
+
+
+def test_chunks_are_reused_only_from_a_version_chunked_by_the_same_rules(
+    seed_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.indexer import previous_chunks
+
+    build_index(seed_corpus, tmp_path / "index", FakeEmbedder())
+    known = previous_chunks(tmp_path / "index")
+    assert len(known) == 1
+    units, passages = next(iter(known.values()))
+    assert passages[0, 2] == 0 and passages[-1, 3] == len(units)
+    monkeypatch.setattr("bot.indexer.chunker_key", lambda: "other rules")
+    assert previous_chunks(tmp_path / "index") == {}
+    assert previous_chunks(tmp_path / "none") == {}
 
 
 def test_removed_articles_leave_the_index_without_embedding(seed_corpus: Path, tmp_path: Path) -> None:

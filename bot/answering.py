@@ -1,10 +1,13 @@
 """From a question to quotes: retrieve passages, pick the answering sentence(s), decide whether
 the articles answer at all.
 
-A quote is one sentence unit of a retrieved passage (two when the answer straddles them), cut
-by offsets from the article, so it is verbatim by construction. Its `score` is a calibrated
-confidence in [0, 1] (a logistic over dense and lexical evidence for the passage and the
-sentence); below `threshold` the bot says it could not find the answer.
+Passages come from hybrid retrieval; in each, the sentence unit closest to the question (cosine
+from vectors computed at index time, plus idf-weighted word coverage) is the quote, with its
+neighbour when the answer straddles them or the sentence is short. Passages are then re-ranked by
+that sentence, other articles get a turn (diversity), and an optional recency preference lifts
+newer articles. A quote is cut by offsets from the article, so it is verbatim by construction.
+Its `score` is a calibrated confidence in [0, 1]; when the top quote's is below `threshold` the
+bot says it could not find the answer and shows the nearest quotes.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ _NUMBER = re.compile(
     r"|tomorrow|century|decades?)\b",
     re.IGNORECASE,
 )
-# Added to a sentence's score when the question asks for a number and the sentence has one.
+# Added to a sentence's score when the question asks for a number and the sentence has one (neutral
+# on SQuAD dev; news questions ask for amounts and dates often).
 NUMBER_BONUS = 0.2
 # A question term this long also matches longer words it begins.
 PREFIX_MIN_CHARS = 4
@@ -72,7 +76,8 @@ PREFIX_MIN_CHARS = 4
 CANDIDATE_PASSAGES = 8
 # A sentence's score: cosine with the question plus this times its share of the question's idf weight.
 SENTENCE_LEXICAL = 1.0
-# Weight of the best sentence's score when re-ranking passages, against the fused passage z-score.
+# Weight of the best sentence's score when re-ranking passages, against the fused passage z-score
+# (SQuAD dev, every 10th question: recall@1 0.829 at 0, 0.844 at 1, 0.857 at 2, 0.855 at 4).
 RERANK_WEIGHT = 2.0
 # With a recency preference, the newest article gains this much rank (about one z-score).
 RECENCY_WEIGHT = 1.0

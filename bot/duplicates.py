@@ -86,6 +86,15 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return len(np.intersect1d(a, b, assume_unique=True)) / union if union else 1.0
 
 
+Fingerprint = tuple[str, np.ndarray, np.ndarray]  # text key, shingles, MinHash signature
+
+
+def fingerprint(text: str) -> Fingerprint:
+    tokens = words(text)
+    hashes = shingles(text, tokens)
+    return text_key(text, tokens), hashes, signature(hashes)
+
+
 @dataclass(frozen=True)
 class Match:
     """Why a new article is not new: `kind` is "url", "id", "text" or "copy"."""
@@ -98,17 +107,28 @@ class Match:
 class Catalog:
     """What the corpus holds, looked up by URL, id, text and near-duplicate text."""
 
-    def __init__(self, articles: list[Article]) -> None:
+    def __init__(self, articles: list[Article], memo: dict[str, Fingerprint] | None = None) -> None:
+        """`memo` (text hash → fingerprint) lets a long-lived writer skip unchanged articles."""
+        memo = {} if memo is None else memo
+        prints: dict[str, Fingerprint] = {}
+        current: set[str] = set()
+        for article in articles:
+            digest = hashlib.sha256(article.text.encode()).hexdigest()
+            if digest not in memo:
+                memo[digest] = fingerprint(article.text)
+            prints[article.id] = memo[digest]
+            current.add(digest)
+        for stale in memo.keys() - current:
+            del memo[stale]  # only the corpus as it is now is remembered
         self.by_id = {a.id: a for a in articles}
         self.by_url = {canonical_url(a.url): a for a in articles if a.url}
-        tokens = {a.id: words(a.text) for a in articles}
-        self.by_text = {text_key(a.text, tokens[a.id]): a for a in articles}
+        self.by_text = {prints[a.id][0]: a for a in articles}
         # Only originals are compared for copies: a copy links to the article, not to another copy.
         self._originals = [a for a in articles if not a.duplicate_of]
-        self._shingles = [shingles(a.text, tokens[a.id]) for a in self._originals]
+        self._shingles = [prints[a.id][1] for a in self._originals]
         self._signatures = (
-            np.stack([signature(s) for s in self._shingles])
-            if self._shingles
+            np.stack([prints[a.id][2] for a in self._originals])
+            if self._originals
             else np.zeros((0, PERMUTATIONS), dtype=np.uint64)
         )
 

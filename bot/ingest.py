@@ -25,7 +25,7 @@ import yaml
 from filelock import FileLock
 
 from bot.corpus import load_corpus, parse_article_file, slugify
-from bot.duplicates import Catalog, text_key
+from bot.duplicates import Catalog, Fingerprint, text_key
 from bot.embedding import Embedder
 from bot.errors import CorpusError, IngestError
 from bot.indexer import BuildReport, build_index, is_current
@@ -102,6 +102,7 @@ class CorpusWriter:
         if self.corpus_dir.exists() and not self.corpus_dir.is_dir():
             raise IngestError(f"{corpus_dir} is a file: ingesting needs BOT_CORPUS_DIR to be a folder")
         self.lock = FileLock(str(lock_path))
+        self._fingerprints: dict[str, Fingerprint] = {}  # unchanged articles are not re-shingled
 
     def articles(self) -> list[Article]:
         return load_corpus(self.corpus_dir).articles if self.corpus_dir.is_dir() else []
@@ -120,7 +121,7 @@ class CorpusWriter:
             self.corpus_dir.mkdir(parents=True, exist_ok=True)
             for leftover in [*self.corpus_dir.glob(".tmp-*"), *self.corpus_dir.glob(".probe-*")]:
                 leftover.unlink(missing_ok=True)  # from a writer killed mid-write; never part of the corpus
-            catalog = Catalog(self.articles())
+            catalog = Catalog(self.articles(), self._fingerprints)
             for item in items:
                 if isinstance(item, Rejection):
                     report.outcomes.append(Outcome("rejected", item.origin, detail=item.reason))

@@ -356,3 +356,20 @@ def test_hosts_resolving_to_non_public_addresses_are_refused(
         with pytest.raises(IngestError, match="non-public address"):
             check_address("http://news.example/story", allow_private=False)
     check_address("http://news.example/story", allow_private=True)
+
+
+def test_a_long_lived_writer_fingerprints_each_article_once(
+    seed_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.duplicates
+    from bot.ingest import CorpusWriter
+    from bot.sources import Draft
+
+    calls: list[str] = []
+    real = bot.duplicates.fingerprint
+    monkeypatch.setattr(bot.duplicates, "fingerprint", lambda text: calls.append(text) or real(text))
+    writer = CorpusWriter(seed_corpus, tmp_path / ".ingest.lock")
+    first = writer.accept([Draft(title="One", text="The first new article.", origin="test")])
+    second = writer.accept([Draft(title="Two", text="The second new article.", origin="test")])
+    assert [o.status for o in first.outcomes + second.outcomes] == ["added", "added"]
+    assert len(calls) == 2  # the seed once, then the first article once: never again

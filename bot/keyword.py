@@ -47,10 +47,17 @@ _QUESTION_FILLER = frozenset(
 )
 
 
+# "How long/big/old…" names the kind of answer, not the topic: "long" is no search term.
+_HOW_ADJECTIVE = re.compile(
+    r"\bhow\s+(?:long|big|large|old|far|often|tall|high|soon|fast|early|late|wide|deep)\b", re.IGNORECASE
+)
+
+
 def query_tokens(question: str) -> list[str]:
     """The tokens of a question that should count when searching and weighing quotes."""
     stop = _stopwords() | _QUESTION_FILLER
-    words = [w for w in _WORD.findall(question.lower()) if w not in stop and (len(w) > 1 or w.isdigit())]
+    text = _HOW_ADJECTIVE.sub(" ", question.lower())
+    words = [w for w in _WORD.findall(text) if w not in stop and (len(w) > 1 or w.isdigit())]
     return list(_stemmer().stemWords(words))
 
 

@@ -74,6 +74,7 @@ def test_a_short_sentence_takes_in_the_next_one(tmp_path: Path, fake_embedder: F
         ("How much does the tunnel cost?", ["tunnel", "cost"], ["doe", "much"]),
         ("What did Microsoft now announce?", ["microsoft", "announc"], ["did", "now"]),
         ("Who chairs Stargate?", ["chair", "stargat"], ["who"]),
+        ("How long will the tunnel take to build?", ["tunnel", "build"], ["long"]),
     ],
 )
 def test_question_filler_words_are_not_search_terms(question: str, kept: list[str], dropped: list[str]) -> None:

@@ -42,12 +42,15 @@ def test_watch_follows_new_changed_and_deleted_files(
         wait_until(lambda: text_of("burst0") == "Article 0, corrected.", timeout=30)
         (seed_corpus / "burst1.md").unlink()
         wait_until(lambda: text_of("burst1") is None, timeout=30)
+        # The version is published before the watcher hears back from its build: wait for both.
+        wait_until(lambda: builds and builds[-1].version == open_index(index_dir).version, timeout=30)
         count = len(builds)
         (seed_corpus / ".tmp-123.md").write_text("ignored", encoding="utf-8")
         (seed_corpus / "notes.pdf").write_bytes(b"%PDF")
         write_article(seed_corpus, "last.md", "Last", "The last article.")
         wait_until(lambda: text_of("last") is not None, timeout=30)
-        assert len(builds) == count + 1 and not errors
+        wait_until(lambda: builds[-1].version == open_index(index_dir).version, timeout=30)
+        assert len(builds) == count + 1 and not errors  # the hidden and the .pdf file started no build
     finally:
         stop.set()
         watcher.join(timeout=30)

@@ -60,6 +60,12 @@ class AskRequest(BaseModel):
     k: int = Field(default=3, ge=1, le=MAX_K, description="How many quotes to return (1-20).")
     since: dt.date | None = Field(default=None, description="Only articles dated on or after this day.")
     until: dt.date | None = Field(default=None, description="Only articles dated on or before this day.")
+    recent: float | None = Field(
+        default=None,
+        gt=0,
+        le=36500,
+        description="Prefer recent articles: a score boost that halves every this many days.",
+    )
 
 
 class ArticleSummary(BaseModel):
@@ -213,7 +219,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                     headers={"Retry-After": str(retry)},
                 )
 
-    async def respond(question: str, k: int, since: dt.date | None, until: dt.date | None) -> Answer:
+    async def respond(
+        question: str, k: int, since: dt.date | None, until: dt.date | None, recent: float | None = None
+    ) -> Answer:
         started = time.perf_counter()
         question = validate_question(question, k, settings.max_question_chars)
         live = service.live
@@ -231,6 +239,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             k,
             since=since.isoformat() if since else None,
             until=until.isoformat() if until else None,
+            recency_half_life_days=recent,
             threshold=settings.threshold,
             started=started,
         )
@@ -240,7 +249,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     @app.post("/ask", response_model=Answer, responses=ERRORS, dependencies=[Depends(guard)], tags=["ask"])
     async def ask(body: ask_request) -> Answer:
         """Answer a question with up to k verbatim quotes, best first."""
-        return await respond(body.question, body.k, body.since, body.until)
+        return await respond(body.question, body.k, body.since, body.until, body.recent)
 
     @app.get("/ask", response_model=Answer, responses=ERRORS, dependencies=[Depends(guard)], tags=["ask"])
     async def ask_get(
@@ -248,9 +257,12 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         k: Annotated[int, Query(ge=1, le=MAX_K, description="How many quotes (1-20).")] = 3,
         since: Annotated[dt.date | None, Query(description="Only articles on or after this day.")] = None,
         until: Annotated[dt.date | None, Query(description="Only articles on or before this day.")] = None,
+        recent: Annotated[
+            float | None, Query(gt=0, le=36500, description="Prefer recent articles (half-life in days).")
+        ] = None,
     ) -> Answer:
         """The same as POST /ask, for links and curl."""
-        return await respond(q, k, since, until)
+        return await respond(q, k, since, until, recent)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -314,7 +326,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     configure_logging(settings.log_format, settings.log_level)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    print(f"Serving on http://{shown}:{port}  (docs: http://{shown}:{port}/docs)", flush=True)
+    print(
+        f"Serving on http://{shown}:{port}  (web page: http://{shown}:{port}/, docs: http://{shown}:{port}/docs)",
+        flush=True,
+    )
     auth = ' -H "Authorization: Bearer $BOT_API_KEY"' if settings.api_key else ""
     print(
         f"Try: curl -s http://{shown}:{port}/ask{auth} -H 'Content-Type: application/json' "

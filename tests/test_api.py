@@ -268,3 +268,32 @@ def test_access_log_is_json_when_asked(
         test_client.get("/healthz", headers={"X-Request-ID": "req-1"})
     line = json.loads(next(r.getMessage() for r in caplog.records if r.name == "bot.access"))
     assert line["request_id"] == "req-1" and line["status"] == 200 and line["path"] == "/healthz" and line["ms"] >= 0
+
+
+def test_date_filters_and_recency_on_ask(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    from bot.indexer import build_index
+    from tests.conftest import write_article
+
+    write_article(
+        seed_corpus,
+        "later.md",
+        "Stargate names a new chair",
+        "Stargate will have a new chairman in 2026.",
+        date="2026-03-01",
+    )
+    build_index(seed_corpus, tmp_path / "dated-index", fake_embedder)
+    with make_client(tmp_path / "dated-index", fake_embedder) as test_client:
+        wait_until(lambda: test_client.get("/readyz").status_code == 200)
+
+        def dates(**params: object) -> set[str]:
+            body = test_client.post("/ask", json={"question": "Who will chair Stargate?", "k": 5, **params}).json()
+            return {q["article"]["date"] for q in body["quotes"]}
+
+        assert dates(since="2026-01-01") == {"2026-03-01"}
+        assert dates(until="2025-12-31") == {"2025-01-23"}
+        assert dates() == {"2025-01-23", "2026-03-01"}
+        empty = test_client.post("/ask", json={"question": "Who will chair Stargate?", "since": "2030-01-01"}).json()
+        assert empty["answered"] is False and empty["quotes"] == [] and "date range" in empty["message"]
+        got = test_client.get("/ask", params={"q": "Who will chair Stargate?", "since": "2026-01-01", "recent": 30})
+        assert got.status_code == 200 and {q["article"]["date"] for q in got.json()["quotes"]} == {"2026-03-01"}
+        assert test_client.post("/ask", json={"question": "Who?", "recent": 0}).status_code == 422

@@ -12,6 +12,7 @@ import re
 import shutil
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,7 +264,12 @@ def test_loading_state_is_shown_while_the_server_works(web: Page, fake_seed_inde
         server.wait_ready()
         page.route("**/ask", lambda route: held.append(route))
         ask(web, server, CHAIR)
-        wait_until(lambda: held, timeout=10)
+        # Playwright's sync API delivers the route callback only while it is called into, so poll
+        # through it (a plain sleeping poll would never see the request).
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            page.wait_for_timeout(20)
+        assert held, "the page never sent /ask"
         assert page.locator("#results").get_attribute("aria-busy") == "true"
         assert "Searching the articles" in page.locator("#status").inner_text()
         held[0].continue_()

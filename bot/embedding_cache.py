@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from bot.store import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,6 @@ class _Encoder(Protocol):
     dimension: int
 
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class EmbeddingCache:
@@ -129,10 +122,10 @@ class EmbeddingCache:
         np.save(staging / "keys.npy", key_array)
         np.save(staging / "vectors.npy", np.ascontiguousarray(vectors, dtype=self.dtype))
         for path in (staging / "keys.npy", staging / "vectors.npy", staging):
-            _fsync(path)
+            fsync_path(path)
         final = self.folder / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         staging.rename(final)
-        _fsync(self.folder)
+        fsync_path(self.folder)
         number = len(self._shards)
         self._shards.append(np.load(final / "vectors.npy", mmap_mode="r"))
         for row, key in enumerate(keys):

@@ -31,7 +31,7 @@ from bot.errors import CorpusError, IngestError
 from bot.indexer import BuildReport, build_index, is_current
 from bot.records import Article
 from bot.sources import Draft, Rejection
-from bot.store import APPROXIMATE_ABOVE
+from bot.store import APPROXIMATE_ABOVE, fsync_path
 
 STATUSES = ("added", "updated", "linked", "duplicate", "rejected")
 
@@ -65,14 +65,6 @@ class IngestReport:
         return ", ".join(f"{self.count(s)} {s}" for s in STATUSES)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomically(path: Path, content: str) -> None:
     """Replace `path` with `content` all at once: hidden temp file, fsync, rename, fsync folder."""
     temporary = path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}"
@@ -84,7 +76,7 @@ def write_atomically(path: Path, content: str) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def render(article: Article) -> str:
@@ -210,7 +202,7 @@ class CorpusWriter:
                 write_atomically(path, "\n".join(kept) + "\n")
             else:
                 path.unlink()
-                _fsync_dir(path.parent)
+                fsync_path(path.parent)
             return found
 
 

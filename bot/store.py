@@ -72,16 +72,13 @@ class IndexData:
 
 def _fsync_tree(folder: Path) -> None:
     for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    _fsync_dir(folder)
+        fsync_path(path)
+    fsync_path(folder)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk (a rename is durable once its folder is)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -153,7 +150,7 @@ def write_version(data: IndexData, index_dir: Path, approximate_above: int = APP
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _fsync_tree(staging)
         staging.rename(index_dir / "versions" / version)
-        _fsync_dir(index_dir / "versions")
+        fsync_path(index_dir / "versions")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -169,7 +166,7 @@ def publish(index_dir: Path, version: str) -> None:
     with pointer.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(pointer, index_dir / "CURRENT")
-    _fsync_dir(index_dir)
+    fsync_path(index_dir)
 
 
 def current_version(index_dir: Path) -> str:

@@ -24,7 +24,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith(("BOT_", "SLACK_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from bot.settings import get_settings
+    from bot.settings import Settings, get_settings
+
+    # A developer's own .env must not reach the tests either.
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
 
     get_settings.cache_clear()
     yield

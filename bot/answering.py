@@ -131,14 +131,13 @@ def _sigmoid(x: float) -> float:
 def _date_mask(index: Index, since: str | None, until: str | None) -> np.ndarray | None:
     if not since and not until:
         return None
-    allowed = [
-        n
-        for n, article in enumerate(index.articles)
-        if article.date
-        and (not since or article.date[:10] >= since[:10])
-        and (not until or article.date[:10] <= until[:10])
-    ]
-    return index.passage_mask(allowed)
+    days = index.article_days
+    allowed = days != ""
+    if since:
+        allowed &= days >= since[:10]
+    if until:
+        allowed &= days <= until[:10]
+    return index.passage_mask(np.flatnonzero(allowed).tolist())
 
 
 def _recency(index: Index, half_life_days: float | None) -> np.ndarray | None:
@@ -147,21 +146,12 @@ def _recency(index: Index, half_life_days: float | None) -> np.ndarray | None:
         return None
     if not half_life_days > 0:
         raise QuestionError(f"The recency half-life must be a positive number of days, got {half_life_days!r}.")
-    days = np.array([_day(a.date) for a in index.articles], dtype=np.float64)
+    days = index.article_ordinals
     if np.isnan(days).all():
         return None
     newest = float(np.nanmax(days))
     weight: np.ndarray = np.where(np.isnan(days), 0.0, 0.5 ** ((newest - days) / half_life_days))
     return weight
-
-
-def _day(date: str | None) -> float:
-    import datetime as dt
-
-    try:
-        return float(dt.date.fromisoformat((date or "")[:10]).toordinal())
-    except ValueError:
-        return float("nan")
 
 
 def score_passages(

@@ -9,7 +9,6 @@ status (or 503 while there is no index), never a 500 for anything a client sent.
 # request models carry this deployment's limits from inside create_app().
 import asyncio
 import datetime as dt
-import hmac
 import logging
 import threading
 import time
@@ -33,7 +32,7 @@ from bot.answering import EMPTY_QUESTION, MAX_K, answer_with_vector, validate_qu
 from bot.batching import BatchingEncoder
 from bot.embedding import Embedder
 from bot.errors import BotError, QuestionError
-from bot.http_ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware, configure_logging
+from bot.http_ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware, bearer_matches, configure_logging
 from bot.live_index import LiveIndex
 from bot.records import Answer
 from bot.settings import Settings, get_settings
@@ -131,11 +130,6 @@ class Service:
         return self.live.error or ""
 
 
-def _bearer_ok(request: Request, key: str) -> bool:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
-
-
 def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
     """Build the app; `embedder` lets tests inject a model (the real one is loaded otherwise)."""
     settings = settings or get_settings()
@@ -168,8 +162,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         lifespan=lifespan,
     )
     app.state.service = service
-    app.add_middleware(ObservabilityMiddleware, metrics=service.metrics, json_logs=settings.log_format == "json")
+    # Added last = outermost: even a 413 from the body limit gets a request id, a log line, a metric.
     app.add_middleware(BodyLimitMiddleware, max_bytes=64 * 1024)
+    app.add_middleware(ObservabilityMiddleware, metrics=service.metrics, json_logs=settings.log_format == "json")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -204,12 +199,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     def guard(request: Request) -> None:
         """API key (constant-time comparison), then the per-client rate limit."""
         key = settings.api_key.get_secret_value() if settings.api_key else ""
-        if key and not _bearer_ok(request, key):
+        if key and not bearer_matches(request.headers.get("authorization", ""), key):
             raise HTTPException(
                 401, "Send 'Authorization: Bearer <BOT_API_KEY>'.", headers={"WWW-Authenticate": "Bearer"}
             )
         if service.rate_limit is not None:
-            client = request.headers.get("authorization") or (request.client.host if request.client else "unknown")
+            # Keyed by address: a header the client chooses would give it a fresh bucket per request.
+            client = request.client.host if request.client else "unknown"
             if not service.limiter.hit(service.rate_limit, client):
                 reset = service.limiter.get_window_stats(service.rate_limit, client).reset_time
                 retry = max(1, int(reset - time.time()) + 1)
@@ -298,7 +294,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         index = service.live.current() if service.live is not None else None
         if index is None:
             raise HTTPException(503, service.error, headers={"Retry-After": "5"})
-        counts = np.bincount(np.asarray(index.passages[:, 0]), minlength=len(index.articles))
+        counts = np.bincount(index.passage_article, minlength=len(index.articles))
         return ArticleList(
             count=len(index.articles),
             articles=[

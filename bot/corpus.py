@@ -72,10 +72,12 @@ def normalize_date(value: Any, where: str) -> str | None:
         raise CorpusError(where, f"date must be ISO-8601 text, got {value!r}")
     text = value.strip()
     try:
-        (dt.date if len(text) == 10 else dt.datetime).fromisoformat(text.replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise CorpusError(where, f"date {text!r} is not ISO-8601 (e.g. 2025-01-23)") from None
-    return text
+    # Stored in the extended form ("20250123" and "2025-W04-4" become "2025-01-23"), so dates
+    # compare correctly as text in date filters.
+    return parsed.isoformat() if re.search(r"[T ]\d", text) else parsed.date().isoformat()
 
 
 def make_article(data: dict[str, Any], where: str, default_id: str, path: str | None) -> Article:
@@ -142,7 +144,8 @@ def parse_collection(path: Path) -> tuple[list[Article], list[CorpusError]]:
         content = decode(path.read_bytes(), str(path))
     except CorpusError as exc:
         return [], [exc]
-    for number, line in enumerate(content.splitlines(), start=1):
+    # Only "\n" ends a JSON line; str.splitlines() would also cut at U+2028/U+2029/U+0085 inside strings.
+    for number, line in enumerate(content.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"

@@ -56,14 +56,9 @@ def check_address(url: str, allow_private: bool) -> None:
         address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_multicast
-            or address.is_reserved
-            or address.is_unspecified
-        ):
+        # is_global also excludes shared (100.64/10, cloud metadata), documentation and other
+        # special-purpose ranges that are neither "private" nor "reserved".
+        if not address.is_global or address.is_multicast:
             raise IngestError(
                 f"{url}: {parts.hostname} resolves to the non-public address {address}; "
                 "set BOT_ALLOW_PRIVATE_URLS=1 to fetch from private networks"

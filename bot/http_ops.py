@@ -6,6 +6,7 @@ routing and validation errors, and they do not buffer bodies.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import sys
@@ -87,6 +88,12 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def bearer_matches(authorization: str, key: str) -> bool:
+    """True when an Authorization header carries `Bearer <key>` (compared in constant time)."""
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
 
 
 class BodyLimitMiddleware:

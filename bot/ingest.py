@@ -157,7 +157,9 @@ class CorpusWriter:
         candidate, n = base, 1
         while candidate in catalog.by_id or (self.corpus_dir / f"{slugify(candidate)}.md").exists():
             n += 1
-            candidate = f"{base}-{n}"
+            # Room for the suffix inside slugify's 80 characters, or every candidate is `base` again.
+            suffix = f"-{n}"
+            candidate = f"{base[: 80 - len(suffix)].rstrip('-')}{suffix}"
         return candidate
 
     @staticmethod
@@ -197,8 +199,8 @@ class CorpusWriter:
                 raise IngestError(f"no article with id {article_id!r} in {self.corpus_dir}")
             path = Path(found.path)
             if path.suffix.lower() == ".jsonl":
-                lines = path.read_text(encoding="utf-8").splitlines()
-                kept = [line for line in lines if not line.strip() or _line_id(line) != article_id]
+                lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: see corpus.py
+                kept = [line for line in lines if line.strip() and _line_id(line) != article_id]
                 write_atomically(path, "\n".join(kept) + "\n")
             else:
                 path.unlink()

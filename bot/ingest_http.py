@@ -8,7 +8,6 @@ processes sharing the index folder follow within a second.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures.
-import hmac
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -17,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import CorpusError, IngestError
+from bot.http_ops import bearer_matches
 from bot.ingest import CorpusWriter, Outcome
 from bot.sources import Draft, draft_from_fields, read_url
 
@@ -51,14 +51,24 @@ class ArticleChange(BaseModel):
 def add_article_routes(app: FastAPI, service: Any) -> None:
     """Mount POST/DELETE /articles on the app of `bot.api.create_app`."""
     settings = service.settings
-    writer = CorpusWriter(settings.corpus_dir, settings.index_dir / ".ingest.lock")
+    writers: list[CorpusWriter] = []
+
+    def corpus_writer() -> CorpusWriter:
+        """Made on first use, so a read-only deployment (e.g. BOT_CORPUS_DIR=x.jsonl) still starts."""
+        if not writers:
+            try:
+                writers.append(CorpusWriter(settings.corpus_dir, settings.index_dir / ".ingest.lock"))
+            except IngestError as exc:
+                raise HTTPException(409, str(exc)) from None
+        return writers[0]
+
     errors: dict[int | str, dict[str, Any]] = {
         code: {"description": text}
         for code, text in {
             401: "Missing or wrong API key.",
             403: "The server has no BOT_API_KEY: changing articles is disabled.",
             404: "No such article.",
-            409: "The change would leave the corpus empty.",
+            409: "The change would leave the corpus empty, or BOT_CORPUS_DIR is not a folder.",
             422: "The article or its URL cannot be ingested.",
             503: "The index is not loaded (yet).",
         }.items()
@@ -68,8 +78,7 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
         key = settings.api_key.get_secret_value() if settings.api_key else ""
         if not key:
             raise HTTPException(403, "Changing articles is disabled: set BOT_API_KEY on the server to enable it.")
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+        if not bearer_matches(request.headers.get("authorization", ""), key):
             raise HTTPException(
                 401, "Send 'Authorization: Bearer <BOT_API_KEY>'.", headers={"WWW-Authenticate": "Bearer"}
             )
@@ -97,7 +106,7 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
     def passages_of(article_id: str) -> int:
         index = service.live.current()
         number = index.article_number.get(article_id)
-        return 0 if number is None else int((index.passages[:, 0] == number).sum())
+        return 0 if number is None else int((index.passage_article == number).sum())
 
     def add(body: ArticleIn) -> tuple[Outcome, str | None]:
         draft: Draft
@@ -108,10 +117,16 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
                 draft = draft_from_fields(body.model_dump(), "POST /articles")
         except (CorpusError, IngestError) as exc:
             raise HTTPException(422, getattr(exc, "reason", str(exc))) from None
-        outcome = writer.accept([draft]).outcomes[0]
+        outcome = corpus_writer().accept([draft]).outcomes[0]
         if outcome.status == "rejected":
             raise HTTPException(422, outcome.detail or "The article was rejected.")
-        return outcome, publish() if outcome.status != "duplicate" else None
+        from bot.indexer import is_current
+
+        # A duplicate needs no build, unless a crash left the corpus ahead of the index.
+        stale = outcome.status != "duplicate" or not is_current(
+            settings.corpus_dir, settings.index_dir, service.embedder.name
+        )
+        return outcome, publish() if stale else None
 
     @app.post(
         "/articles",
@@ -136,12 +151,12 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
         return JSONResponse(change.model_dump(), status_code=201 if outcome.status in ("added", "linked") else 200)
 
     def remove(article_id: str) -> str:
-        articles = writer.articles()
+        articles = corpus_writer().articles()
         if not any(a.id == article_id for a in articles):
             raise HTTPException(404, f"No article with id {article_id!r}.")
         if len(articles) == 1:
             raise HTTPException(409, f"{article_id!r} is the only article; the index cannot be empty.")
-        writer.delete(article_id)
+        corpus_writer().delete(article_id)
         return publish()
 
     @app.delete(

@@ -129,7 +129,7 @@ def read_file(path: Path) -> Iterator[Draft | Rejection]:
 def read_collection(path: Path) -> Iterator[Draft | Rejection]:
     """A .jsonl of {"title", "text", "id"?, "date"?, "url"?, "source"?, "author"?} lines."""
     content = decode(path.read_bytes(), str(path))
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(content.split("\n"), start=1):  # see corpus.parse_collection
         if not line.strip():
             continue
         where = f"{path}:{number}"

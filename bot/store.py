@@ -238,7 +238,11 @@ class Index:
         elif isinstance(self.faiss, faiss.IndexHNSWFlat):
             self.faiss.hnsw.efSearch = HNSW_EF_SEARCH
         self.keyword = KeywordIndex.load(folder / "keyword")
-        self.article_dates = np.array([a.date or "" for a in self.articles], dtype=object)
+        # Per-passage article numbers and per-article days, once per load: date filters and the
+        # recency boost then cost one vectorised comparison per request.
+        self.passage_article = np.ascontiguousarray(self.passages[:, 0])
+        self.article_days = np.array([(a.date or "")[:10] for a in self.articles], dtype="U10")
+        self.article_ordinals = np.array([_ordinal(day) for day in self.article_days], dtype=np.float64)
 
     @property
     def version(self) -> str:
@@ -269,7 +273,7 @@ class Index:
         """A 0/1 float mask over passages whose article is in `allowed_articles`."""
         allowed = np.zeros(len(self.articles), dtype=bool)
         allowed[list(allowed_articles)] = True
-        mask: np.ndarray = allowed[np.asarray(self.passages[:, 0])].astype(np.float32)
+        mask: np.ndarray = allowed[self.passage_article].astype(np.float32)
         return mask
 
     def dense_search(self, vector: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -296,6 +300,14 @@ class Index:
         scores, ids = self.faiss.search(query, n, params=params)
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep]
+
+
+def _ordinal(day: str) -> float:
+    """The day's proleptic ordinal, NaN when undated."""
+    try:
+        return float(dt.date.fromisoformat(day).toordinal())
+    except ValueError:
+        return float("nan")
 
 
 def open_index(index_dir: Path) -> Index:

@@ -297,3 +297,44 @@ def test_date_filters_and_recency_on_ask(seed_corpus: Path, tmp_path: Path, fake
         got = test_client.get("/ask", params={"q": "Who will chair Stargate?", "since": "2026-01-01", "recent": 30})
         assert got.status_code == 200 and {q["article"]["date"] for q in got.json()["quotes"]} == {"2026-03-01"}
         assert test_client.post("/ask", json={"question": "Who?", "recent": 0}).status_code == 422
+
+
+def test_rate_limit_is_per_address_whatever_the_headers(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
+    with make_client(fake_index, fake_embedder, rate_limit="2/minute") as test_client:
+        wait_until(lambda: test_client.get("/readyz").status_code == 200)
+        codes = [
+            test_client.get("/ask", params={"q": "Who?"}, headers={"Authorization": f"x{n}"}).status_code
+            for n in range(3)
+        ]
+        assert codes == [200, 200, 429]
+
+
+def test_a_413_still_gets_a_request_id_and_a_metric(client: TestClient) -> None:
+    response = client.post(
+        "/ask", content=b"x" * (70 * 1024), headers={"content-type": "application/json", "X-Request-ID": "big-1"}
+    )
+    assert response.status_code == 413 and response.headers["x-request-id"] == "big-1"
+    assert 'status="413"' in client.get("/metrics").text
+
+
+def test_a_jsonl_corpus_serves_and_refuses_changes_clearly(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    from bot.indexer import build_index
+
+    collection = tmp_path / "articles.jsonl"
+    collection.write_text(
+        json.dumps({"id": "a1", "title": "Stargate", "text": "Masayoshi Son will chair Stargate."}) + "\n",
+        encoding="utf-8",
+    )
+    build_index(collection, tmp_path / "index", fake_embedder)
+    with make_client(tmp_path / "index", fake_embedder, corpus_dir=collection, api_key="k") as test_client:
+        wait_until(lambda: test_client.get("/readyz").status_code == 200)
+        assert (
+            test_client.post(
+                "/ask", json={"question": "Who will chair Stargate?"}, headers={"Authorization": "Bearer k"}
+            ).status_code
+            == 200
+        )
+        refused = test_client.post(
+            "/articles", json={"title": "New", "text": "Words."}, headers={"Authorization": "Bearer k"}
+        )
+        assert refused.status_code == 409 and "is a file" in refused.json()["error"]

@@ -109,3 +109,20 @@ def test_fingerprint_changes_with_text_only(tmp_path: Path) -> None:
 def test_slugify() -> None:
     assert slugify("OpenAI, Softbank launch Stargate Project!") == "openai-softbank-launch-stargate-project"
     assert slugify("——") != ""
+
+
+def test_jsonl_text_with_unicode_line_separators_is_one_article(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    text = "First line\u2028same paragraph\u2029next\u0085end."
+    path.write_text(json.dumps({"id": "u", "title": "T", "text": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    corpus = load_corpus(path)
+    assert corpus.errors == [] and corpus.articles[0].text == text
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("20250123", "2025-01-23"), ("2025-W04-4", "2025-01-23"), ("2025-01-23T10:00:00Z", "2025-01-23T10:00:00+00:00")],
+)
+def test_dates_are_stored_in_extended_iso_form(tmp_path: Path, given: str, stored: str) -> None:
+    write_article(tmp_path, "a.md", "A", "Text.", date=f"'{given}'")
+    assert load_corpus(tmp_path).articles[0].date == stored

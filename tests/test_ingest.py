@@ -373,3 +373,36 @@ def test_a_long_lived_writer_fingerprints_each_article_once(
     second = writer.accept([Draft(title="Two", text="The second new article.", origin="test")])
     assert [o.status for o in first.outcomes + second.outcomes] == ["added", "added"]
     assert len(calls) == 2  # the seed once, then the first article once: never again
+
+
+def test_articles_with_the_same_long_headline_get_distinct_ids(tmp_path: Path) -> None:
+    from bot.ingest import CorpusWriter
+    from bot.sources import draft_from_fields
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    writer = CorpusWriter(corpus, tmp_path / ".lock")
+    title = "Stargate live updates: what we know about the OpenAI and SoftBank project so far today"
+    ids = []
+    for n in range(3):
+        draft = draft_from_fields(
+            {
+                "title": title,
+                "text": f"Update number {n} with different words each time {n * 7}.",
+                "date": "2025-01-23",
+            },
+            f"t{n}",
+        )
+        outcome = writer.accept([draft]).outcomes[0]
+        assert outcome.status == "added", outcome
+        ids.append(outcome.id)
+    assert len(set(ids)) == 3 and all(len(i) <= 80 for i in ids)
+    assert len(load_corpus(corpus).articles) == 3
+
+
+def test_shared_and_special_purpose_addresses_are_refused() -> None:
+    from bot.fetching import check_address
+
+    for url in ("http://100.100.100.200/latest/meta-data", "http://192.0.2.1/", "http://[::1]/", "http://0.0.0.0/"):
+        with pytest.raises(IngestError, match="non-public address"):
+            check_address(url, allow_private=False)

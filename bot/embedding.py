@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import threading
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -73,6 +74,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, name: str = DEFAULT_MODEL) -> None:
         self.name = name or DEFAULT_MODEL
+        self._lock = threading.Lock()
         self.model = _load(self.name)
         # Renamed in sentence-transformers 6; keep working with 3.x-5.x too.
         get_dimension = (
@@ -87,13 +89,16 @@ class SentenceTransformerEmbedder:
         """Embed `texts` in batches; rows are L2-normalised float32."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=batch_size,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
+        # One call at a time: concurrent callers (Slack's listener threads beside the server's
+        # batching thread) would oversubscribe the cores, and each call already uses its threads.
+        with self._lock:
+            vectors = self.model.encode(
+                texts,
+                batch_size=batch_size,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 

@@ -136,14 +136,13 @@ def parse_article_file(path: Path) -> Article:
     return make_article(data, where, default_id=slugify(path.stem), path=where)
 
 
-def parse_collection(path: Path) -> tuple[list[Article], list[CorpusError]]:
-    """Read a .jsonl file of articles; a bad line is reported with its number and skipped."""
-    articles: list[Article] = []
-    errors: list[CorpusError] = []
+def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | CorpusError]]:
+    """Each non-blank line of a .jsonl as ("path:line", object), or the CorpusError that says why not."""
     try:
         content = decode(path.read_bytes(), str(path))
     except CorpusError as exc:
-        return [], [exc]
+        yield str(path), exc
+        return
     # Only "\n" ends a JSON line; str.splitlines() would also cut at U+2028/U+2029/U+0085 inside strings.
     for number, line in enumerate(content.split("\n"), start=1):
         if not line.strip():
@@ -151,13 +150,23 @@ def parse_collection(path: Path) -> tuple[list[Article], list[CorpusError]]:
         where = f"{path}:{number}"
         try:
             data = json.loads(line)
-            if not isinstance(data, dict):
-                raise CorpusError(where, "each line must be a JSON object")
+        except json.JSONDecodeError as exc:
+            yield where, CorpusError(where, f"invalid JSON ({exc.msg})")
+            continue
+        yield where, data if isinstance(data, dict) else CorpusError(where, "each line must be a JSON object")
+
+
+def parse_collection(path: Path) -> tuple[list[Article], list[CorpusError]]:
+    """Read a .jsonl file of articles; a bad line is reported with its number and skipped."""
+    articles: list[Article] = []
+    errors: list[CorpusError] = []
+    for where, data in json_lines(path):
+        try:
+            if isinstance(data, CorpusError):
+                raise data
             if "id" not in data:
                 raise CorpusError(where, "missing 'id'")
             articles.append(make_article(data, where, default_id="", path=str(path)))
-        except json.JSONDecodeError as exc:
-            errors.append(CorpusError(where, f"invalid JSON ({exc.msg})"))
         except CorpusError as exc:
             errors.append(exc)
     return articles, errors

@@ -8,14 +8,13 @@ name and canonical URL.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.corpus import clean_text, decode, make_article, parse_article_file
+from bot.corpus import clean_text, decode, json_lines, make_article, parse_article_file
 from bot.errors import CorpusError, IngestError
 from bot.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch
 
@@ -128,19 +127,12 @@ def read_file(path: Path) -> Iterator[Draft | Rejection]:
 
 def read_collection(path: Path) -> Iterator[Draft | Rejection]:
     """A .jsonl of {"title", "text", "id"?, "date"?, "url"?, "source"?, "author"?} lines."""
-    content = decode(path.read_bytes(), str(path))
-    for number, line in enumerate(content.split("\n"), start=1):  # see corpus.parse_collection
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
+    for where, data in json_lines(path):
         try:
-            data = json.loads(line)
-            if not isinstance(data, dict):
-                raise CorpusError(where, "each line must be a JSON object")
+            if isinstance(data, CorpusError):
+                raise data
             article_id = str(data["id"]) if data.get("id") not in (None, "") else None
             yield draft_from_fields(data, where, article_id)
-        except json.JSONDecodeError as exc:
-            yield Rejection(where, f"invalid JSON ({exc.msg})")
         except CorpusError as exc:
             yield Rejection(where, exc.reason)
 

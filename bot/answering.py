@@ -21,7 +21,7 @@ import numpy as np
 
 from bot.embedding import Embedder
 from bot.errors import QuestionError
-from bot.keyword import query_tokens, tokenize
+from bot.keyword import query_tokens
 from bot.records import Answer, ArticleRef, CopyRef, Quote
 from bot.retrieval import hybrid_search
 from bot.store import Index
@@ -172,7 +172,7 @@ def score_passages(
         article_no, _, _, first, last = (int(x) for x in index.passages[candidate.passage])
         article = index.articles[article_no]
         unit_spans = [(int(index.units[u, 1]), int(index.units[u, 2])) for u in range(first, last)]
-        unit_tokens = [tokenize(article.text[s:e]) for s, e in unit_spans]
+        unit_tokens = [index.unit_tokens(u) for u in range(first, last)]
         dense = np.asarray(index.unit_vectors[first:last], dtype=np.float32) @ vector
         lexical = np.array([_coverage(t, weights) for t in unit_tokens])
         sentence = dense + SENTENCE_LEXICAL * lexical
@@ -186,7 +186,7 @@ def score_passages(
         ]
         lo, hi = _extend(best, unit_tokens, words, same_block, dense, lexical, weights)
         quoted_lexical = _coverage([t for ts in unit_tokens[lo : hi + 1] for t in ts], weights)
-        passage_lexical = _coverage([t for ts in unit_tokens for t in ts] + tokenize(article.title), weights)
+        passage_lexical = _coverage([t for ts in unit_tokens for t in ts] + index.title_tokens(article_no), weights)
         features = {
             "sentence": float(dense[best]),
             "passage": candidate.dense,

@@ -27,16 +27,18 @@ import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bot.errors import IndexMismatchError, IndexMissingError
-from bot.keyword import KeywordIndex
+from bot.keyword import KeywordIndex, tokenize
 from bot.records import Article
 
 FORMAT_VERSION = 1
+UNIT_TOKEN_CACHE = 200_000
 KEEP_VERSIONS = 3
 # A version stays this long after it stopped being current: a server that read CURRENT just
 # before the switch may still be loading it (a load that fails anyway is retried by LiveIndex).
@@ -238,11 +240,22 @@ class Index:
         elif isinstance(self.faiss, faiss.IndexHNSWFlat):
             self.faiss.hnsw.efSearch = HNSW_EF_SEARCH
         self.keyword = KeywordIndex.load(folder / "keyword")
+        # Stemmed tokens of the units and titles that questions reach, computed once per version:
+        # re-stemming them on every request was most of the answering thread's Python time.
+        self.unit_tokens = lru_cache(maxsize=UNIT_TOKEN_CACHE)(self._unit_tokens)
+        self.title_tokens = lru_cache(maxsize=UNIT_TOKEN_CACHE)(self._title_tokens)
         # Per-passage article numbers and per-article days, once per load: date filters and the
         # recency boost then cost one vectorised comparison per request.
         self.passage_article = np.ascontiguousarray(self.passages[:, 0])
         self.article_days = np.array([(a.date or "")[:10] for a in self.articles], dtype="U10")
         self.article_ordinals = np.array([_ordinal(day) for day in self.article_days], dtype=np.float64)
+
+    def _unit_tokens(self, unit: int) -> list[str]:
+        article, start, end = (int(x) for x in self.units[unit])
+        return tokenize(self.articles[article].text[start:end])
+
+    def _title_tokens(self, article: int) -> list[str]:
+        return tokenize(self.articles[article].title)
 
     @property
     def version(self) -> str:

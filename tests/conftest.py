@@ -14,7 +14,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
-SHARED_EVAL = ROOT.parent / "shared" / "eval"
 
 
 @pytest.fixture(autouse=True)

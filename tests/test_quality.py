@@ -1,4 +1,4 @@
-"""A small evaluation of the seed article, written for this repository (no ../shared needed)."""
+"""A small evaluation of the seed article, written for this repository (needs nothing outside it)."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def score_passages(
     weights = index.keyword.idf(sorted(set(tokens)))
     vector = vector.astype(np.float32)
     scored: list[_Scored] = []
-    for candidate in hybrid_search(index, vector, question, depth, mask):
+    for candidate in hybrid_search(index, vector, tokens, depth, mask):
         article_no, _, _, first, last = (int(x) for x in index.passages[candidate.passage])
         article = index.articles[article_no]
         unit_spans = [(int(index.units[u, 1]), int(index.units[u, 2])) for u in range(first, last)]

@@ -172,16 +172,28 @@ def parse_collection(path: Path) -> tuple[list[Article], list[CorpusError]]:
     return articles, errors
 
 
+def is_ignored(path: Path, root: Path) -> bool:
+    """Hidden files and folders (atomic writes' temporaries, `_drafts/`) and READMEs are not articles."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        parts = (path.name,)
+    return any(part.startswith((".", "_")) for part in parts) or path.name.lower().startswith("readme")
+
+
+def is_article_file(path: str | Path, root: Path) -> bool:
+    """True for a file the indexer reads: a known suffix, not hidden, not a README."""
+    path = Path(path)
+    return path.suffix.lower() in ARTICLE_SUFFIXES | COLLECTION_SUFFIXES and not is_ignored(path, root)
+
+
 def corpus_files(root: Path) -> Iterator[Path]:
     """The article and collection files under `root` (or `root` itself), in a stable order."""
     if root.is_file():
         yield root
         return
     for path in sorted(root.rglob("*")):
-        hidden = any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
-        if hidden or not path.is_file() or path.name.lower().startswith("readme"):
-            continue
-        if path.suffix.lower() in ARTICLE_SUFFIXES | COLLECTION_SUFFIXES:
+        if path.is_file() and is_article_file(path, root):
             yield path
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.keyword import query_tokens
 from bot.store import Index
 
 # Equal weights: 0.35 dense measured within half a point on SQuAD dev (whose questions copy the
@@ -37,7 +36,7 @@ def _z(values: np.ndarray) -> np.ndarray:
 def hybrid_search(
     index: Index,
     vector: np.ndarray,
-    question: str,
+    tokens: list[str],
     n: int,
     mask: np.ndarray | None = None,
     *,
@@ -45,10 +44,10 @@ def hybrid_search(
     keyword_weight: float = KEYWORD_WEIGHT,
     candidates: int = CANDIDATES,
 ) -> list[Candidate]:
-    """The best `n` passages for the question, best first."""
+    """The best `n` passages for a question (its vector and `keyword.query_tokens`), best first."""
     depth = max(candidates, n)
     dense_ids, _ = index.dense_search(vector, depth, mask)
-    keyword_scores = index.keyword.scores(query_tokens(question), mask)
+    keyword_scores = index.keyword.scores(tokens, mask)
     if keyword_weight > 0 and keyword_scores.any():
         top = np.argpartition(-keyword_scores, min(depth, len(keyword_scores) - 1))[:depth]
         keyword_ids = top[keyword_scores[top] > 0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.corpus import clean_text, decode, json_lines, make_article, parse_article_file
+from bot.corpus import clean_text, decode, is_ignored, json_lines, make_article, parse_article_file
 from bot.errors import CorpusError, IngestError
 from bot.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch
 
@@ -143,9 +143,7 @@ def read_path(path: Path) -> Iterator[Draft | Rejection]:
         yield Rejection(str(path), "no such file or folder")
     elif path.is_dir():
         for child in sorted(path.rglob("*")):
-            hidden = any(part.startswith((".", "_")) for part in child.relative_to(path).parts)
-            readme = child.name.lower().startswith("readme")
-            if child.is_file() and not hidden and not readme and child.suffix.lower() in FILE_SUFFIXES:
+            if child.is_file() and child.suffix.lower() in FILE_SUFFIXES and not is_ignored(child, path):
                 yield from read_file(child)
     else:
         yield from read_file(path)

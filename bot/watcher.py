@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.corpus import ARTICLE_SUFFIXES, COLLECTION_SUFFIXES
+from bot.corpus import is_article_file
 from bot.embedding import Embedder
 from bot.errors import BotError, CorpusError
 from bot.indexer import BuildReport, build_index, is_current
@@ -21,18 +21,6 @@ from bot.store import APPROXIMATE_ABOVE
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 800
-
-
-def is_article_file(path: str, root: Path) -> bool:
-    """True for a corpus file the indexer reads (not hidden, not a README, a known suffix)."""
-    candidate = Path(path)
-    try:
-        parts = candidate.relative_to(root).parts
-    except ValueError:
-        parts = (candidate.name,)
-    hidden = any(part.startswith((".", "_")) for part in parts)
-    known = candidate.suffix.lower() in ARTICLE_SUFFIXES | COLLECTION_SUFFIXES
-    return known and not hidden and not candidate.name.lower().startswith("readme")
 
 
 def watch(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from bot.corpus import load_corpus, slugify
 from bot.errors import CorpusError
 from tests.conftest import SEED_CORPUS, write_article
 
+SEED_BODY_SHA256 = "bb14ed5b678eedee53a823550bd62392555675f56b32ac0cf88eac665301b1ea"
+
 
 def test_seed_article_is_read_with_its_metadata() -> None:
     corpus = load_corpus(SEED_CORPUS)
@@ -17,9 +20,20 @@ def test_seed_article_is_read_with_its_metadata() -> None:
     assert seed.title == "OpenAI, Softbank launch Stargate Project"
     assert seed.date == "2025-01-23"
     assert seed.id == "2025-01-23-openai-softbank-launch-stargate-project"
-    assert seed.text.startswith("OpenAI and SoftBank Group Corp.")
+    assert seed.url is None and seed.author is None
+    assert "names no author and gives no URL" in (seed.source or "")
     for chrome in ("Pages", "No comments:", "Post a Comment"):
         assert chrome not in seed.text
+
+
+def test_seed_article_body_is_the_published_post_byte_for_byte() -> None:
+    # The body of the post as published (see the seed's README): 3,530 characters, curly and straight
+    # quotes, the en dash, footnote markers and no-break spaces kept as they are.
+    seed = load_corpus(SEED_CORPUS).articles[0]
+    assert len(seed.text) == 3530
+    assert hashlib.sha256(seed.text.encode("utf-8")).hexdigest() == SEED_BODY_SHA256
+    raw = (SEED_CORPUS / "2025-01-23-openai-softbank-launch-stargate-project.md").read_text(encoding="utf-8")
+    assert seed.text in raw
 
 
 def test_ids_are_stable_whatever_the_order_of_files(tmp_path: Path) -> None:

@@ -93,6 +93,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# With several workers, how long a question waits for its worker's model and index to load.
+LOAD_WAIT_SECONDS = 60.0
+
+
 class Service:
     """What the app holds: settings, model, live index, encoder, metrics."""
 
@@ -101,6 +105,8 @@ class Service:
         self.embedder = embedder
         self.live: LiveIndex | None = None
         self.encoder: BatchingEncoder | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, where questions are batched
+        self.loaded = threading.Event()  # set when loading ended, loaded or not
         self.load_error: str | None = None
         self.metrics = Metrics(self)
         self.rate_limit = parse_limit(settings.rate_limit) if settings.rate_limit else None
@@ -110,9 +116,13 @@ class Service:
         """Load the model and the index (runs in a thread at start-up)."""
         try:
             if self.embedder is None:
-                from bot.embedding import get_embedder
+                from bot.embedding import open_embedder
 
-                self.embedder = get_embedder(self.settings.model)
+                # A missing export is made by a child process: this one never imports torch.
+                settings = self.settings
+                self.embedder = open_embedder(settings.model, settings.encoder, settings.index_dir, export="child")
+            if self.encoder is None:
+                self.encoder = BatchingEncoder(self.embedder, loop=self.loop)
             live = LiveIndex(self.settings.index_dir, self.embedder.name)
             live.refresh()
             live.watch()
@@ -120,6 +130,8 @@ class Service:
         except BotError as exc:
             self.load_error = str(exc)
             log.error("cannot load: %s", exc)
+        finally:
+            self.loaded.set()
 
     @property
     def error(self) -> str:
@@ -130,8 +142,15 @@ class Service:
         return self.live.error or ""
 
 
-def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
-    """Build the app; `embedder` lets tests inject a model (the real one is loaded otherwise)."""
+def create_app(
+    settings: Settings | None = None, *, embedder: Embedder | None = None, wait_for_load: bool = False
+) -> FastAPI:
+    """Build the app; `embedder` lets tests inject a model (the real one is loaded otherwise).
+
+    With `wait_for_load` a question that arrives while the model and index are still loading
+    waits for them (up to LOAD_WAIT_SECONDS) instead of getting a 503: with several workers on a
+    port, /readyz may have come from a worker that is ready while this one is not yet.
+    """
     settings = settings or get_settings()
     service = Service(settings, embedder)
     max_chars = settings.max_question_chars
@@ -147,6 +166,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.loop = asyncio.get_running_loop()
         loader = threading.Thread(target=service.load, name="load", daemon=True)
         loader.start()
         yield
@@ -220,13 +240,15 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     ) -> Answer:
         started = time.perf_counter()
         question = validate_question(question, k, settings.max_question_chars)
+        if wait_for_load:
+            deadline = time.monotonic() + LOAD_WAIT_SECONDS
+            while not service.loaded.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
         live = service.live
         index = live.current() if live is not None else None
-        if index is None or service.embedder is None:
+        if index is None or service.encoder is None:
             raise HTTPException(503, service.error, headers={"Retry-After": "5"})
-        if service.encoder is None:
-            service.encoder = BatchingEncoder(service.embedder)
-        vector: np.ndarray = await service.encoder.encode(question)
+        vector = await service.encoder.encode(question)
         result = await run_in_threadpool(
             answer_with_vector,
             index,
@@ -316,11 +338,32 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     return app
 
 
+def worker_app() -> FastAPI:
+    """The app of one of several `bot serve` workers (uvicorn imports it by name in each process)."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings, wait_for_load=True)
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the app under uvicorn until SIGINT/SIGTERM, finishing in-flight requests first."""
+    """Run the app under uvicorn until SIGINT/SIGTERM, finishing in-flight requests first.
+
+    With BOT_WORKERS above 1, uvicorn binds the port once and runs that many worker processes on
+    it; each loads its own encoder and memory-maps the same index version (the pages are shared),
+    watches CURRENT, keeps its own rate-limit counts and its own metrics (see the README).
+    """
+    import os
+
     import uvicorn
 
     configure_logging(settings.log_format, settings.log_level)
+    if settings.encoder != "torch":
+        from bot.embedding import export_folder
+        from bot.runtimes import export_in_child
+
+        # Once, before any worker starts (a child process: this one never imports torch).
+        if not (export_folder(settings.model, settings.index_dir) / "export.json").is_file():
+            export_in_child(settings.index_dir, settings.model)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     print(
         f"Serving on http://{shown}:{port}  (web page: http://{shown}:{port}/, docs: http://{shown}:{port}/docs)",
@@ -332,12 +375,17 @@ def serve(settings: Settings, host: str, port: int) -> None:
         '-d \'{"question": "Who will chair Stargate?", "k": 3}\'',
         flush=True,
     )
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        access_log=False,  # ObservabilityMiddleware writes one line per request, with its id
-        log_config=None,
-        timeout_graceful_shutdown=30,
-    )
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,  # ObservabilityMiddleware writes one line per request, with its id
+        "log_config": None,
+        "timeout_graceful_shutdown": 30,
+    }
+    if settings.workers > 1:
+        # The workers read their settings afresh; the one given on the command line travels by env.
+        os.environ["BOT_INDEX_DIR"] = str(settings.index_dir)
+        uvicorn.run("bot.api:worker_app", factory=True, workers=settings.workers, **common)
+        return
+    config = uvicorn.Config(create_app(settings), **common)
     asyncio.run(uvicorn.Server(config).serve())

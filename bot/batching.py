@@ -4,12 +4,16 @@ Encoding the question is nearly all of a request's cost. Requests that arrive wh
 busy wait in a queue and are encoded together in the next call, so 32 concurrent clients cost a
 few batched calls rather than 32 single ones, and a lone client waits for nothing but its own
 encode. Repeated questions are served from an LRU cache of their vectors.
+
+Threads without an event loop (Slack's listeners) use `encode_blocking`, which queues the question
+on the encoder's loop, so they share the batches and the cache with HTTP's requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,12 +23,19 @@ from bot.embedding import Embedder
 
 MAX_BATCH = 64
 CACHE_SIZE = 2048
+BLOCKING_TIMEOUT = 120.0  # seconds a thread waits for its vector before giving up
 
 
 class BatchingEncoder:
     """Encode questions in batches on one worker thread; `await encode(q)` from any request."""
 
-    def __init__(self, embedder: Embedder, max_batch: int = MAX_BATCH, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        max_batch: int = MAX_BATCH,
+        cache_size: int = CACHE_SIZE,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.embedder = embedder
         self.max_batch = max_batch
         self.cache_size = cache_size
@@ -34,9 +45,18 @@ class BatchingEncoder:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self.batch_sizes: list[int] = []  # every encode call's size, for metrics and tests
         self.cache_hits = 0
+        self._loop = loop  # the loop the queue lives on: the server's, else the first caller's
+        self._loop_lock = threading.Lock()
+        self._own_loop: asyncio.AbstractEventLoop | None = None  # started for threads when no server runs
 
     async def encode(self, question: str) -> np.ndarray:
         """The question's vector, from the cache or the next batch."""
+        running = asyncio.get_running_loop()
+        with self._loop_lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = running
+        if self._loop is not running:  # another loop's caller joins the queue's loop
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.encode(question), self._loop))
         cached = self._cache.get(question)
         if cached is not None:
             self._cache.move_to_end(question)
@@ -73,6 +93,15 @@ class BatchingEncoder:
                 if not future.done():  # the request may have been cancelled meanwhile
                     future.set_result(by_text[text])
 
+    def encode_blocking(self, question: str, timeout: float = BLOCKING_TIMEOUT) -> np.ndarray:
+        """`encode` for a thread without an event loop: queued on the encoder's loop, waited for."""
+        with self._loop_lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = self._own_loop = asyncio.new_event_loop()
+                threading.Thread(target=self._own_loop.run_forever, name="encode-loop", daemon=True).start()
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(self.encode(question), loop).result(timeout)
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.embedder.encode(texts, batch_size=max(len(texts), 1))
 
@@ -83,8 +112,10 @@ class BatchingEncoder:
             self._cache.popitem(last=False)
 
     async def close(self) -> None:
-        if self._worker is not None:
+        if self._worker is not None and self._loop is asyncio.get_running_loop():
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_loop is not None:
+            self._own_loop.call_soon_threadsafe(self._own_loop.stop)

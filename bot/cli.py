@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--if-stale", action="store_true", help="do nothing when the index matches the corpus")
     index.add_argument("--strict", action="store_true", help="exit 1 when any article was skipped as malformed")
 
+    export = commands.add_parser(
+        "export-encoder", help="export the model for the onnx/openvino encoders (bot index does it too)"
+    )
+    export.add_argument("--index", type=Path, help="index folder that holds the export (BOT_INDEX_DIR)")
+    export.add_argument("--model", help="model id or folder (BOT_MODEL)")
+
     ask = commands.add_parser("ask", help="answer a question from the index")
     ask.add_argument("question", nargs="?", help="the question; omit it for an interactive prompt")
     ask.add_argument("-k", type=int, default=3, help="number of quotes, 1-20 (default 3)")
@@ -114,6 +120,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings()
     corpus = args.corpus or settings.corpus_dir
     index_dir = args.index or settings.index_dir
+    if settings.encoder != "torch":
+        _export(settings.model, index_dir)
     if args.if_stale and not args.full and is_current(corpus, index_dir, settings.model):
         print(f"The index in {index_dir} is up to date with {corpus}.")
         return 0
@@ -136,6 +144,26 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 1 if report.errors and args.strict else 0
 
 
+def _export(model: str, index_dir: Path) -> None:
+    import json
+
+    from bot.embedding import export_folder, export_onnx
+
+    folder = export_folder(model, index_dir)
+    if (folder / "export.json").is_file():
+        return
+    folder = export_onnx(model, index_dir)
+    cosines = json.loads((folder / "export.json").read_text(encoding="utf-8"))["probe_min_cosine"]
+    shown = ", ".join(f"{k} {v:.6f}" if v is not None else f"{k} refused" for k, v in cosines.items())
+    print(f"Exported the encoder to {folder} (lowest probe cosine to torch: {shown}).")
+
+
+def cmd_export_encoder(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _export(args.model or settings.model, args.index or settings.index_dir)
+    return 0
+
+
 def format_answer(answer: Answer) -> str:
     """Human output: each quote in quotation marks, then '— Title (date) url'."""
     lines: list[str] = []
@@ -154,16 +182,17 @@ def format_answer(answer: Answer) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from bot.answering import answer, validate_question
-    from bot.embedding import get_embedder
+    from bot.embedding import open_embedder
     from bot.store import open_index
 
     settings = _settings()
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
     if args.question is not None:
         validate_question(args.question, args.k, settings.max_question_chars)
-    index = open_index(args.index or settings.index_dir)
+    index_dir = args.index or settings.index_dir
+    index = open_index(index_dir)
     index.check_model(settings.model)
-    embedder = get_embedder(settings.model)
+    embedder = open_embedder(settings.model, settings.encoder, index_dir, export="here")
 
     def respond(question: str) -> None:
         result = answer(
@@ -314,6 +343,7 @@ def cmd_slack(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "index": cmd_index,
+    "export-encoder": cmd_export_encoder,
     "ingest": cmd_ingest,
     "watch": cmd_watch,
     "ask": cmd_ask,

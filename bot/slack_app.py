@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +32,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.answering import answer, validate_question
+from bot.answering import answer_with_vector, validate_question
 from bot.errors import BotError, QuestionError
 from bot.feedback import FeedbackStore
 from bot.records import Answer
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    from bot.batching import BatchingEncoder
     from bot.embedding import Embedder
     from bot.http_ops import Metrics
     from bot.live_index import LiveIndex
@@ -95,6 +97,7 @@ class Backend(Protocol):
 
     settings: Settings
     embedder: Embedder | None
+    encoder: BatchingEncoder | None
     live: LiveIndex | None
     metrics: Metrics
 
@@ -140,15 +143,19 @@ class SlackBot:
     # -- the answering core, shared by every listener ------------------------------------
 
     def ask(self, question: str) -> Answer:
-        """Answer with the served index; BotError while the model or index is not loaded."""
-        live, embedder = self.service.live, self.service.embedder
+        """Answer with the served index; BotError while the model or index is not loaded.
+
+        The question joins HTTP's batches and vector cache (`encode_blocking` from bolt's thread).
+        """
+        started = time.perf_counter()
+        live, encoder = self.service.live, self.service.encoder
         index = live.current() if live is not None else None
-        if index is None or embedder is None:
+        if index is None or encoder is None:
             raise BotError(self.service.error or "The articles are loading; ask again in a minute.")
         settings = self.settings
-        result = answer(
-            index, embedder, question, QUOTES, threshold=settings.threshold, max_chars=settings.max_question_chars
-        )
+        question = validate_question(question, QUOTES, settings.max_question_chars)
+        vector = encoder.encode_blocking(question)
+        result = answer_with_vector(index, question, vector, QUOTES, threshold=settings.threshold, started=started)
         self.service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
         return result
 

@@ -82,11 +82,14 @@ def seed_corpus(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
-    """The seed corpus indexed with the real model, once per session (read-only for tests)."""
+    """The seed corpus indexed with the real model, once per session (read-only for tests), with
+    the encoder exported for the onnx and openvino runtimes, as `bot index` leaves it."""
+    from bot.embedding import DEFAULT_MODEL, export_onnx
     from bot.indexer import build_index
 
     index_dir = tmp_path_factory.mktemp("seed") / "index"
     build_index(SEED_CORPUS, index_dir, real_embedder)
+    export_onnx(DEFAULT_MODEL, index_dir)
     return index_dir
 
 

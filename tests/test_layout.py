@@ -27,7 +27,15 @@ def modules() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     ("library", "home"),
-    [("sentence_transformers", {"embedding"}), ("faiss", {"store"}), ("bm25s", {"keyword"})],
+    [
+        ("sentence_transformers", {"embedding"}),
+        ("torch", {"embedding"}),
+        ("onnxruntime", {"runtimes"}),
+        ("openvino", {"runtimes"}),
+        ("tokenizers", {"runtimes"}),
+        ("faiss", {"store"}),
+        ("bm25s", {"keyword"}),
+    ],
 )
 def test_heavy_library_is_imported_by_one_module(library: str, home: set[str]) -> None:
     users = {

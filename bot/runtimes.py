@@ -1,0 +1,228 @@
+"""The encoder without torch: the model exported to ONNX, run on ONNX Runtime or OpenVINO.
+
+The only module importing onnxruntime and openvino. `bot index` (or `bot export-encoder`) exports
+the bundled, sha256-checked weights once, with torch (`bot.embedding.export_onnx`), into
+
+    <index dir>/encoders/onnx-<key>/
+      model.onnx            the transformer: token ids and mask in, token vectors out
+      export.json           the model, the weights' and model.onnx's sha256, each runtime's probe cosine
+      probes.npy            torch's vectors of PROBES, the reference every load is checked against
+      tokenizer.json, modules.json, sentence_bert_config.json, 1_Pooling/config.json
+
+Serving reads only that folder: `tokenizers` splits the text, the runtime runs the transformer,
+numpy mean-pools over the attention mask and L2-normalises (what modules.json and the pooling
+config say), so a server on either runtime never imports torch. Every load checks model.onnx's
+hash and encodes PROBES again: a vector below MIN_COSINE to torch's refuses the runtime, with the
+figure, as a ModelError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from bot.embedding import sha256_file
+from bot.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+Runtime = Literal["torch", "onnx", "openvino"]
+RUNTIMES: tuple[Runtime, ...] = ("torch", "onnx", "openvino")
+# Chosen by `make bench` (bench/README.md has the table): OpenVINO encoded a batch of 32 questions
+# 2-3x faster than torch and ONNX Runtime here, one question in about half torch's time, and its
+# vectors stay at cosine >= 0.99998 to torch's.
+DEFAULT_RUNTIME: Runtime = "openvino"
+EXPORT_FORMAT = 1
+MIN_COSINE = 0.9999
+# A fixed probe set of made-up sentences, short and long, so that padding and truncation are used.
+PROBES = (
+    "Who will chair the Harrowgate project?",
+    "When did the Velmora council approve the new bridge across the Tarn river?",
+    "How many people work at the Quillfield plant?",
+    "Brightwater Systems said on Tuesday it would build four data centres near Oskarby, "
+    "each drawing about 300 megawatts, and hire 1,200 people by the end of next year.",
+    "The mayor of Lindholt, who took office in March, declined to comment.",
+    "Revenue rose 12% to 4.2 billion crowns in the third quarter, the company said, "
+    "as demand for its cooling equipment grew faster than it had planned for. " * 12,
+    "a",
+    "What is the capital of the made-up country of Norvania, and who governs it today?",
+)
+SIDE_FILES = ("tokenizer.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json")
+BUILD_BATCH = 64
+
+
+def export_dir(index_dir: Path, model: str, weights_sha256: str) -> Path:
+    """Where the export of `model` with these weights lives under `index_dir`."""
+    key = hashlib.sha256(f"{model}\0{weights_sha256}\0{EXPORT_FORMAT}".encode()).hexdigest()[:12]
+    return Path(index_dir) / "encoders" / f"onnx-{key}"
+
+
+def min_cosine(reference: np.ndarray, vectors: np.ndarray) -> float:
+    """The lowest cosine between matching rows (both sets are L2-normalised)."""
+    return float(np.min(np.sum(reference.astype(np.float64) * vectors.astype(np.float64), axis=1)))
+
+
+def check_probes(folder: Path, embedder: ExportedEmbedder) -> float:
+    """Encode PROBES with `embedder`; refuse it when any vector is below MIN_COSINE to torch's."""
+    reference = np.load(folder / "probes.npy")
+    cosine = min_cosine(reference, embedder.encode(list(PROBES)))
+    if not cosine >= MIN_COSINE:
+        raise ModelError(
+            f"the {embedder.runtime} encoder in {folder} gives vectors at cosine {cosine:.6f} to torch's on the "
+            f"probe sentences, below the {MIN_COSINE} required: set BOT_ENCODER=torch, or delete {folder} and run "
+            "`bot export-encoder` to export it again"
+        )
+    return cosine
+
+
+class ExportedEmbedder:
+    """Tokenize with `tokenizers`, run the transformer, mean-pool over the mask, L2-normalise."""
+
+    runtime: str = ""
+
+    def __init__(self, folder: Path, name: str, threads: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.folder = Path(folder)
+        self.name = name
+        self.threads = max(1, threads)
+        config = json.loads((self.folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        pooling = json.loads((self.folder / "1_Pooling" / "config.json").read_text(encoding="utf-8"))
+        check_modules(json.loads((self.folder / "modules.json").read_text(encoding="utf-8")), pooling)
+        self.dimension = int(pooling["word_embedding_dimension"])
+        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
+        self.tokenizer.enable_padding()
+        # One call at a time, as with torch: each call already uses the encoder's threads.
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str], *, batch_size: int = BUILD_BATCH, progress: bool = False) -> np.ndarray:
+        """Embed `texts`; rows are L2-normalised float32. Longest first, so batches pad little."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        step = max(1, batch_size)
+        with self._lock:
+            for start in range(0, len(order), step):
+                chosen = order[start : start + step]
+                encodings = self.tokenizer.encode_batch([texts[i] for i in chosen])
+                ids = np.array([e.ids for e in encodings], dtype=np.int64)
+                mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+                types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+                tokens = self._run(ids, mask, types)
+                weights = mask[..., None].astype(np.float32)
+                pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+                out[chosen] = pooled / np.clip(norms, 1e-12, None)
+        return out
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OnnxEmbedder(ExportedEmbedder):
+    runtime = "onnx"
+
+    def __init__(self, folder: Path, name: str, threads: int) -> None:
+        super().__init__(folder, name, threads)
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # its graph warnings are not the reader's business
+        self.session = onnxruntime.InferenceSession(
+            str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        result: Any = self.session.run(None, feeds)[0]
+        return np.asarray(result, dtype=np.float32)
+
+
+class OpenVinoEmbedder(ExportedEmbedder):
+    runtime = "openvino"
+
+    def __init__(self, folder: Path, name: str, threads: int) -> None:
+        super().__init__(folder, name, threads)
+        import openvino
+
+        core = openvino.Core()
+        # LATENCY: one stream, so a single question uses the encoder's threads and nothing else.
+        self.compiled = core.compile_model(
+            str(self.folder / "model.onnx"),
+            "CPU",
+            {"INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY"},
+        )
+        self.request = self.compiled.create_infer_request()
+        self.output = self.compiled.output(0)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        result = self.request.infer(feeds)
+        return np.asarray(result[self.output], dtype=np.float32)
+
+
+def check_modules(modules: list[dict[str, Any]], pooling: dict[str, Any]) -> None:
+    """The exported path knows one recipe: a transformer, mean pooling, normalisation."""
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
+    if kinds != ["Transformer", "Pooling", "Normalize"] or modes != ["pooling_mode_mean_tokens"]:
+        raise ModelError(
+            f"the onnx and openvino encoders run Transformer + mean Pooling + Normalize models; this one has "
+            f"modules {kinds} and pooling {modes}: set BOT_ENCODER=torch"
+        )
+
+
+def read_export(folder: Path) -> dict[str, Any]:
+    """The export's record, after checking model.onnx against its recorded sha256."""
+    record_path = folder / "export.json"
+    if not record_path.is_file():
+        raise ModelError(f"no exported encoder in {folder}: run `bot export-encoder` (or `bot index`)")
+    record: dict[str, Any] = json.loads(record_path.read_text(encoding="utf-8"))
+    if record.get("format") != EXPORT_FORMAT:
+        raise ModelError(f"{folder} holds an export of format {record.get('format')}: run `bot export-encoder`")
+    actual = sha256_file(folder / "model.onnx") if (folder / "model.onnx").is_file() else "missing"
+    if actual != record.get("onnx_sha256"):
+        raise ModelError(
+            f"{folder / 'model.onnx'} has sha256 {actual}, but {record.get('onnx_sha256')} was exported: the file "
+            f"is corrupt or was replaced; delete {folder} and run `bot export-encoder`"
+        )
+    return record
+
+
+def load_exported(folder: Path, name: str, runtime: Runtime, threads: int) -> ExportedEmbedder:
+    """The export in `folder` on `runtime`, checked: model.onnx's hash, then the probe vectors."""
+    read_export(folder)
+    embedder: ExportedEmbedder
+    try:
+        if runtime == "onnx":
+            embedder = OnnxEmbedder(folder, name, threads)
+        elif runtime == "openvino":
+            embedder = OpenVinoEmbedder(folder, name, threads)
+        else:
+            raise ModelError(f"unknown encoder runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    except (OSError, RuntimeError, ValueError) as exc:  # the runtimes' own errors derive from these
+        raise ModelError(f"the {runtime} runtime cannot load {folder / 'model.onnx'}: {exc}") from exc
+    check_probes(folder, embedder)
+    return embedder
+
+
+def export_in_child(index_dir: Path, model: str) -> None:
+    """Run `bot export-encoder` in a child process, so this process never imports torch."""
+    log.warning("exporting the encoder into %s (once; `bot index` does this ahead of time)", index_dir)
+    command = [sys.executable, "-m", "bot", "export-encoder", "--index", str(index_dir), "--model", model]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ModelError(f"exporting the encoder failed: {(done.stderr or done.stdout).strip()[-1000:]}")

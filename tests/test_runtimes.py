@@ -1,0 +1,149 @@
+"""The encoder on ONNX Runtime and OpenVINO: same vectors as torch, checked exports, no torch in serving."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from bot.embedding import DEFAULT_MODEL, export_folder, open_embedder
+from bot.errors import ModelError
+from bot.runtimes import MIN_COSINE, min_cosine
+from tests.conftest import ROOT, free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "Who is going to lead the Korvath Energy venture?",
+    "The Pellingham Gazette reported that the new port at Dunmere will open in 2031, two years late.",
+    "short",
+    "How much did the Ostrava Tram Company pay for its forty-two new carriages, and who paid for them? " * 6,
+]
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_an_exported_runtime_gives_torchs_vectors(runtime: str, seed_index: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    embedder = open_embedder(DEFAULT_MODEL, runtime, seed_index)
+    assert (embedder.name, embedder.dimension) == (real_embedder.name, real_embedder.dimension)
+    together = embedder.encode(TEXTS)  # one padded batch
+    alone = np.vstack([embedder.encode([t]) for t in TEXTS])
+    reference = real_embedder.encode(TEXTS)
+    assert min_cosine(reference, together) >= MIN_COSINE
+    assert min_cosine(reference, alone) >= MIN_COSINE
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert embedder.encode([]).shape == (0, 384)
+
+
+def _copy_export(seed_index: Path, tmp_path: Path) -> tuple[Path, Path]:
+    source = export_folder(DEFAULT_MODEL, seed_index)
+    index_dir = tmp_path / "index"
+    target = export_folder(DEFAULT_MODEL, index_dir)
+    shutil.copytree(source, target)
+    return index_dir, target
+
+
+def test_a_changed_model_file_is_refused_by_its_hash(seed_index: Path, tmp_path: Path) -> None:
+    index_dir, folder = _copy_export(seed_index, tmp_path)
+    with (folder / "model.onnx").open("r+b") as handle:
+        handle.seek(-4096, os.SEEK_END)
+        handle.write(b"\0" * 16)
+    with pytest.raises(ModelError, match=r"model\.onnx has sha256 .* corrupt or was replaced"):
+        open_embedder(DEFAULT_MODEL, "onnx", index_dir)
+
+
+def test_vectors_that_drift_from_torchs_are_refused_with_the_figure(seed_index: Path, tmp_path: Path) -> None:
+    # The reference vectors stand in for a runtime whose output drifted: same check, other side.
+    index_dir, folder = _copy_export(seed_index, tmp_path)
+    probes = np.load(folder / "probes.npy")
+    rng = np.random.default_rng(0)
+    drifted = probes + 0.05 * rng.standard_normal(probes.shape).astype(np.float32)
+    np.save(folder / "probes.npy", drifted / np.linalg.norm(drifted, axis=1, keepdims=True))
+    with pytest.raises(ModelError, match=r"openvino encoder .* cosine 0\.9\d+ to torch's .* below the 0\.9999"):
+        open_embedder(DEFAULT_MODEL, "openvino", index_dir)
+
+
+def test_a_missing_export_is_refused_unless_asked_to_export(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="run `bot export-encoder`"):
+        open_embedder(DEFAULT_MODEL, "onnx", tmp_path / "index")
+
+
+# Installed in every Python process the server starts (its workers too) through PYTHONPATH:
+# importing torch writes where from and fails.
+NO_TORCH = """
+import sys, traceback
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            with open({marker!r}, "a") as handle:
+                handle.write("".join(traceback.format_stack()) + "\\n")
+            raise ImportError("torch imported by the server")
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def _serve_and_ask(seed_index: Path, tmp_path: Path, env: dict[str, str]) -> Path:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    marker = tmp_path / "torch-imports.txt"
+    (hooks / "sitecustomize.py").write_text(textwrap.dedent(NO_TORCH.format(marker=str(marker))), encoding="utf-8")
+    port = free_port()
+    full_env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(hooks),
+        "BOT_INDEX_DIR": str(seed_index),
+        "BOT_PORT": str(port),
+        "BOT_DATA_DIR": str(tmp_path / "data"),
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=tmp_path,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(url + "/readyz", timeout=2).status_code == 200, timeout=120)
+        # New connections, so that every worker gets some of the questions.
+        for n in range(12):
+            response = httpx.post(url + "/ask", json={"question": f"Who will chair Stargate? ({n})"}, timeout=60)
+            assert response.status_code == 200, response.text
+            assert "Masayoshi Son" in response.json()["quotes"][0]["text"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode()[-3000:]
+    return marker
+
+
+def test_bot_serve_with_the_default_runtime_never_imports_torch(seed_index: Path, tmp_path: Path) -> None:
+    marker = _serve_and_ask(seed_index, tmp_path, {})
+    assert not marker.exists(), marker.read_text()
+
+
+def test_the_torch_guard_catches_a_torch_server(seed_index: Path, tmp_path: Path) -> None:
+    # The same guard around a torch server: it must see the import (so the test above can fail).
+    with pytest.raises(AssertionError):
+        _serve_and_ask(seed_index, tmp_path, {"BOT_ENCODER": "torch", "BOT_WORKERS": "1"})
+    assert "torch imported" not in str(tmp_path) and (tmp_path / "torch-imports.txt").is_file()
+
+
+def test_an_unknown_runtime_is_a_clear_settings_error(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from bot.cli import main
+
+    monkeypatch.setenv("BOT_ENCODER", "tensorflow")
+    assert main(["ask", "Who?", "--index", str(ROOT / "no-index")]) == 1
+    assert "BOT_ENCODER" in capsys.readouterr().err

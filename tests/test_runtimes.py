@@ -60,13 +60,14 @@ def test_a_changed_model_file_is_refused_by_its_hash(seed_index: Path, tmp_path:
 
 
 def test_vectors_that_drift_from_torchs_are_refused_with_the_figure(seed_index: Path, tmp_path: Path) -> None:
-    # The reference vectors stand in for a runtime whose output drifted: same check, other side.
+    # The reference vectors stand in for a runtime whose output drifted a little (cosine ~0.998):
+    # the same check from the other side.
     index_dir, folder = _copy_export(seed_index, tmp_path)
     probes = np.load(folder / "probes.npy")
     rng = np.random.default_rng(0)
-    drifted = probes + 0.05 * rng.standard_normal(probes.shape).astype(np.float32)
+    drifted = probes + 0.003 * rng.standard_normal(probes.shape).astype(np.float32)
     np.save(folder / "probes.npy", drifted / np.linalg.norm(drifted, axis=1, keepdims=True))
-    with pytest.raises(ModelError, match=r"openvino encoder .* cosine 0\.9\d+ to torch's .* below the 0\.9999"):
+    with pytest.raises(ModelError, match=r"openvino encoder .* cosine 0\.99[0-8]\d+ to torch's .* below the 0\.9999"):
         open_embedder(DEFAULT_MODEL, "openvino", index_dir)
 
 

@@ -64,9 +64,17 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
 
 
-# (runtime, workers) arrangements of `bot serve`, each loaded at 1, 8 and 32 clients. torch with two
-# workers is left out: two torch processes need ~1.4 GB and gain nothing over one on two cores.
-ARRANGEMENTS = [("torch", 1), ("onnx", 1), ("openvino", 1), ("onnx", 2), ("openvino", 2)]
+# (runtime, workers, encoder threads per worker) arrangements of `bot serve`, each loaded at 1, 8 and
+# 32 clients; 0 threads is the default (half the CPUs). torch with two workers is left out: two
+# torch processes need ~1.2 GB and one already keeps the cores busy.
+ARRANGEMENTS = [
+    ("torch", 1, 0),
+    ("onnx", 1, 0),
+    ("openvino", 1, 0),
+    ("openvino", 1, 2),
+    ("onnx", 2, 0),
+    ("openvino", 2, 0),
+]
 
 
 def http_section(embedder: Any, shared: Path | None, work: Path, results: dict[str, Any]) -> list[Row]:
@@ -105,12 +113,13 @@ def http_section(embedder: Any, shared: Path | None, work: Path, results: dict[s
         )
         del other
     rest = questions[208:]
-    for runtime, workers in ARRANGEMENTS:
-        name = f"{runtime}×{workers}"
-        default = (runtime, workers) == (DEFAULT_RUNTIME, DEFAULT_WORKERS)
-        rows += serve_arrangement(
-            name, default, {"BOT_ENCODER": runtime, "BOT_WORKERS": str(workers)}, rest, floor, work, results
-        )
+    for runtime, workers, threads in ARRANGEMENTS:
+        name = f"{runtime}×{workers}" + (f", {threads} threads" if threads else "")
+        default = (runtime, workers, threads) == (DEFAULT_RUNTIME, DEFAULT_WORKERS, 0)
+        env = {"BOT_ENCODER": runtime, "BOT_WORKERS": str(workers)}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        rows += serve_arrangement(name, default, env, rest, floor, work, results)
     return rows
 
 

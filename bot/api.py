@@ -133,6 +133,13 @@ class Service:
         finally:
             self.loaded.set()
 
+    def close(self) -> None:
+        """Stop watching the index and the encoder's thread (for owners without a server)."""
+        if self.live is not None:
+            self.live.close()
+        if self.encoder is not None:
+            self.encoder.close_blocking()
+
     @property
     def error(self) -> str:
         if self.load_error:

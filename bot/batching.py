@@ -98,7 +98,9 @@ class BatchingEncoder:
         with self._loop_lock:
             if self._loop is None or self._loop.is_closed():
                 self._loop = self._own_loop = asyncio.new_event_loop()
-                threading.Thread(target=self._own_loop.run_forever, name="encode-loop", daemon=True).start()
+                threading.Thread(
+                    target=_run_until_stopped, args=(self._own_loop,), name="encode-loop", daemon=True
+                ).start()
             loop = self._loop
         return asyncio.run_coroutine_threadsafe(self.encode(question), loop).result(timeout)
 
@@ -111,11 +113,26 @@ class BatchingEncoder:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
+    def close_blocking(self, timeout: float = 10.0) -> None:
+        """`close` for an owner without an event loop (Socket Mode)."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.close(), loop).result(timeout)
+            if loop is self._own_loop:
+                loop.call_soon_threadsafe(loop.stop)
+        else:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
     async def close(self) -> None:
         if self._worker is not None and self._loop is asyncio.get_running_loop():
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._own_loop is not None:
-            self._own_loop.call_soon_threadsafe(self._own_loop.stop)
+
+
+def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()

@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--full", action="store_true", help="with --shared: every question, no subsampling")
     evaluate.add_argument("--output", type=Path, help="also write the JSON report to this file")
     evaluate.add_argument(
+        "--encoder",
+        action="append",
+        default=[],
+        choices=["onnx", "openvino"],
+        help="with --shared: also answer with this runtime encoding the questions, and compare top quotes",
+    )
+    evaluate.add_argument(
         "--calibrate", action="store_true", help="with --shared: refit the confidence calibration and print it"
     )
 
@@ -252,8 +259,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = {"calibration": shared_calibration(args.shared, settings.corpus_dir, embedder, cache)}
         print(json.dumps(report, indent=2))
     elif args.shared is not None:
+        from bot.embedding import open_embedder
+
+        encoders = [(name, open_embedder(settings.model, name, cache, export="here")) for name in args.encoder]
         results = evaluation.report_shared(
-            args.shared, settings.corpus_dir, embedder, cache, full=args.full, threshold=threshold, log=sys.stderr
+            args.shared,
+            settings.corpus_dir,
+            embedder,
+            cache,
+            full=args.full,
+            threshold=threshold,
+            log=sys.stderr,
+            encoders=encoders,
         )
         print(evaluation.format_table(results))
         report = dict(results)
@@ -322,11 +339,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.api import serve
+    from bot.embedding import start_loading
 
     settings = _settings()
     if args.index:
         settings.index_dir = args.index
+    if settings.workers == 1:  # several workers each load their own, in their own process
+        start_loading(settings.model, settings.encoder, settings.index_dir)
+    from bot.api import serve
+
     serve(settings, host=args.host or settings.host, port=args.port or settings.port)
     return 0
 

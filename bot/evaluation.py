@@ -255,6 +255,25 @@ def evaluate(
     return summarize(mode, outcomes, seconds, gold_articles(index, questions)), outcomes
 
 
+def compare_encoders(
+    index: Index,
+    reference: list[Outcome],
+    other: Embedder,
+    questions: Sequence[EvalQuestion],
+    *,
+    threshold: float = THRESHOLD,
+) -> dict[str, Any]:
+    """The bot with `other` encoding the questions, next to `reference` (the same questions with
+    the encoder the index was built with): its report, and which top quotes differ."""
+    report, outcomes = evaluate(index, other, questions, "product", threshold=threshold)
+    differences = [
+        {"id": a.question.id, "question": a.question.question, "reference": a.top_quote, "this": b.top_quote}
+        for a, b in zip(reference, outcomes, strict=True)
+        if a.top_quote != b.top_quote or a.answered != b.answered
+    ]
+    return report.as_dict() | {"same_top_quote": len(questions) - len(differences), "differences": differences}
+
+
 def merged_corpus(paths: Sequence[Path]) -> Corpus:
     """The articles of several corpora as one (the first of a repeated id wins)."""
     merged = Corpus()
@@ -355,8 +374,11 @@ def report_shared(
     full: bool = False,
     threshold: float = THRESHOLD,
     log: TextIO | None = None,
+    encoders: Sequence[tuple[str, Embedder]] = (),
 ) -> dict[str, dict[str, Any]]:
-    """Every set of `shared` that exists, answered by the bot and by both baselines, as report dicts."""
+    """Every set of `shared` that exists, answered by the bot and by both baselines, as report dicts;
+    with `encoders`, the bot again with each named encoder for the questions (`product/<name>`),
+    and how many top quotes stayed the same."""
     results: dict[str, dict[str, Any]] = {}
     for eval_set in shared_sets(repo_corpus):
         qa = shared / eval_set.questions
@@ -372,8 +394,19 @@ def report_shared(
         index = cached_index(corpora, embedder, cache_dir)
         results[eval_set.name] = {}
         for mode in MODES:
-            report, _ = evaluate(index, embedder, questions, mode, threshold=threshold)
+            report, outcomes = evaluate(index, embedder, questions, mode, threshold=threshold)
             results[eval_set.name][mode] = report.as_dict()
             if log:
                 print(f"  {mode}: done at {report.questions_per_second} q/s", file=log, flush=True)
+            if mode != "product":
+                continue
+            for name, other in encoders:
+                compared = compare_encoders(index, outcomes, other, questions, threshold=threshold)
+                results[eval_set.name][f"product/{name}"] = compared
+                if log:
+                    print(
+                        f"  product/{name}: {compared['same_top_quote']}/{len(questions)} top quotes the same",
+                        file=log,
+                        flush=True,
+                    )
     return results

@@ -5,6 +5,7 @@ the bundled, sha256-checked weights once, with torch (`bot.embedding.export_onnx
 
     <index dir>/encoders/onnx-<key>/
       model.onnx            the transformer: token ids and mask in, token vectors out
+      openvino-cache/       OpenVINO's compiled model, made by the export's check
       export.json           the model, the weights' and model.onnx's sha256, each runtime's probe cosine
       probes.npy            torch's vectors of PROBES, the reference every load is checked against
       tokenizer.json, modules.json, sentence_bert_config.json, 1_Pooling/config.json
@@ -73,7 +74,8 @@ def min_cosine(reference: np.ndarray, vectors: np.ndarray) -> float:
 def check_probes(folder: Path, embedder: ExportedEmbedder) -> float:
     """Encode PROBES with `embedder`; refuse it when any vector is below MIN_COSINE to torch's."""
     reference = np.load(folder / "probes.npy")
-    cosine = min_cosine(reference, embedder.encode(list(PROBES)))
+    # One at a time: a padded batch of the long probe would raise the server's peak memory by ~100 MB.
+    cosine = min_cosine(reference, np.vstack([embedder.encode([probe]) for probe in PROBES]))
     if not cosine >= MIN_COSINE:
         raise ModelError(
             f"the {embedder.runtime} encoder in {folder} gives vectors at cosine {cosine:.6f} to torch's on the "
@@ -160,10 +162,16 @@ class OpenVinoEmbedder(ExportedEmbedder):
 
         core = openvino.Core()
         # LATENCY: one stream, so a single question uses the encoder's threads and nothing else.
+        # CACHE_DIR keeps the compiled model (written by the export's own check): a server then
+        # loads it in ~0.3 s less and ~15 MB lower peak memory than compiling model.onnx afresh.
         self.compiled = core.compile_model(
             str(self.folder / "model.onnx"),
             "CPU",
-            {"INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY"},
+            {
+                "INFERENCE_NUM_THREADS": self.threads,
+                "PERFORMANCE_HINT": "LATENCY",
+                "CACHE_DIR": str(self.folder / "openvino-cache"),
+            },
         )
         self.request = self.compiled.create_infer_request()
         self.output = self.compiled.output(0)

@@ -15,9 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.embedding import DEFAULT_MODEL
 from bot.runtimes import DEFAULT_RUNTIME, Runtime
 
-# Chosen by `make bench` (bench/README.md): on two cores, two single-threaded workers answered 32
-# clients faster than one, at the same p50 for one client.
-DEFAULT_WORKERS = 2
+# Chosen by `make bench` (README, Benchmarks): on two cores one OpenVINO worker answered 32 clients
+# at 231 questions/s, two workers at 164/s (each batches half the questions, and the two compete
+# for the cores), with twice the memory.
+DEFAULT_WORKERS = 1
 
 
 class Settings(BaseSettings):

@@ -59,5 +59,4 @@ def run_socket_mode(settings: Settings) -> None:
         threading.Event().wait()
     finally:
         handler.close()  # type: ignore[no-untyped-call]
-        if service.live is not None:
-            service.live.close()
+        service.close()

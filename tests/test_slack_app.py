@@ -424,7 +424,7 @@ def test_socket_mode_envelopes_are_acked_and_answered(slack_index: Path, tmp_pat
     finally:
         handler.client.close()
         assert service.live is not None
-        service.live.close()
+        service.close()
 
 
 @pytest.mark.slow
@@ -512,3 +512,34 @@ def test_anything_like_a_token_is_redacted_from_the_slack_log(caplog: pytest.Log
     log.debug("headers: %s", {"Authorization": "Bearer xoxb-9999-8888-abcdef", "app": "xapp-1-A1-2-xyz"})
     assert "xoxb-9999" not in caplog.text and "xapp-1-A1" not in caplog.text
     assert caplog.text.count("(redacted token)") == 2
+
+
+class CountingEmbedder(FakeEmbedder):
+    """The fake embedder, counting the texts it is asked to encode."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> Any:
+        self.texts += texts
+        return super().encode(texts, batch_size=batch_size, progress=progress)
+
+
+def test_slack_questions_share_the_servers_batches_and_vector_cache(
+    slack_index: Path, tmp_path: Path, fake: FakeSlack
+) -> None:
+    embedder = CountingEmbedder()
+    app = create_app(slack_settings(slack_index, tmp_path / "data", fake), embedder=embedder)
+    with ServerThread(app) as server:
+        server.wait_ready()
+        service = app.state.service
+        question = "Who will be the chairman of Stargate?"
+        assert post(server.url, event_body(mention(question, ts="1700000000.000700"), "Ev701")).status_code == 200
+        wait_until(lambda: fake.of("chat.postMessage"))
+        assert embedder.texts == [question] and service.encoder.batch_sizes == [1]
+        # The same question over HTTP is answered from the vector the Slack question left in the cache.
+        response = httpx.post(server.url + "/ask", json={"question": question}, timeout=30)
+        assert response.status_code == 200
+        assert embedder.texts == [question] and service.encoder.cache_hits == 1
+        slack_quote = section_texts(fake.of("chat.postMessage")[0].body["blocks"])[0]
+        assert escape(response.json()["quotes"][0]["text"].split("\n")[0].strip()) in slack_quote

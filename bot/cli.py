@@ -339,15 +339,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.embedding import start_loading
+    from bot.api import serve
 
     settings = _settings()
     if args.index:
         settings.index_dir = args.index
-    if settings.workers == 1:  # several workers each load their own, in their own process
-        start_loading(settings.model, settings.encoder, settings.index_dir)
-    from bot.api import serve
-
     serve(settings, host=args.host or settings.host, port=args.port or settings.port)
     return 0
 

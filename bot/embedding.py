@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import threading
-from concurrent.futures import Future
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -272,48 +271,15 @@ def export_onnx(name: str, index_dir: Path) -> Path:
     return target
 
 
-_early: dict[tuple[str, str, str], Future[Embedder]] = {}
-
-
-def start_loading(name: str, runtime: str, index_dir: Path) -> None:
-    """Begin loading an exported encoder in a thread, so that it overlaps the server's imports.
-
-    `open_embedder` with the same arguments then takes it (or its error). Measured with `make
-    bench`: the exported model loads in ~1 s (hash, compile, probes) while FastAPI and the bot's
-    modules import, mostly with the GIL released, so /readyz comes about that much sooner.
-    """
-    key = (name, runtime, str(index_dir))
-    if runtime == "torch" or key in _early:
-        return
-    future: Future[Embedder] = Future()
-    _early[key] = future
-
-    def load() -> None:
-        try:
-            future.set_result(open_embedder(name, runtime, index_dir, export="never", early=False))
-        except BaseException as exc:  # handed to whoever opens the embedder
-            future.set_exception(exc)
-
-    threading.Thread(target=load, name="encoder-load", daemon=True).start()
-
-
 def open_embedder(
     name: str,
     runtime: str,
     index_dir: Path,
     *,
     export: Literal["here", "child", "never"] = "never",
-    early: bool = True,
 ) -> Embedder:
     """The encoder of `name` on `runtime`; a missing export is made here, in a child process, or refused."""
     from bot import runtimes
-
-    started = _early.pop((name, runtime, str(index_dir)), None) if early else None
-    if started is not None:
-        try:
-            return started.result()
-        except ModelError:
-            pass  # e.g. no export yet: the usual path below makes it or says what to do
 
     if runtime == "torch":
         return get_embedder(name)

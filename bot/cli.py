@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         choices=["onnx", "openvino"],
-        help="with --shared: also answer with this runtime encoding the questions, and compare top quotes",
+        help="also answer with this runtime encoding the questions, and compare the top quotes with torch's",
     )
     evaluate.add_argument(
         "--calibrate", action="store_true", help="with --shared: refit the confidence calibration and print it"
@@ -281,8 +281,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             index = open_index(args.index or settings.index_dir)
             index.check_model(settings.model)
-        result, _ = evaluation.evaluate(index, embedder, questions, args.baseline or "product", threshold=threshold)
+        result, outcomes = evaluation.evaluate(
+            index, embedder, questions, args.baseline or "product", threshold=threshold
+        )
         report = result.as_dict()
+        if args.encoder and args.baseline is None:
+            from bot.embedding import open_embedder
+
+            report["encoders"] = {
+                name: evaluation.compare_encoders(
+                    index,
+                    outcomes,
+                    open_embedder(settings.model, name, cache, export="here"),
+                    questions,
+                    threshold=threshold,
+                )
+                for name in args.encoder
+            }
         print(json.dumps(report, indent=2))
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 The vectors are synthetic (`data.clustered`): 384-d, L2-normalised, in clusters of ~100, with
 queries that are stored vectors moved by noise. The 1M version is a complete index folder
-(articles, offset tables, vectors, FAISS, BM25) written by `bot.store.write_version`, so the
+(articles, offset tables, vectors, FAISS, BM25) written by `bot.indexing.versions.write_version`, so the
 server loads it exactly as it loads a real one; its texts are generated words. It is cached
 between runs under the cache folder, keyed by the store's format and FAISS parameters.
 """
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from data import clustered, queries_near
 
-from bot import store
-from bot.keyword import KeywordIndex
+from bot.indexing import versions as store
+from bot.indexing.keyword import KeywordIndex
 from bot.records import Article
 
 PASSAGES_PER_ARTICLE = 10

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.embedding import DEFAULT_MODEL
+from bot.indexing.embedding import DEFAULT_MODEL
 
 
 class Settings(BaseSettings):

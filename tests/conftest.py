@@ -60,7 +60,7 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def real_embedder():  # type: ignore[no-untyped-def]
     """The bundled all-MiniLM-L6-v2, loaded once per test session."""
-    from bot.embedding import get_embedder
+    from bot.indexing.embedding import get_embedder
 
     return get_embedder()
 
@@ -83,7 +83,7 @@ def seed_corpus(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
     """The seed corpus indexed with the real model, once per session (read-only for tests)."""
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     index_dir = tmp_path_factory.mktemp("seed") / "index"
     build_index(SEED_CORPUS, index_dir, real_embedder)
@@ -149,7 +149,7 @@ class ServerThread:
 @pytest.fixture
 def fake_index(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
     """The seed corpus indexed with the fake embedder."""
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     index_dir = tmp_path / "index"
     build_index(seed_corpus, index_dir, fake_embedder)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api import create_app
+from bot.http.app import create_app
 from bot.settings import Settings
 from tests.conftest import ROOT, FakeEmbedder, ServerThread, free_port, wait_until
 
@@ -271,7 +271,7 @@ def test_access_log_is_json_when_asked(
 
 
 def test_date_filters_and_recency_on_ask(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
     from tests.conftest import write_article
 
     write_article(
@@ -318,7 +318,7 @@ def test_a_413_still_gets_a_request_id_and_a_metric(client: TestClient) -> None:
 
 
 def test_a_jsonl_corpus_serves_and_refuses_changes_clearly(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     collection = tmp_path / "articles.jsonl"
     collection.write_text(

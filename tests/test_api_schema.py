@@ -8,14 +8,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from bot.api import create_app
+from bot.http.app import create_app
 from bot.settings import Settings
 from tests.conftest import FakeEmbedder, ServerThread
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
     from tests.conftest import SEED_CORPUS
 
     index_dir = tmp_path_factory.mktemp("schema") / "index"

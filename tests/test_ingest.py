@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.corpus import load_corpus
+from bot.articles.corpus import load_corpus
+from bot.articles.fetching import MAX_BYTES, fetch
+from bot.articles.ingest import ingest
 from bot.errors import IngestError
-from bot.fetching import MAX_BYTES, fetch
-from bot.ingest import ingest
-from bot.store import open_index
+from bot.indexing.versions import open_index
 from tests.conftest import FakeEmbedder, write_article
 
 Route = tuple[int, dict[str, str], bytes]
@@ -245,7 +245,7 @@ def test_a_slow_server_times_out(site: Site) -> None:
 def test_duplicates_are_skipped_updates_replace_and_copies_are_linked(
     seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    from bot.answering import answer
+    from bot.answer.answering import answer
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()
@@ -346,7 +346,7 @@ def test_front_matter_files_keep_their_metadata_and_the_corpus_reads_them_back(
 def test_hosts_resolving_to_non_public_addresses_are_refused(
     address: str, allowed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.fetching import check_address
+    from bot.articles.fetching import check_address
 
     # DNS answers with `address` for any name (a name that rebinds to the intranet, say).
     monkeypatch.setattr("socket.getaddrinfo", lambda *a, **k: [(0, 0, 0, "", (address, 80))])
@@ -361,13 +361,13 @@ def test_hosts_resolving_to_non_public_addresses_are_refused(
 def test_a_long_lived_writer_fingerprints_each_article_once(
     seed_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.duplicates
-    from bot.ingest import CorpusWriter
-    from bot.sources import Draft
+    import bot.articles.duplicates
+    from bot.articles.ingest import CorpusWriter
+    from bot.articles.sources import Draft
 
     calls: list[str] = []
-    real = bot.duplicates.fingerprint
-    monkeypatch.setattr(bot.duplicates, "fingerprint", lambda text: calls.append(text) or real(text))
+    real = bot.articles.duplicates.fingerprint
+    monkeypatch.setattr(bot.articles.duplicates, "fingerprint", lambda text: calls.append(text) or real(text))
     writer = CorpusWriter(seed_corpus, tmp_path / ".ingest.lock")
     first = writer.accept([Draft(title="One", text="The first new article.", origin="test")])
     second = writer.accept([Draft(title="Two", text="The second new article.", origin="test")])
@@ -376,8 +376,8 @@ def test_a_long_lived_writer_fingerprints_each_article_once(
 
 
 def test_articles_with_the_same_long_headline_get_distinct_ids(tmp_path: Path) -> None:
-    from bot.ingest import CorpusWriter
-    from bot.sources import draft_from_fields
+    from bot.articles.ingest import CorpusWriter
+    from bot.articles.sources import draft_from_fields
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -401,7 +401,7 @@ def test_articles_with_the_same_long_headline_get_distinct_ids(tmp_path: Path) -
 
 
 def test_shared_and_special_purpose_addresses_are_refused() -> None:
-    from bot.fetching import check_address
+    from bot.articles.fetching import check_address
 
     for url in ("http://100.100.100.200/latest/meta-data", "http://192.0.2.1/", "http://[::1]/", "http://0.0.0.0/"):
         with pytest.raises(IngestError, match="non-public address"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from bot.articles.watcher import is_article_file, watch
 from bot.errors import BotError
-from bot.indexer import BuildReport
-from bot.store import open_index
-from bot.watcher import is_article_file, watch
+from bot.indexing.build import BuildReport
+from bot.indexing.versions import open_index
 from tests.conftest import FakeEmbedder, wait_until, write_article
 
 

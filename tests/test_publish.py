@@ -15,11 +15,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.answering import answer
-from bot.api import create_app
-from bot.indexer import build_index
+from bot.answer.answering import answer
+from bot.http.app import create_app
+from bot.indexing.build import build_index
+from bot.indexing.versions import collect_garbage, open_index
 from bot.settings import Settings
-from bot.store import collect_garbage, open_index
 from tests.conftest import ROOT, FakeEmbedder, ServerThread, free_port, wait_until, write_article
 from tests.test_ingest import ABILENE, Site, article_html
 

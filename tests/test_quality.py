@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.answering import answer
-from bot.store import open_index
+from bot.answer.answering import answer
+from bot.indexing.versions import open_index
 
 ANSWERABLE = [
     ("How much money will Stargate invest?", "US$500 B"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from bot.indexer import build_index
+from bot.indexing.build import build_index
 from tests.conftest import SEED_CORPUS, free_port, wait_until, write_article
 
 

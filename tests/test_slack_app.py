@@ -17,13 +17,13 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from bot.answering import answer
-from bot.api import create_app
-from bot.feedback import FeedbackStore
-from bot.indexer import build_index
+from bot.answer.answering import answer
+from bot.http.app import create_app
+from bot.indexing.build import build_index
+from bot.indexing.versions import open_index
 from bot.settings import Settings
-from bot.slack_blocks import SHARE, VOTE_UP, escape, unescape
-from bot.store import open_index
+from bot.slack.blocks import SHARE, VOTE_UP, escape, unescape
+from bot.slack.feedback import FeedbackStore
 from tests.conftest import ROOT, SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
 from tests.fake_slack import (
     APP_TOKEN,
@@ -391,8 +391,8 @@ def test_slack_is_off_without_both_secrets(slack_index: Path, tmp_path: Path) ->
 
 def test_socket_mode_envelopes_are_acked_and_answered(slack_index: Path, tmp_path: Path, fake: FakeSlack) -> None:
     """Through the SDK's own Socket Mode client: a raw envelope as the websocket would deliver it."""
-    from bot.api import Service
-    from bot.slack_app import SlackBot
+    from bot.http.app import Service
+    from bot.slack.app import SlackBot
 
     settings = slack_settings(slack_index, tmp_path / "d", fake, SLACK_APP_TOKEN=APP_TOKEN)
     service = Service(settings, FakeEmbedder())
@@ -445,9 +445,9 @@ def test_a_mention_is_answered_with_the_real_model(
 def test_the_manifest_asks_for_what_the_app_uses() -> None:
     import yaml
 
-    from bot.slack_app import COMMAND
+    from bot.slack.app import COMMAND
 
-    manifest = yaml.safe_load((ROOT / "bot" / "slack_manifest.yaml").read_text(encoding="utf-8"))
+    manifest = yaml.safe_load((ROOT / "bot" / "slack" / "manifest.yaml").read_text(encoding="utf-8"))
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "app_mentions:read",
         "chat:write",
@@ -484,7 +484,7 @@ def test_bot_slack_checks_both_tokens_with_slack(
 ) -> None:
     from bot.cli import main
 
-    monkeypatch.setattr("bot.http_ops.configure_logging", lambda *args: None)
+    monkeypatch.setattr("bot.http.middleware.configure_logging", lambda *args: None)
     for name, value in {
         "SLACK_API_URL": fake.api_url,
         "SLACK_APP_TOKEN": "xapp-1-not-valid",
@@ -504,7 +504,7 @@ def test_bot_slack_checks_both_tokens_with_slack(
 
 
 def test_anything_like_a_token_is_redacted_from_the_slack_log(caplog: pytest.LogCaptureFixture) -> None:
-    from bot.slack_app import log
+    from bot.slack.app import log
 
     caplog.set_level(logging.DEBUG, logger="bot.slack")
     log.debug("headers: %s", {"Authorization": "Bearer xoxb-9999-8888-abcdef", "app": "xapp-1-A1-2-xyz"})

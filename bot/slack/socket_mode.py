@@ -1,7 +1,7 @@
 """`bot slack`: the Slack app over Socket Mode, for workspaces where the bot has no public URL.
 
 The app opens a websocket to Slack with the app-level token (SLACK_APP_TOKEN, `xapp-…`) and gets
-the same events, commands and button clicks as over HTTP, so the listeners are `bot/slack_app.py`'s.
+the same events, commands and button clicks as over HTTP, so the listeners are `bot/slack/app.py`'s.
 Both tokens are checked with Slack before the model loads, so a wrong one fails in a second.
 """
 
@@ -13,13 +13,13 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import BotError
 from bot.settings import Settings
-from bot.slack_app import EXAMPLE, SlackBot, api_base
+from bot.slack.app import EXAMPLE, SlackBot, api_base
 
 
 def run_socket_mode(settings: Settings) -> None:
     """Check the tokens, load the model and index, connect over Socket Mode, answer until Ctrl-C."""
-    from bot.api import Service
-    from bot.http_ops import configure_logging
+    from bot.http.app import Service
+    from bot.http.middleware import configure_logging
 
     if settings.slack_bot_token is None or settings.slack_app_token is None:
         raise BotError(

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bot.errors import IndexMismatchError, IndexMissingError
-from bot.keyword import KeywordIndex, tokenize
+from bot.indexing.keyword import KeywordIndex, tokenize
 from bot.records import Article
 
 FORMAT_VERSION = 1

@@ -15,10 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.articles.ingest import CorpusWriter, Outcome
+from bot.articles.sources import Draft, draft_from_fields, read_url
 from bot.errors import CorpusError, IngestError
-from bot.http_ops import bearer_matches
-from bot.ingest import CorpusWriter, Outcome
-from bot.sources import Draft, draft_from_fields, read_url
+from bot.http.middleware import bearer_matches
 
 
 class ArticleIn(BaseModel):
@@ -49,7 +49,7 @@ class ArticleChange(BaseModel):
 
 
 def add_article_routes(app: FastAPI, service: Any) -> None:
-    """Mount POST/DELETE /articles on the app of `bot.api.create_app`."""
+    """Mount POST/DELETE /articles on the app of `bot.http.app.create_app`."""
     settings = service.settings
     writers: list[CorpusWriter] = []
 
@@ -89,7 +89,7 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
 
     def publish() -> str:
         """Rebuild the index from the corpus and switch this process to it; the new version."""
-        from bot.indexer import build_index
+        from bot.indexing.build import build_index
 
         report = build_index(
             settings.corpus_dir,
@@ -120,7 +120,7 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
         outcome = corpus_writer().accept([draft]).outcomes[0]
         if outcome.status == "rejected":
             raise HTTPException(422, outcome.detail or "The article was rejected.")
-        from bot.indexer import is_current
+        from bot.indexing.build import is_current
 
         # A duplicate needs no build, unless a crash left the corpus ahead of the index.
         stale = outcome.status != "duplicate" or not is_current(

@@ -8,7 +8,7 @@ leaves the previous index serving and a corpus of whole files, and the next `bot
 
 An article repeating one the corpus has (same canonical URL or id with the same text, or the
 same normalised text) is skipped; a changed text at the same URL replaces the old one; a
-near-duplicate (see `bot.duplicates`) is kept on disk with `duplicate_of:` naming its original,
+near-duplicate (see `bot.articles.duplicates`) is kept on disk with `duplicate_of:` naming its original,
 which the indexer lists under "also reported by" instead of indexing it twice.
 """
 
@@ -24,14 +24,14 @@ from pathlib import Path
 import yaml
 from filelock import FileLock
 
-from bot.corpus import load_corpus, parse_article_file, slugify
-from bot.duplicates import Catalog, Fingerprint, text_key
-from bot.embedding import Embedder
+from bot.articles.corpus import load_corpus, parse_article_file, slugify
+from bot.articles.duplicates import Catalog, Fingerprint, text_key
+from bot.articles.sources import Draft, Rejection
 from bot.errors import CorpusError, IngestError
-from bot.indexer import BuildReport, build_index, is_current
+from bot.indexing.build import BuildReport, build_index, is_current
+from bot.indexing.embedding import Embedder
+from bot.indexing.versions import APPROXIMATE_ABOVE, fsync_path
 from bot.records import Article
-from bot.sources import Draft, Rejection
-from bot.store import APPROXIMATE_ABOVE, fsync_path
 
 STATUSES = ("added", "updated", "linked", "duplicate", "rejected")
 
@@ -100,7 +100,7 @@ class CorpusWriter:
         return load_corpus(self.corpus_dir).articles if self.corpus_dir.is_dir() else []
 
     def known_urls(self) -> set[str]:
-        from bot.duplicates import canonical_url
+        from bot.articles.duplicates import canonical_url
 
         return {canonical_url(a.url) for a in self.articles() if a.url}
 
@@ -218,7 +218,7 @@ def _line_id(line: str) -> str | None:
 
 def read_sources(sources: list[str], feeds: list[str], allow_private: bool, seen: set[str]) -> list[Draft | Rejection]:
     """Drafts from paths, URLs and feeds (`seen`: canonical URLs the corpus already has)."""
-    from bot.sources import read_feed, read_path, read_url
+    from bot.articles.sources import read_feed, read_path, read_url
 
     items: list[Draft | Rejection] = []
     for source in sources:

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from bot.chunking import chunk_article
-from bot.corpus import Corpus, load_corpus
-from bot.embedding import Embedder
-from bot.embedding_cache import EmbeddingCache
+from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import CorpusError
-from bot.keyword import KeywordIndex
+from bot.indexing.chunking import chunk_article
+from bot.indexing.embedding import Embedder
+from bot.indexing.embedding_cache import EmbeddingCache
+from bot.indexing.keyword import KeywordIndex
+from bot.indexing.versions import APPROXIMATE_ABOVE, IndexData, write_version
 from bot.records import Article, Copy
-from bot.store import APPROXIMATE_ABOVE, IndexData, write_version
 
 
 @dataclass
@@ -55,9 +55,9 @@ Chunks = tuple[np.ndarray, np.ndarray]  # units (U, 2): start, end; passages (P,
 
 def chunker_key() -> str:
     """Changes whenever the chunking rules may have: a hash of their source."""
-    import bot.chunking
+    import bot.indexing.chunking
 
-    return hashlib.sha256(Path(bot.chunking.__file__).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(Path(bot.indexing.chunking.__file__).read_bytes()).hexdigest()[:16]
 
 
 def text_hash(text: str) -> str:
@@ -68,7 +68,7 @@ def previous_chunks(index_dir: Path) -> dict[str, Chunks]:
     """The units and passages of every article in the live version, by text hash, when that
     version was chunked by these same rules: unchanged articles need not be chunked again."""
     from bot.errors import StoreError
-    from bot.store import current_version, read_manifest
+    from bot.indexing.versions import current_version, read_manifest
 
     try:
         folder = index_dir / "versions" / current_version(index_dir)
@@ -127,7 +127,7 @@ def chunk_corpus(
 def is_current(corpus_path: Path, index_dir: Path, model: str) -> bool:
     """True when the live index was built from exactly this corpus with this model."""
     from bot.errors import StoreError
-    from bot.store import FORMAT_VERSION, current_version, read_manifest
+    from bot.indexing.versions import FORMAT_VERSION, current_version, read_manifest
 
     try:
         manifest = read_manifest(index_dir / "versions" / current_version(index_dir))

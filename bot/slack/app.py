@@ -4,7 +4,7 @@
 - a direct message → the answer in the DM (in its thread when the question was in one);
 - `/ask question` → acknowledged at once, answered through the command's `response_url`,
   only to the asker (BOT_SLACK_EPHEMERAL, default) with a "Share in channel" button;
-- 👍 / 👎 under every answer → stored in SQLite (bot/feedback.py), counted in /metrics;
+- 👍 / 👎 under every answer → stored in SQLite (bot/slack/feedback.py), counted in /metrics;
 - the App Home tab → how to ask, examples, how many articles and how fresh.
 
 Over HTTP (`mount()`: `POST /slack/events` when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set;
@@ -31,11 +31,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.answering import answer, validate_question
+from bot.answer.answering import answer, validate_question
 from bot.errors import BotError, QuestionError
-from bot.feedback import FeedbackStore
 from bot.records import Answer
-from bot.slack_blocks import (
+from bot.slack.blocks import (
     SHARE,
     VOTE_DOWN,
     VOTE_UP,
@@ -47,20 +46,21 @@ from bot.slack_blocks import (
     home_view,
     notice_blocks,
 )
+from bot.slack.feedback import FeedbackStore
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.embedding import Embedder
-    from bot.http_ops import Metrics
-    from bot.live_index import LiveIndex
+    from bot.http.middleware import Metrics
+    from bot.indexing.embedding import Embedder
+    from bot.indexing.live import LiveIndex
     from bot.settings import Settings
 
 log = logging.getLogger("bot.slack")
 
 QUOTES = 3
-COMMAND = "/ask"  # as in slack_manifest.yaml
+COMMAND = "/ask"  # as in manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
 GONE = "I no longer have that answer; ask again."
 # Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), and the other xox? kinds.
@@ -91,7 +91,7 @@ log.addFilter(_redact)
 
 
 class Backend(Protocol):
-    """What the Slack app answers from: `bot.api.Service` in both modes."""
+    """What the Slack app answers from: `bot.http.app.Service` in both modes."""
 
     settings: Settings
     embedder: Embedder | None

@@ -28,12 +28,12 @@ from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from bot import __version__
-from bot.answering import EMPTY_QUESTION, MAX_K, answer_with_vector, validate_question
-from bot.batching import BatchingEncoder
-from bot.embedding import Embedder
+from bot.answer.answering import EMPTY_QUESTION, MAX_K, answer_with_vector, validate_question
+from bot.answer.batching import BatchingEncoder
 from bot.errors import BotError, QuestionError
-from bot.http_ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware, bearer_matches, configure_logging
-from bot.live_index import LiveIndex
+from bot.http.middleware import BodyLimitMiddleware, Metrics, ObservabilityMiddleware, bearer_matches, configure_logging
+from bot.indexing.embedding import Embedder
+from bot.indexing.live import LiveIndex
 from bot.records import Answer
 from bot.settings import Settings, get_settings
 
@@ -110,7 +110,7 @@ class Service:
         """Load the model and the index (runs in a thread at start-up)."""
         try:
             if self.embedder is None:
-                from bot.embedding import get_embedder
+                from bot.indexing.embedding import get_embedder
 
                 self.embedder = get_embedder(self.settings.model)
             live = LiveIndex(self.settings.index_dir, self.embedder.name)
@@ -303,14 +303,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             ],
         )
 
-    from bot.web import mount_web
+    from bot.http.web import mount_web
 
     mount_web(app)  # GET / (the question page) and /static
     if settings.slack_bot_token or settings.slack_signing_secret:
-        from bot.slack_app import mount
+        from bot.slack.app import mount
 
         mount(app, service)  # POST /slack/events
-    from bot.ingest_http import add_article_routes
+    from bot.http.articles import add_article_routes
 
     add_article_routes(app, service)  # POST /articles, DELETE /articles/{id}
     return app

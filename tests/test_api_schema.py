@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Err
 
 from bot.http.app import create_app
 from bot.settings import Settings
@@ -29,10 +30,13 @@ def schema_from(server: ServerThread) -> schemathesis.schemas.BaseSchema:
     return schemathesis.openapi.from_url(server.url + "/openapi.json")
 
 
+@pytest.mark.slow
 def test_schema_fuzz_finds_no_server_error_and_no_schema_violation(server: ServerThread) -> None:
     schema = schema_from(server)
     failures: list[str] = []
     for operation in schema.get_all_operations():
+        if isinstance(operation, Err):
+            raise operation.err()
         op = operation.ok()
 
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

@@ -28,6 +28,7 @@ def test_tampered_weights_are_refused_naming_the_file(tmp_path: Path) -> None:
         verify_bundled(folder)
 
 
+@pytest.mark.slow
 def test_unknown_model_is_a_clear_error() -> None:
     from bot.indexing.embedding import SentenceTransformerEmbedder
 
@@ -36,7 +37,7 @@ def test_unknown_model_is_a_clear_error() -> None:
 
 
 @pytest.mark.slow
-def test_real_model_gives_normalised_vectors_that_rank_by_meaning(real_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_real_model_gives_normalised_vectors_that_rank_by_meaning(real_embedder) -> None:
     assert real_embedder.name == DEFAULT_MODEL and real_embedder.dimension == 384
     vectors = real_embedder.encode(
         ["Who will chair Stargate?", "Masayoshi Son will be the chairman.", "A recipe for bread."]

@@ -255,6 +255,7 @@ def test_duplicates_are_skipped_updates_replace_and_copies_are_linked(
     first, _ = ingest([str(incoming / "a.md")], [], seed_corpus, index_dir, fake_embedder)
     assert [o.status for o in first.outcomes] == ["added"]
     original = first.outcomes[0].id
+    assert original is not None
     # The same page again (tracking parameters, trailing slash), and the same text elsewhere.
     write_article(incoming, "b.md", "Stargate breaks ground", text, url="https://EXAMPLE.com/a/?utm_source=x")
     write_article(incoming, "c.md", "A headline of our own", text.upper().replace(".", " ."), url="https://b.example/c")
@@ -367,7 +368,12 @@ def test_a_long_lived_writer_fingerprints_each_article_once(
 
     calls: list[str] = []
     real = bot.articles.duplicates.fingerprint
-    monkeypatch.setattr(bot.articles.duplicates, "fingerprint", lambda text: calls.append(text) or real(text))
+
+    def counted(text: str) -> object:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(bot.articles.duplicates, "fingerprint", counted)
     writer = CorpusWriter(seed_corpus, tmp_path / ".ingest.lock")
     first = writer.accept([Draft(title="One", text="The first new article.", origin="test")])
     second = writer.accept([Draft(title="Two", text="The second new article.", origin="test")])
@@ -383,7 +389,7 @@ def test_articles_with_the_same_long_headline_get_distinct_ids(tmp_path: Path) -
     corpus.mkdir()
     writer = CorpusWriter(corpus, tmp_path / ".lock")
     title = "Stargate live updates: what we know about the OpenAI and SoftBank project so far today"
-    ids = []
+    ids: list[str] = []
     for n in range(3):
         draft = draft_from_fields(
             {
@@ -395,6 +401,7 @@ def test_articles_with_the_same_long_headline_get_distinct_ids(tmp_path: Path) -
         )
         outcome = writer.accept([draft]).outcomes[0]
         assert outcome.status == "added", outcome
+        assert outcome.id is not None
         ids.append(outcome.id)
     assert len(set(ids)) == 3 and all(len(i) <= 80 for i in ids)
     assert len(load_corpus(corpus).articles) == 3

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from bot.articles.watcher import is_article_file, watch
+from bot.articles.corpus import is_article_file
+from bot.articles.watcher import watch
 from bot.errors import BotError
 from bot.indexing.build import BuildReport
 from bot.indexing.versions import open_index

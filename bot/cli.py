@@ -273,8 +273,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from bot.articles.watcher import watch
     from bot.indexing.embedding import get_embedder
+    from bot.indexing.watcher import watch
 
     settings = _settings()
     corpus, index_dir = args.corpus or settings.corpus_dir, args.index or settings.index_dir

@@ -6,10 +6,10 @@ import threading
 from pathlib import Path
 
 from bot.articles.corpus import is_article_file
-from bot.articles.watcher import watch
 from bot.errors import BotError
 from bot.indexing.build import BuildReport
 from bot.indexing.versions import open_index
+from bot.indexing.watcher import watch
 from tests.conftest import FakeEmbedder, wait_until, write_article
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bot"
-EDGES = {"cli", "http", "slack", "settings", "__main__", "articles.watcher"}
+EDGES = {"cli", "http", "slack", "settings", "__main__", "indexing.watcher"}
 
 
 def is_edge(name: str) -> bool:

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, FakeEmbedder, write_article
 # Where the ingest process is killed: patched into it before it starts.
 KILL_POINTS = {
     "mid-file": """
-        import bot.articles.ingest as target
+        import bot.durable as target
         def dying_replace(src, dst):
             os.kill(os.getpid(), signal.SIGKILL)  # the temporary file is written, not yet renamed
         target.os.replace = dying_replace

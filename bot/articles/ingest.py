@@ -15,7 +15,6 @@ which the indexer lists under "also reported by" instead of indexing it twice.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,10 +26,11 @@ from filelock import FileLock
 from bot.articles.corpus import load_corpus, parse_article_file, slugify
 from bot.articles.duplicates import Catalog, Fingerprint, text_key
 from bot.articles.sources import Draft, Rejection
+from bot.durable import fsync_path, write_atomically
 from bot.errors import CorpusError, IngestError
 from bot.indexing.build import BuildReport, build_index, is_current
 from bot.indexing.embedding import Embedder
-from bot.indexing.versions import APPROXIMATE_ABOVE, fsync_path
+from bot.indexing.versions import APPROXIMATE_ABOVE
 from bot.records import Article
 
 STATUSES = ("added", "updated", "linked", "duplicate", "rejected")
@@ -63,20 +63,6 @@ class IngestReport:
 
     def summary(self) -> str:
         return ", ".join(f"{self.count(s)} {s}" for s in STATUSES)
-
-
-def write_atomically(path: Path, content: str) -> None:
-    """Replace `path` with `content` all at once: hidden temp file, fsync, rename, fsync folder."""
-    temporary = path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}"
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_path(path.parent)
 
 
 def render(article: Article) -> str:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.indexing.versions import fsync_path
+from bot.durable import fsync_path
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.durable import fsync_path, write_atomically
 from bot.errors import IndexMismatchError, IndexMissingError
 from bot.indexing.keyword import KeywordIndex, tokenize
 from bot.records import Article
@@ -76,15 +76,6 @@ def _fsync_tree(folder: Path) -> None:
     for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         fsync_path(path)
     fsync_path(folder)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's or a folder's entries to disk (a rename is durable once its folder is)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def ivf_lists(n: int) -> int:
@@ -163,12 +154,7 @@ def write_version(data: IndexData, index_dir: Path, approximate_above: int = APP
 
 def publish(index_dir: Path, version: str) -> None:
     """Point CURRENT at `version` with an atomic rename."""
-    pointer = index_dir / f".CURRENT-{uuid.uuid4().hex}"
-    pointer.write_text(version + "\n", encoding="utf-8")
-    with pointer.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer, index_dir / "CURRENT")
-    fsync_path(index_dir)
+    write_atomically(index_dir / "CURRENT", version + "\n", prefix=".CURRENT-")
 
 
 def current_version(index_dir: Path) -> str:

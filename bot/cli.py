@@ -245,8 +245,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from bot.articles.ingest import ingest
     from bot.indexing.embedding import get_embedder
+    from bot.service import ingest
 
     settings = _settings()
     if not args.sources and not args.feed:

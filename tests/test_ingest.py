@@ -13,9 +13,9 @@ import pytest
 
 from bot.articles.corpus import load_corpus
 from bot.articles.fetching import MAX_BYTES, fetch
-from bot.articles.ingest import ingest
 from bot.errors import IngestError
 from bot.indexing.versions import open_index
+from bot.service import ingest
 from tests.conftest import FakeEmbedder, write_article
 
 Route = tuple[int, dict[str, str], bytes]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.articles.corpus import load_corpus
-from bot.articles.ingest import ingest
 from bot.indexing.versions import open_index
+from bot.service import ingest
 from tests.conftest import ROOT, FakeEmbedder, write_article
 
 # Where the ingest process is killed: patched into it before it starts.
@@ -74,7 +74,7 @@ def test_sigkill_during_ingest_loses_nothing_and_the_rerun_finishes(
         + textwrap.dedent(KILL_POINTS[point])
         + textwrap.dedent(
             f"""
-        from bot.articles.ingest import ingest
+        from bot.service import ingest
         ingest([{str(incoming)!r}], [], Path({str(seed_corpus)!r}), Path({str(index_dir)!r}), FakeEmbedder())
         """
         )

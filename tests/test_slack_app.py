@@ -408,7 +408,7 @@ def test_slack_is_off_without_both_secrets(slack_index: Path, tmp_path: Path) ->
 
 def test_socket_mode_envelopes_are_acked_and_answered(slack_index: Path, tmp_path: Path, fake: FakeSlack) -> None:
     """Through the SDK's own Socket Mode client: a raw envelope as the websocket would deliver it."""
-    from bot.http.app import Service
+    from bot.service import Service
     from bot.slack.app import SlackBot
 
     settings = slack_settings(slack_index, tmp_path / "d", fake, SLACK_APP_TOKEN=APP_TOKEN)
@@ -501,7 +501,7 @@ def test_bot_slack_checks_both_tokens_with_slack(
 ) -> None:
     from bot.cli import main
 
-    monkeypatch.setattr("bot.http.middleware.configure_logging", lambda *args: None)
+    monkeypatch.setattr("bot.observability.configure_logging", lambda *args: None)
     for name, value in {
         "SLACK_API_URL": fake.api_url,
         "SLACK_APP_TOKEN": "xapp-1-not-valid",

@@ -1,4 +1,4 @@
-"""Taking new articles into the corpus: duplicate checks, atomic writes, then the index.
+"""Taking new articles into the corpus: duplicate checks, atomic writes (the index follows: `bot.service`).
 
 Each accepted article becomes one front-matter file in the corpus folder, written to a hidden
 temporary file, read back and checked, fsynced and renamed into place; the corpus file *is* the
@@ -27,10 +27,7 @@ from bot.articles.corpus import load_corpus, parse_article_file, slugify
 from bot.articles.duplicates import Catalog, Fingerprint, text_key
 from bot.articles.sources import Draft, Rejection
 from bot.durable import fsync_path, write_atomically
-from bot.errors import CorpusError, IngestError
-from bot.indexing.build import BuildReport, build_index, is_current
-from bot.indexing.embedding import Embedder
-from bot.indexing.versions import APPROXIMATE_ABOVE
+from bot.errors import CorpusError, IngestError, NotFoundError, ReadOnlyCorpusError
 from bot.records import Article
 
 STATUSES = ("added", "updated", "linked", "duplicate", "rejected")
@@ -78,7 +75,7 @@ class CorpusWriter:
     def __init__(self, corpus_dir: Path, lock_path: Path) -> None:
         self.corpus_dir = Path(corpus_dir)
         if self.corpus_dir.exists() and not self.corpus_dir.is_dir():
-            raise IngestError(f"{corpus_dir} is a file: ingesting needs BOT_CORPUS_DIR to be a folder")
+            raise ReadOnlyCorpusError(f"{corpus_dir} is a file: ingesting needs BOT_CORPUS_DIR to be a folder")
         self.lock = FileLock(str(lock_path))
         self._fingerprints: dict[str, Fingerprint] = {}  # unchanged articles are not re-shingled
 
@@ -182,7 +179,7 @@ class CorpusWriter:
         with self.lock:
             found = next((a for a in self.articles() if a.id == article_id), None)
             if found is None or found.path is None:
-                raise IngestError(f"no article with id {article_id!r} in {self.corpus_dir}")
+                raise NotFoundError(f"no article with id {article_id!r} in {self.corpus_dir}")
             path = Path(found.path)
             if path.suffix.lower() == ".jsonl":
                 lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: see corpus.py
@@ -218,24 +215,3 @@ def read_sources(sources: list[str], feeds: list[str], allow_private: bool, seen
     for feed in feeds:
         items.extend(read_feed(feed, allow_private, seen))
     return items
-
-
-def ingest(
-    sources: list[str],
-    feeds: list[str],
-    corpus_dir: Path,
-    index_dir: Path,
-    embedder: Embedder,
-    *,
-    allow_private: bool = False,
-    progress: bool = False,
-    approximate_above: int = APPROXIMATE_ABOVE,
-) -> tuple[IngestReport, BuildReport | None]:
-    """Read the sources into the corpus, then bring the index up to date (also when an earlier
-    run stopped between the two)."""
-    writer = CorpusWriter(corpus_dir, index_dir / ".ingest.lock")
-    report = writer.accept(read_sources(sources, feeds, allow_private, writer.known_urls()))
-    build = None
-    if report.changed or (writer.articles() and not is_current(corpus_dir, index_dir, embedder.name)):
-        build = build_index(corpus_dir, index_dir, embedder, progress=progress, approximate_above=approximate_above)
-    return report, build

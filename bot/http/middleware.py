@@ -9,14 +9,12 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bot.observability import Metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,69 +23,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("bot.access")
-
-
-class _ServiceView(Protocol):
-    """What the metrics read from the service: the live index and the encoder's batch sizes."""
-
-    live: Any
-    encoder: Any
-
-
-class Metrics:
-    """The service's Prometheus registry (one per app, so tests can build many apps)."""
-
-    def __init__(self, service: _ServiceView) -> None:
-        self.service = service
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "bot_http_requests_total",
-            "HTTP requests by route, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "bot_http_request_duration_seconds",
-            "HTTP request latency by route and status.",
-            ["route", "status"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
-        )
-        self.answers = Counter(
-            "bot_answers_total",
-            "Answers given, by whether the articles answered.",
-            ["answered"],
-            registry=self.registry,
-        )
-        self.feedback = Counter(
-            "bot_feedback_total", "Feedback votes on answers.", ["vote", "channel"], registry=self.registry
-        )
-        Gauge("bot_index_articles", "Articles in the served index.", registry=self.registry).set_function(
-            lambda: self._index_value(lambda i: len(i.articles))
-        )
-        Gauge("bot_index_passages", "Passages in the served index.", registry=self.registry).set_function(
-            lambda: self._index_value(len)
-        )
-        Gauge(
-            "bot_index_age_seconds", "Seconds since the served index was built.", registry=self.registry
-        ).set_function(
-            lambda: self._index_value(
-                lambda i: time.time() - datetime.fromisoformat(i.manifest["built_at"]).timestamp()
-            )
-        )
-        Gauge("bot_encode_batches", "Question-encoding calls made.", registry=self.registry).set_function(
-            lambda: len(self.service.encoder.batch_sizes) if self.service.encoder else 0
-        )
-        Gauge("bot_encode_questions", "Questions encoded (cache misses).", registry=self.registry).set_function(
-            lambda: sum(self.service.encoder.batch_sizes) if self.service.encoder else 0
-        )
-
-    def _index_value(self, read: Callable[[Any], float]) -> float:
-        index = self.service.live.current() if self.service.live is not None else None
-        return float(read(index)) if index is not None else float("nan")
-
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 def bearer_matches(authorization: str, key: str) -> bool:
@@ -195,34 +130,3 @@ class ObservabilityMiddleware:
                 access_log.info(json.dumps(fields))
             else:
                 access_log.info('%(client)s "%(method)s %(path)s" %(status)s %(ms)sms id=%(request_id)s', fields)
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-        }
-        try:
-            decoded = json.loads(message) if record.name == "bot.access" else None
-        except ValueError:
-            decoded = None
-        payload.update(decoded if isinstance(decoded, dict) else {"message": message})
-        return json.dumps(payload, ensure_ascii=False)
-
-
-def configure_logging(log_format: str, level: str) -> None:
-    """Text or JSON lines on stderr for the bot's and uvicorn's loggers."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter()
-        if log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for chatty in ("faiss.loader", "sentence_transformers", "httpx", "bm25s"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -7,6 +7,7 @@ Both tokens are checked with Slack before the model loads, so a wrong one fails 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from slack_sdk.errors import SlackApiError
@@ -18,8 +19,8 @@ from bot.slack.app import EXAMPLE, SlackBot, api_base
 
 def run_socket_mode(settings: Settings) -> None:
     """Check the tokens, load the model and index, connect over Socket Mode, answer until Ctrl-C."""
-    from bot.http.app import Service
-    from bot.http.middleware import configure_logging
+    from bot.observability import configure_logging
+    from bot.service import Service
 
     if settings.slack_bot_token is None or settings.slack_app_token is None:
         raise BotError(
@@ -41,9 +42,7 @@ def run_socket_mode(settings: Settings) -> None:
         except OSError as exc:
             raise BotError(f"Cannot reach Slack at {api_base(settings.slack_api_url)}: {exc}") from None
         service.load()
-        index = service.live.current() if service.live is not None else None
-        if index is None:
-            raise BotError(service.error)
+        index = service.index()
         try:
             handler.connect()  # type: ignore[no-untyped-call]
         except SlackApiError as exc:
@@ -59,5 +58,4 @@ def run_socket_mode(settings: Settings) -> None:
         threading.Event().wait()
     finally:
         handler.close()  # type: ignore[no-untyped-call]
-        if service.live is not None:
-            service.live.close()
+        asyncio.run(service.close())

@@ -6,7 +6,6 @@ routing and validation errors, and they do not buffer bodies.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -25,24 +24,30 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 access_log = logging.getLogger("bot.access")
 
 
-def bearer_matches(authorization: str, key: str) -> bool:
-    """True when an Authorization header carries `Bearer <key>` (compared in constant time)."""
-    scheme, _, token = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+class HttpMiddleware:
+    """Plain ASGI middleware that sees HTTP requests (with their headers) and passes the rest on."""
 
-
-class BodyLimitMiddleware:
-    """Refuse request bodies over `max_bytes` with 413, by Content-Length or while streaming."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
+        await self.handle(scope, dict(scope.get("headers") or []), receive, send)
+
+    async def handle(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class BodyLimitMiddleware(HttpMiddleware):
+    """Refuse request bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def handle(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         declared = headers.get(b"content-length", b"").decode("latin-1")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
@@ -84,19 +89,15 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class ObservabilityMiddleware:
+class ObservabilityMiddleware(HttpMiddleware):
     """X-Request-ID on every response (echoed if sent), an access log line, request metrics."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, json_logs: bool = False) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
         self.json_logs = json_logs
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
+    async def handle(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if given and len(given) <= 200 and given.isprintable() else uuid.uuid4().hex
         status = 500

@@ -22,9 +22,10 @@ from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_source
 from bot.articles.sources import Draft, Rejection
 from bot.errors import BotError, ConflictError, IngestError, NotFoundError, UnavailableError
 from bot.indexing.build import BuildReport, build_index, is_current
+from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.embedding import Embedder
 from bot.indexing.live import LiveIndex
-from bot.indexing.versions import APPROXIMATE_ABOVE, Index
+from bot.indexing.versions import Index
 from bot.observability import Metrics
 from bot.records import Answer
 

@@ -13,8 +13,8 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.answer.answering import MAX_QUESTION_CHARS, THRESHOLD
+from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.embedding import DEFAULT_MODEL
-from bot.indexing.versions import APPROXIMATE_ABOVE
 
 
 class Settings(BaseSettings):

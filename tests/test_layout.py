@@ -96,7 +96,7 @@ def test_module_imports_only_rooms_it_may(name: str) -> None:
     ("library", "home"),
     [
         ("sentence_transformers", {"indexing.embedding"}),
-        ("faiss", {"indexing.versions"}),
+        ("faiss", {"indexing.dense"}),
         ("bm25s", {"indexing.keyword"}),
     ],
 )

@@ -16,8 +16,8 @@ from pathlib import Path
 from bot.articles.corpus import is_article_file
 from bot.errors import BotError, CorpusError
 from bot.indexing.build import BuildReport, build_index, is_current
+from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.embedding import Embedder
-from bot.indexing.versions import APPROXIMATE_ABOVE
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 800

@@ -143,7 +143,7 @@ def test_page_and_assets_are_served_by_the_app_with_a_strict_csp(fake_seed_index
             assert asset.status_code == 200, src
             assert asset.headers["x-content-type-options"] == "nosniff"
         assert not re.search(r"https?://", page.text), "the page must not load anything from elsewhere"
-        assert httpx.get(server.url + "/static/../api.py").status_code == 404
+        assert httpx.get(server.url + "/static/../app.py").status_code == 404
         assert httpx.get(server.url + "/static/nothing.js").status_code == 404
         metrics = httpx.get(server.url + "/metrics").text
         assert 'route="/static",status="200"' in metrics and 'route="/",status="200"' in metrics

@@ -153,9 +153,10 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.answer.answering import answer, validate_question
+    from bot.answer.answering import validate_question
     from bot.indexing.embedding import get_embedder
     from bot.indexing.versions import open_index
+    from bot.service import Service
 
     settings = _settings()
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
@@ -163,20 +164,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         validate_question(args.question, args.k, settings.max_question_chars)
     index = open_index(args.index or settings.index_dir)
     index.check_model(settings.model)
-    embedder = get_embedder(settings.model)
+    service = Service(settings, get_embedder(settings.model), index=index)
 
     def respond(question: str) -> None:
-        result = answer(
-            index,
-            embedder,
-            question,
-            args.k,
-            since=since,
-            until=until,
-            recency_half_life_days=args.recent,
-            threshold=settings.threshold,
-            max_chars=settings.max_question_chars,
-        )
+        result = service.answer(question, args.k, since=since, until=until, recent=args.recent)
         print(
             result.model_dump_json(indent=2) if args.json else format_answer(result), end="" if not args.json else "\n"
         )

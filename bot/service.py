@@ -76,9 +76,11 @@ def ingest(
 class Service:
     """What a running bot holds: settings, model, live index, question encoder, metrics."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, *, index: Index | None = None) -> None:
+        """`index`: answer from this one version (the CLI) instead of following the index folder."""
         self.settings = settings
         self.embedder = embedder
+        self.fixed = index
         self.live: LiveIndex | None = None
         self.encoder: BatchingEncoder | None = None
         self.load_error: str | None = None
@@ -111,6 +113,8 @@ class Service:
 
     def current(self) -> Index | None:
         """The served index, or None while there is none."""
+        if self.fixed is not None:
+            return self.fixed
         return self.live.current() if self.live is not None else None
 
     def index(self) -> Index:
@@ -124,13 +128,29 @@ class Service:
         self.metrics.answers.labels(answered=str(result.answered).lower()).inc()
         return result
 
-    def answer(self, question: str, k: int = 3) -> Answer:
-        """Answer with the served index, encoding the question here (Slack's listener threads)."""
+    def answer(
+        self,
+        question: str,
+        k: int = 3,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        recent: float | None = None,
+    ) -> Answer:
+        """Answer with the served index, encoding the question here (Slack's listeners, the CLI)."""
         index = self.index()
         assert self.embedder is not None  # index() checked it
         settings = self.settings
         result = answer(
-            index, self.embedder, question, k, threshold=settings.threshold, max_chars=settings.max_question_chars
+            index,
+            self.embedder,
+            question,
+            k,
+            since=since,
+            until=until,
+            recency_half_life_days=recent,
+            threshold=settings.threshold,
+            max_chars=settings.max_question_chars,
         )
         return self._counted(result)
 

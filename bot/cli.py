@@ -156,7 +156,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from bot.answer.answering import validate_question
     from bot.indexing.embedding import get_embedder
     from bot.indexing.versions import open_index
-    from bot.service import Service
+    from bot.service import Filters, Service
 
     settings = _settings()
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
@@ -167,7 +167,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     service = Service(settings, get_embedder(settings.model), index=index)
 
     def respond(question: str) -> None:
-        result = service.answer(question, args.k, since=since, until=until, recent=args.recent)
+        result = service.answer(question, args.k, Filters(since, until, args.recent))
         print(
             result.model_dump_json(indent=2) if args.json else format_answer(result), end="" if not args.json else "\n"
         )

@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.answer.answering import answer, answer_with_vector, validate_question
+import numpy as np
+
+from bot.answer.answering import answer_with_vector, validate_question
 from bot.answer.batching import BatchingEncoder
 from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_sources
 from bot.articles.sources import Draft, Rejection
@@ -73,6 +76,18 @@ def ingest(
     return accept_then_build(writer, items, index_dir, embedder, progress=progress, approximate_above=approximate_above)
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a question is asked of, and how much newer ones are preferred."""
+
+    since: str | None = None  # ISO day, inclusive
+    until: str | None = None  # ISO day, inclusive
+    recent: float | None = None  # half-life in days of the recency boost
+
+
+NO_FILTERS = Filters()
+
+
 class Service:
     """What a running bot holds: settings, model, live index, question encoder, metrics."""
 
@@ -124,66 +139,43 @@ class Service:
             raise UnavailableError(self.error or LOADING)
         return index
 
-    def _counted(self, result: Answer) -> Answer:
-        self.metrics.answers.labels(answered=str(result.answered).lower()).inc()
-        return result
-
-    def answer(
-        self,
-        question: str,
-        k: int = 3,
-        *,
-        since: str | None = None,
-        until: str | None = None,
-        recent: float | None = None,
-    ) -> Answer:
-        """Answer with the served index, encoding the question here (Slack's listeners, the CLI)."""
-        index = self.index()
-        assert self.embedder is not None  # index() checked it
-        settings = self.settings
-        result = answer(
-            index,
-            self.embedder,
-            question,
-            k,
-            since=since,
-            until=until,
-            recency_half_life_days=recent,
-            threshold=settings.threshold,
-            max_chars=settings.max_question_chars,
-        )
-        return self._counted(result)
-
-    async def ask(
-        self,
-        question: str,
-        k: int = 3,
-        *,
-        since: str | None = None,
-        until: str | None = None,
-        recent: float | None = None,
-    ) -> Answer:
-        """Answer with the served index, questions encoded in micro-batches (the HTTP app)."""
-        started = time.perf_counter()
+    def _prepare(self, question: str, k: int) -> tuple[str, Index, Embedder]:
         question = validate_question(question, k, self.settings.max_question_chars)
         index = self.index()
         assert self.embedder is not None  # index() checked it
-        if self.encoder is None:
-            self.encoder = BatchingEncoder(self.embedder)
-        vector = await self.encoder.encode(question)
-        result = await asyncio.to_thread(
-            answer_with_vector,
+        return question, index, self.embedder
+
+    def _answer(
+        self, index: Index, question: str, vector: np.ndarray, k: int, filters: Filters, started: float
+    ) -> Answer:
+        result = answer_with_vector(
             index,
             question,
             vector,
             k,
-            since=since,
-            until=until,
-            recency_half_life_days=recent,
+            since=filters.since,
+            until=filters.until,
+            recency_half_life_days=filters.recent,
             threshold=self.settings.threshold,
             started=started,
         )
-        return self._counted(result)
+        self.metrics.answers.labels(answered=str(result.answered).lower()).inc()
+        return result
+
+    def answer(self, question: str, k: int = 3, filters: Filters = NO_FILTERS) -> Answer:
+        """Answer with the served index, encoding the question here (Slack's listeners, the CLI)."""
+        started = time.perf_counter()
+        question, index, embedder = self._prepare(question, k)
+        return self._answer(index, question, embedder.encode([question])[0], k, filters, started)
+
+    async def ask(self, question: str, k: int = 3, filters: Filters = NO_FILTERS) -> Answer:
+        """Answer with the served index, questions encoded in micro-batches (the HTTP app)."""
+        started = time.perf_counter()
+        question, index, embedder = self._prepare(question, k)
+        if self.encoder is None:
+            self.encoder = BatchingEncoder(embedder)
+        vector = await self.encoder.encode(question)
+        return await asyncio.to_thread(self._answer, index, question, vector, k, filters, started)
 
     # -- changing the corpus while serving ----------------------------------------------------
 

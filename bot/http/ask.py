@@ -12,6 +12,7 @@ from bot.answer.answering import MAX_K
 from bot.http.deps import ApiKey, Limited, ServiceDep
 from bot.http.errors import responses
 from bot.records import Answer
+from bot.service import Filters
 
 # The schema says what the handler enforces (so fuzzers and clients see the same rules):
 # a question with at least one non-space character, at most BOT_MAX_QUESTION_CHARS long.
@@ -63,9 +64,7 @@ def ask_router(max_chars: int) -> APIRouter:
     @router.post("/ask", response_model=Answer, responses=ERRORS)
     async def ask(body: ask_request, service: ServiceDep) -> Answer:
         """Answer a question with up to k verbatim quotes, best first."""
-        return await service.ask(
-            body.question, body.k, since=_day(body.since), until=_day(body.until), recent=body.recent
-        )
+        return await service.ask(body.question, body.k, Filters(_day(body.since), _day(body.until), body.recent))
 
     @router.get("/ask", response_model=Answer, responses=ERRORS)
     async def ask_get(
@@ -79,6 +78,6 @@ def ask_router(max_chars: int) -> APIRouter:
         ] = None,
     ) -> Answer:
         """The same as POST /ask, for links and curl."""
-        return await service.ask(q, k, since=_day(since), until=_day(until), recent=recent)
+        return await service.ask(q, k, Filters(_day(since), _day(until), recent))
 
     return router

@@ -14,9 +14,9 @@ import httpx
 import numpy as np
 import pytest
 
-from bot.embedding import DEFAULT_MODEL, export_folder, open_embedder
 from bot.errors import ModelError
-from bot.runtimes import MIN_COSINE, min_cosine
+from bot.indexing.embedding import DEFAULT_MODEL, export_folder, open_embedder
+from bot.indexing.runtimes import MIN_COSINE, min_cosine
 from tests.conftest import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ TEXTS = [
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "openvino"])
-def test_an_exported_runtime_gives_torchs_vectors(runtime: str, seed_index: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_an_exported_runtime_gives_torchs_vectors(runtime: str, seed_index: Path, real_embedder) -> None:
     embedder = open_embedder(DEFAULT_MODEL, runtime, seed_index)
     assert (embedder.name, embedder.dimension) == (real_embedder.name, real_embedder.dimension)
     together = embedder.encode(TEXTS)  # one padded batch
@@ -144,7 +144,7 @@ def test_the_torch_guard_catches_a_torch_server(seed_index: Path, tmp_path: Path
     assert "torch imported" not in str(tmp_path) and (tmp_path / "torch-imports.txt").is_file()
 
 
-def test_an_unknown_runtime_is_a_clear_settings_error(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_runtime_is_a_clear_settings_error(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
     from bot.cli import main
 
     monkeypatch.setenv("BOT_ENCODER", "tensorflow")

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from bot.embedding import Embedder
+from bot.indexing.embedding import Embedder
 
 MAX_BATCH = 64
 CACHE_SIZE = 2048
@@ -113,18 +113,18 @@ class BatchingEncoder:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    def close_blocking(self, timeout: float = 10.0) -> None:
-        """`close` for an owner without an event loop (Socket Mode)."""
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.close(), loop).result(timeout)
-            if loop is self._own_loop:
-                loop.call_soon_threadsafe(loop.stop)
-        else:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-
     async def close(self) -> None:
-        if self._worker is not None and self._loop is asyncio.get_running_loop():
+        """Stop the batching task (on whichever loop it runs) and the encoding thread."""
+        loop = self._loop
+        if loop is not None and loop.is_running() and loop is not asyncio.get_running_loop():
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close_here(), loop))
+        else:
+            await self._close_here()
+        if self._own_loop is not None and self._own_loop.is_running():
+            self._own_loop.call_soon_threadsafe(self._own_loop.stop)
+
+    async def _close_here(self) -> None:
+        if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker

@@ -1,7 +1,7 @@
 """The encoder without torch: the model exported to ONNX, run on ONNX Runtime or OpenVINO.
 
 The only module importing onnxruntime and openvino. `bot index` (or `bot export-encoder`) exports
-the bundled, sha256-checked weights once, with torch (`bot.embedding.export_onnx`), into
+the bundled, sha256-checked weights once, with torch (`bot.indexing.embedding.export_onnx`), into
 
     <index dir>/encoders/onnx-<key>/
       model.onnx            the transformer: token ids and mask in, token vectors out
@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bot.embedding import sha256_file
 from bot.errors import ModelError
+from bot.indexing.embedding import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -175,7 +175,7 @@ def source_folder(name: str) -> tuple[Path, str]:
 
 def export_folder(name: str, index_dir: Path) -> Path:
     """Where the export of `name` lives in `index_dir` (the bundled model's hash is known)."""
-    from bot.runtimes import export_dir
+    from bot.indexing.runtimes import export_dir
 
     if name == DEFAULT_MODEL:
         return export_dir(index_dir, name, BUNDLED_SHA256)
@@ -190,7 +190,7 @@ def export_onnx(name: str, index_dir: Path) -> Path:
 
     import torch
 
-    from bot import runtimes
+    from bot.indexing import runtimes
 
     source, weights_sha256 = source_folder(name)
     target = runtimes.export_dir(index_dir, name, weights_sha256)
@@ -279,7 +279,7 @@ def open_embedder(
     export: Literal["here", "child", "never"] = "never",
 ) -> Embedder:
     """The encoder of `name` on `runtime`; a missing export is made here, in a child process, or refused."""
-    from bot import runtimes
+    from bot.indexing import runtimes
 
     if runtime == "torch":
         return get_embedder(name)

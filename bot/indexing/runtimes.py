@@ -58,6 +58,10 @@ PROBES = (
 )
 SIDE_FILES = ("tokenizer.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json")
 BUILD_BATCH = 64
+# Token counts are padded to a multiple of this: OpenVINO keeps buffers per input shape, and fewer
+# distinct shapes keep a server's peak memory down (60 mixed batches of 1-64 questions: 400 MB
+# peak unpadded, 347 MB padded to 16, ~360 MB padded to 32). Padding is masked: vectors are the same.
+PAD_TO = 16
 
 
 def export_dir(index_dir: Path, model: str, weights_sha256: str) -> Path:
@@ -102,7 +106,7 @@ class ExportedEmbedder:
         self.dimension = int(pooling["word_embedding_dimension"])
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
-        self.tokenizer.enable_padding()
+        self.tokenizer.enable_padding(pad_to_multiple_of=PAD_TO)
         # One call at a time, as with torch: each call already uses the encoder's threads.
         self._lock = threading.Lock()
 

@@ -77,7 +77,13 @@ ARRANGEMENTS = [
 ]
 
 
-def http_section(embedder: Any, shared: Path | None, work: Path, results: dict[str, Any]) -> list[Row]:
+def http_section(
+    embedder: Any,
+    shared: Path | None,
+    work: Path,
+    results: dict[str, Any],
+    arrangements: list[tuple[str, int, int]] = ARRANGEMENTS,
+) -> list[Row]:
     from bot.indexing.build import build_index
     from bot.indexing.embedding import DEFAULT_MODEL, export_onnx, open_embedder
     from bot.indexing.runtimes import DEFAULT_RUNTIME
@@ -113,7 +119,7 @@ def http_section(embedder: Any, shared: Path | None, work: Path, results: dict[s
         )
         del other
     rest = questions[208:]
-    for runtime, workers, threads in ARRANGEMENTS:
+    for runtime, workers, threads in arrangements:
         name = f"{runtime}×{workers}" + (f", {threads} threads" if threads else "")
         default = (runtime, workers, threads) == (DEFAULT_RUNTIME, DEFAULT_WORKERS, 0)
         env = {"BOT_ENCODER": runtime, "BOT_WORKERS": str(workers)}
@@ -290,6 +296,11 @@ def million_server_section(folder: Path, work: Path, shared: Path | None, result
     ]
 
 
+def _arrangement(text: str) -> tuple[str, int, int]:
+    runtime, workers, *threads = text.split(":")
+    return runtime, int(workers), int(threads[0]) if threads else 0
+
+
 def import_time() -> float:
     code = "import time; t = time.perf_counter(); import bot.http.app; print(time.perf_counter() - t)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
@@ -333,6 +344,12 @@ def main() -> int:
         help="keeps the 1M-passage index between runs",
     )
     parser.add_argument("--build-articles", type=int, default=60)
+    parser.add_argument(
+        "--arrangement",
+        action="append",
+        metavar="RUNTIME:WORKERS[:THREADS]",
+        help="serve only these arrangements (repeatable), e.g. openvino:1; default: all of ARRANGEMENTS",
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["http", "build", "incremental", "search", "million"])
     args = parser.parse_args()
     shared = args.shared if args.shared and (args.shared / "eval").is_dir() else None
@@ -356,7 +373,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bot-bench-"))
     try:
         if "http" not in args.skip:
-            rows += http_section(embedder, shared, work, results)
+            chosen = [_arrangement(a) for a in args.arrangement] if args.arrangement else ARRANGEMENTS
+            rows += http_section(embedder, shared, work, results, chosen)
         if "build" not in args.skip:
             rows += build_section(embedder, shared, work, results, args.build_articles)
         if "incremental" not in args.skip:

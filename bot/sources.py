@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.corpus import clean_text, decode, is_ignored, json_lines, make_article, parse_article_file
 from bot.errors import CorpusError, IngestError
-from bot.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch
+from bot.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch, parse_url
 
 FILE_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".jsonl"}
 
@@ -52,6 +52,11 @@ def draft_from_fields(data: dict[str, Any], origin: str, article_id: str | None 
     article = make_article(data, origin, default_id=article_id or "new", path=None)
     if article.url and not re.match(r"https?://", article.url):
         raise CorpusError(origin, f"'url' must be an http(s) URL, got {article.url!r}")
+    if article.url:
+        try:
+            parse_url(article.url)
+        except IngestError as exc:
+            raise CorpusError(origin, str(exc)) from None
     return Draft(
         title=article.title,
         text=article.text,

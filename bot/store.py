@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.errors import IndexMismatchError, IndexMissingError
+from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from bot.keyword import KeywordIndex, tokenize
 from bot.records import Article
 
@@ -216,17 +216,32 @@ class Index:
     """One loaded version: read-only, safe to share between threads."""
 
     def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            self._load(folder)
+            self._check()
+        except (IndexMismatchError, IndexCorruptError):
+            raise
+        # A half-copied or damaged version: a file missing or cut short (OSError, FAISS's
+        # RuntimeError), JSON or numpy that does not parse (ValueError), a manifest or article
+        # line without a field (KeyError, TypeError). Refused with the reason, never served.
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise IndexCorruptError(
+                f"index version {folder.name} cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _load(self, folder: Path) -> None:
         import faiss
 
-        self.folder = folder
         self.manifest = read_manifest(folder)
-        if self.manifest.get("format_version") != FORMAT_VERSION:
+        if not isinstance(self.manifest, dict) or self.manifest.get("format_version") != FORMAT_VERSION:
+            found = self.manifest.get("format_version") if isinstance(self.manifest, dict) else None
             raise IndexMismatchError(
-                f"The index in {folder.parent.parent} has format {self.manifest.get('format_version')}, "
+                f"The index in {folder.parent.parent} has format {found}, "
                 f"this bot reads format {FORMAT_VERSION}: run `bot index --full` to rebuild it."
             )
         with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
-            self.articles = [Article.from_dict(json.loads(line)) for line in handle]
+            self.articles = [_article_line(line, n) for n, line in enumerate(handle, start=1)]
         self.article_number = {article.id: n for n, article in enumerate(self.articles)}
         self.passages = np.load(folder / "passages.npy", mmap_mode="r")
         self.units = np.load(folder / "units.npy", mmap_mode="r")
@@ -249,6 +264,45 @@ class Index:
         self.passage_article = np.ascontiguousarray(self.passages[:, 0])
         self.article_days = np.array([(a.date or "")[:10] for a in self.articles], dtype="U10")
         self.article_ordinals = np.array([_ordinal(day) for day in self.article_days], dtype=np.float64)
+
+    def _check(self) -> None:
+        """The tables, the FAISS index and the manifest must agree, or answering would index past
+        an end (a passages.npy cut short, a version half-copied): IndexCorruptError says which."""
+        counts = self.manifest["counts"]
+        passages, units = len(self.passages), len(self.units)
+        dimension = int(self.manifest["model"]["dimension"])
+        problems = [
+            f"{name}: {found}, expected {expected}"
+            for name, found, expected in (
+                ("articles in articles.jsonl", len(self.articles), counts["articles"]),
+                ("rows of passages.npy", passages, counts["passages"]),
+                ("rows of passage_vectors.npy", len(self.passage_vectors), passages),
+                ("vectors in passages.faiss", int(self.faiss.ntotal), passages),
+                ("rows of units.npy", units, counts["units"]),
+                ("rows of unit_vectors.npy", len(self.unit_vectors), units),
+                ("columns of passages.npy", self.passages.shape[1:], (5,)),
+                ("columns of units.npy", self.units.shape[1:], (3,)),
+                ("dimension of passage_vectors.npy", self.passage_vectors.shape[1:], (dimension,)),
+                ("dimension of unit_vectors.npy", self.unit_vectors.shape[1:], (dimension,)),
+                ("dimension of passages.faiss", int(self.faiss.d), dimension),
+                ("documents in keyword/", int(self.keyword.num_docs), passages),
+            )
+            if found != expected
+        ]
+        if not problems and passages and units:
+            lengths = np.array([len(a.text) for a in self.articles], dtype=np.int64)
+            article, start, end = (np.asarray(self.units[:, c]) for c in range(3))
+            if article.min() < 0 or article.max() >= len(self.articles):
+                problems.append("units.npy names an article that articles.jsonl does not have")
+            elif (start < 0).any() or (end < start).any() or (end > lengths[article]).any():
+                problems.append("units.npy has a span outside its article's text")
+            table = np.asarray(self.passages)
+            if table[:, 0].min() < 0 or table[:, 0].max() >= len(self.articles):
+                problems.append("passages.npy names an article that articles.jsonl does not have")
+            elif (table[:, 3] < 0).any() or (table[:, 4] > units).any() or (table[:, 4] < table[:, 3]).any():
+                problems.append("passages.npy names units that units.npy does not have")
+        if problems:
+            raise IndexCorruptError(f"index version {self.folder.name} is inconsistent: " + "; ".join(problems))
 
     def _unit_tokens(self, unit: int) -> list[str]:
         article, start, end = (int(x) for x in self.units[unit])
@@ -313,6 +367,20 @@ class Index:
         scores, ids = self.faiss.search(query, n, params=params)
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep]
+
+
+def _article_line(line: str, number: int) -> Article:
+    """One line of a version's articles.jsonl, checked: a line missing a field is corruption."""
+    try:
+        article = Article.from_dict(json.loads(line))
+    except (TypeError, AttributeError) as exc:  # a field missing or unknown, or not an object
+        raise ValueError(f"articles.jsonl line {number}: {exc}") from None
+    for name in ("id", "title", "text"):
+        if not isinstance(getattr(article, name), str):
+            raise ValueError(f"articles.jsonl line {number}: {name!r} is not text")
+    if article.date is not None and not isinstance(article.date, str):
+        raise ValueError(f"articles.jsonl line {number}: 'date' is not text")
+    return article
 
 
 def _ordinal(day: str) -> float:

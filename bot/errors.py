@@ -9,6 +9,7 @@
     ├── ModelError             the embedding model cannot be loaded or fails its checksum
     ├── QuestionError          the question is empty, too long or otherwise unusable
     └── IngestError            a source to ingest cannot be fetched or read
+        └── LastArticleError   removing the article would leave the corpus empty
 
 Every message says what went wrong and, where there is one, what to do next.
 """
@@ -55,3 +56,7 @@ class QuestionError(BotError):
 
 class IngestError(BotError):
     """A source to ingest cannot be fetched, decoded or parsed."""
+
+
+class LastArticleError(IngestError):
+    """The change would leave the corpus without any article (an index cannot be empty)."""

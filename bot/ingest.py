@@ -27,7 +27,7 @@ from filelock import FileLock
 from bot.corpus import load_corpus, parse_article_file, slugify
 from bot.duplicates import Catalog, Fingerprint, text_key
 from bot.embedding import Embedder
-from bot.errors import CorpusError, IngestError
+from bot.errors import CorpusError, IngestError, LastArticleError
 from bot.indexer import BuildReport, build_index, is_current
 from bot.records import Article
 from bot.sources import Draft, Rejection
@@ -191,12 +191,18 @@ class CorpusWriter:
             raise IngestError(f"{article.id} would not read back unchanged from {path.name}")
         write_atomically(path, content)
 
-    def delete(self, article_id: str) -> Article:
-        """Remove one article from the corpus (its file, or its line of a .jsonl)."""
+    def delete(self, article_id: str, *, keep_one: bool = False) -> Article:
+        """Remove one article from the corpus (its file, or its line of a .jsonl); with `keep_one`,
+        refuse (LastArticleError) to remove the only one. The check and the removal happen under
+        the writer's lock: checked outside it, concurrent deletes could each see another article
+        left and together remove them all."""
         with self.lock:
-            found = next((a for a in self.articles() if a.id == article_id), None)
+            articles = self.articles()
+            found = next((a for a in articles if a.id == article_id), None)
             if found is None or found.path is None:
                 raise IngestError(f"no article with id {article_id!r} in {self.corpus_dir}")
+            if keep_one and len(articles) == 1:
+                raise LastArticleError(f"{article_id!r} is the only article; the index cannot be empty.")
             path = Path(found.path)
             if path.suffix.lower() == ".jsonl":
                 lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: see corpus.py

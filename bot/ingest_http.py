@@ -8,6 +8,7 @@ processes sharing the index folder follow within a second.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures.
+import threading
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -15,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.errors import CorpusError, IngestError
+from bot.errors import CorpusError, IngestError, LastArticleError
 from bot.http_ops import bearer_matches
 from bot.ingest import CorpusWriter, Outcome
 from bot.sources import Draft, draft_from_fields, read_url
@@ -52,15 +53,17 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
     """Mount POST/DELETE /articles on the app of `bot.api.create_app`."""
     settings = service.settings
     writers: list[CorpusWriter] = []
+    making = threading.Lock()  # requests run in worker threads: one writer (and cache) for all
 
     def corpus_writer() -> CorpusWriter:
         """Made on first use, so a read-only deployment (e.g. BOT_CORPUS_DIR=x.jsonl) still starts."""
-        if not writers:
-            try:
-                writers.append(CorpusWriter(settings.corpus_dir, settings.index_dir / ".ingest.lock"))
-            except IngestError as exc:
-                raise HTTPException(409, str(exc)) from None
-        return writers[0]
+        with making:
+            if not writers:
+                try:
+                    writers.append(CorpusWriter(settings.corpus_dir, settings.index_dir / ".ingest.lock"))
+                except IngestError as exc:
+                    raise HTTPException(409, str(exc)) from None
+            return writers[0]
 
     errors: dict[int | str, dict[str, Any]] = {
         code: {"description": text}
@@ -151,12 +154,12 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
         return JSONResponse(change.model_dump(), status_code=201 if outcome.status in ("added", "linked") else 200)
 
     def remove(article_id: str) -> str:
-        articles = corpus_writer().articles()
-        if not any(a.id == article_id for a in articles):
-            raise HTTPException(404, f"No article with id {article_id!r}.")
-        if len(articles) == 1:
-            raise HTTPException(409, f"{article_id!r} is the only article; the index cannot be empty.")
-        corpus_writer().delete(article_id)
+        try:
+            corpus_writer().delete(article_id, keep_one=True)
+        except LastArticleError as exc:
+            raise HTTPException(409, str(exc)) from None
+        except IngestError:
+            raise HTTPException(404, f"No article with id {article_id!r}.") from None
         return publish()
 
     @app.delete(

@@ -72,12 +72,16 @@ def previous_chunks(index_dir: Path) -> dict[str, Chunks]:
 
     try:
         folder = index_dir / "versions" / current_version(index_dir)
-        if read_manifest(folder).get("chunker") != chunker_key():
+        manifest = read_manifest(folder)
+        if manifest.get("chunker") != chunker_key():
             return {}
         with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
             texts = [str(json.loads(line)["text"]) for line in handle]
         passages, units = np.load(folder / "passages.npy"), np.load(folder / "units.npy")
-    except (StoreError, OSError, ValueError, KeyError):
+        counts = manifest["counts"]
+        if (len(texts), len(passages), len(units)) != (counts["articles"], counts["passages"], counts["units"]):
+            return {}  # a damaged version's chunks must not be carried into the next one
+    except (StoreError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {}  # no usable previous version: chunk everything
     numbers = np.arange(len(texts) + 1)
     p_bounds, u_bounds = np.searchsorted(passages[:, 0], numbers), np.searchsorted(units[:, 0], numbers)

@@ -217,7 +217,7 @@ class CorpusWriter:
 def _line_id(line: str) -> str | None:
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return str(data.get("id")) if isinstance(data, dict) else None
 

@@ -225,7 +225,16 @@ class Index:
         # A half-copied or damaged version: a file missing or cut short (OSError, FAISS's
         # RuntimeError), JSON or numpy that does not parse (ValueError), a manifest or article
         # line without a field (KeyError, TypeError). Refused with the reason, never served.
-        except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        except (
+            OSError,
+            RuntimeError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            RecursionError,
+        ) as exc:
             raise IndexCorruptError(
                 f"index version {folder.name} cannot be loaded: {type(exc).__name__}: {exc}"
             ) from None

@@ -26,6 +26,7 @@ from limits import parse as parse_limit
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import __version__
 from bot.answering import EMPTY_QUESTION, MAX_K, answer_with_vector, validate_question
@@ -55,14 +56,16 @@ class AskRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"question": "Who will chair Stargate?", "k": 3}]}
     )
 
-    question: str = Field(description="The question, in plain words.", min_length=1, pattern=NOT_BLANK)
-    k: int = Field(default=3, ge=1, le=MAX_K, description="How many quotes to return (1-20).")
+    # Strict: `"k": true` or `"k": "3"` is a 422, as documented, not silently 1 or 3.
+    question: str = Field(description="The question, in plain words.", min_length=1, pattern=NOT_BLANK, strict=True)
+    k: int = Field(default=3, ge=1, le=MAX_K, description="How many quotes to return (1-20).", strict=True)
     since: dt.date | None = Field(default=None, description="Only articles dated on or after this day.")
     until: dt.date | None = Field(default=None, description="Only articles dated on or before this day.")
     recent: float | None = Field(
         default=None,
         gt=0,
         le=36500,
+        strict=True,
         description="Prefer recent articles: a score boost that halves every this many days.",
     )
 
@@ -120,6 +123,28 @@ class Service:
         except BotError as exc:
             self.load_error = str(exc)
             log.error("cannot load: %s", exc)
+        except Exception as exc:  # a thread that dies silently would leave /readyz "loading" forever
+            self.load_error = f"The model or index failed to load: {type(exc).__name__}: {exc}"
+            log.exception("cannot load")
+
+    def check_rate(self, request: Request) -> None:
+        """Count the request against its client's bucket; HTTPException 429 once it is empty.
+
+        Every request to a guarded route counts, a wrong API key included, so guessing keys is
+        rate-limited too. Keyed by the peer address (request.client): uvicorn rewrites it from
+        X-Forwarded-For only for the proxies named in BOT_FORWARDED_ALLOW_IPS, so a header the
+        client chooses cannot buy it a fresh bucket."""
+        if self.rate_limit is None:
+            return
+        client = request.client.host if request.client else "unknown"
+        if not self.limiter.hit(self.rate_limit, client):
+            reset = self.limiter.get_window_stats(self.rate_limit, client).reset_time
+            retry = max(1, int(reset - time.time()) + 1)
+            raise HTTPException(
+                429,
+                f"Rate limit of {self.settings.rate_limit} exceeded; retry in {retry} s.",
+                headers={"Retry-After": str(retry)},
+            )
 
     @property
     def error(self) -> str:
@@ -141,7 +166,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         __base__=AskRequest,
         question=(
             str,
-            Field(description="The question, in plain words.", min_length=1, max_length=max_chars, pattern=NOT_BLANK),
+            Field(
+                description="The question, in plain words.",
+                min_length=1,
+                max_length=max_chars,
+                pattern=NOT_BLANK,
+                strict=True,
+            ),
         ),
     )
 
@@ -184,8 +215,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "Invalid request."))
         return JSONResponse({"error": message, "detail": errors}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's class, FastAPI's parent: routing's 404/405 and the body parser's 400 are raised
+    # as Starlette's own and would otherwise answer {"detail": ...}.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(QuestionError)
@@ -197,23 +230,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     def guard(request: Request) -> None:
-        """API key (constant-time comparison), then the per-client rate limit."""
+        """The per-client rate limit, then the API key (constant-time comparison)."""
+        service.check_rate(request)
         key = settings.api_key.get_secret_value() if settings.api_key else ""
         if key and not bearer_matches(request.headers.get("authorization", ""), key):
             raise HTTPException(
                 401, "Send 'Authorization: Bearer <BOT_API_KEY>'.", headers={"WWW-Authenticate": "Bearer"}
             )
-        if service.rate_limit is not None:
-            # Keyed by address: a header the client chooses would give it a fresh bucket per request.
-            client = request.client.host if request.client else "unknown"
-            if not service.limiter.hit(service.rate_limit, client):
-                reset = service.limiter.get_window_stats(service.rate_limit, client).reset_time
-                retry = max(1, int(reset - time.time()) + 1)
-                raise HTTPException(
-                    429,
-                    f"Rate limit of {settings.rate_limit} exceeded; retry in {retry} s.",
-                    headers={"Retry-After": str(retry)},
-                )
 
     async def respond(
         question: str, k: int, since: dt.date | None, until: dt.date | None, recent: float | None = None
@@ -339,5 +362,9 @@ def serve(settings: Settings, host: str, port: int) -> None:
         access_log=False,  # ObservabilityMiddleware writes one line per request, with its id
         log_config=None,
         timeout_graceful_shutdown=30,
+        # uvicorn trusts X-Forwarded-For from loopback by default: any local process could then
+        # pick its own client address (and rate-limit bucket). Only named proxies are trusted.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     asyncio.run(uvicorn.Server(config).serve())

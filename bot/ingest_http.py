@@ -78,6 +78,7 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
     }
 
     def authorised(request: Request) -> None:
+        service.check_rate(request)
         key = settings.api_key.get_secret_value() if settings.api_key else ""
         if not key:
             raise HTTPException(403, "Changing articles is disabled: set BOT_API_KEY on the server to enable it.")

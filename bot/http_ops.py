@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from bot.log_safety import safe_records
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -210,17 +212,26 @@ class JsonFormatter(logging.Formatter):
         except ValueError:
             decoded = None
         payload.update(decoded if isinstance(decoded, dict) else {"message": message})
+        # The traceback of log.exception(...) is the one thing an operator needs from a failure.
+        if record.exc_info:
+            payload["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            payload["exc_info"] = record.exc_text
+        if record.stack_info:
+            payload["stack_info"] = self.formatStack(record.stack_info)
         return json.dumps(payload, ensure_ascii=False)
 
 
 def configure_logging(log_format: str, level: str) -> None:
-    """Text or JSON lines on stderr for the bot's and uvicorn's loggers."""
+    """Text or JSON lines on stderr for every logger, secrets blanked and line breaks escaped."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
         if log_format == "json"
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    # On the handler, not a logger: it then sees every logger's records, third-party ones included.
+    handler.addFilter(safe_records)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -19,10 +19,12 @@ message's channel+ts in SQLite first, so each question is answered once.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl
 
 from fastapi import Request, Response  # module level: FastAPI resolves the route's annotations here
 from prometheus_client import Counter
@@ -34,6 +36,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from bot.answering import answer, validate_question
 from bot.errors import BotError, QuestionError
 from bot.feedback import FeedbackStore
+from bot.log_safety import safe_records
 from bot.records import Answer
 from bot.slack_blocks import (
     SHARE,
@@ -63,31 +66,12 @@ QUOTES = 3
 COMMAND = "/ask"  # as in slack_manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
 GONE = "I no longer have that answer; ask again."
-# Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), and the other xox? kinds.
-_TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
-class RedactTokens(logging.Filter):
-    """Blank out anything that looks like a Slack token, and the known secrets, in log records."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = _TOKEN.sub("(redacted token)", message)
-        for secret in self.secrets:
-            clean = clean.replace(secret, "(redacted)")
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-# On the one logger that bolt, the Web API client and the Socket Mode client are all given.
-_redact = RedactTokens()
-log.addFilter(_redact)
+# On the one logger that bolt, the Web API client and the Socket Mode client are all given (bolt
+# copies its filters to the loggers it makes); configure_logging puts it on the root handler too.
+log.addFilter(safe_records)
 
 
 class Backend(Protocol):
@@ -114,7 +98,7 @@ class SlackBot:
         self.service = service
         self.settings = service.settings
         self.store = FeedbackStore(self.settings.data_dir / "slack.sqlite3")
-        _redact.secrets.update(s for s in (token, signing_secret) if s)
+        safe_records.add_secret(token, signing_secret)
         # Retry 429 `ratelimited` after its Retry-After, and dropped connections; other errors surface.
         self.client = WebClient(
             token=token,
@@ -325,7 +309,7 @@ class SlackBot:
         """A Socket Mode connection for this app (not started)."""
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        _redact.secrets.add(app_token)
+        safe_records.add_secret(app_token)
         return SocketModeHandler(self.app, app_token, logger=log, web_client=self.client)
 
 
@@ -342,11 +326,34 @@ def _answerable(event: dict[str, Any]) -> bool:
     )
 
 
+def malformed(body: str, content_type: str) -> str | None:
+    """Why a (signed) body is not one Slack sends, or None: Slack posts a JSON object (events),
+    a form (commands), or a form whose `payload` is a JSON object (interactions); an event
+    callback's `event` is an object."""
+    try:
+        if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+            form = dict(parse_qsl(body, keep_blank_values=True))
+            if "payload" not in form:
+                return None
+            data = json.loads(form["payload"])
+        else:
+            data = json.loads(body)
+    except (ValueError, RecursionError):
+        return "the body is not JSON or a form with a JSON payload"
+    if not isinstance(data, dict):
+        return "the body is not a JSON object"
+    if "event" in data and not isinstance(data["event"], dict):
+        return "'event' is not an object"
+    return None
+
+
 def mount(app: FastAPI, service: Backend) -> SlackBot | None:
     """Add `POST /slack/events` (events, commands, interactions) when the bot token and the
     signing secret are set; returns the bot (also at `app.state.slack`), or None."""
     from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse
     from slack_bolt import BoltRequest
+    from slack_sdk.signature import SignatureVerifier
 
     settings = service.settings
     token, secret = settings.slack_bot_token, settings.slack_signing_secret
@@ -356,13 +363,31 @@ def mount(app: FastAPI, service: Backend) -> SlackBot | None:
         return None
     bot = SlackBot(service, token=token.get_secret_value(), signing_secret=secret.get_secret_value())
 
+    verifier = SignatureVerifier(secret.get_secret_value())
+
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
         body = (await request.body()).decode("utf-8", errors="replace")
+        headers = dict(request.headers)
+        # Verified and parsed here, before bolt sees it: bolt's request parser raises on a body
+        # that is not a JSON object (or a form whose payload is not one) and its verifier on a
+        # non-numeric timestamp, and it logs the whole body of a request that fails verification.
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        if not timestamp.isdigit() or not verifier.is_valid(body, timestamp, headers.get("x-slack-signature", "")):
+            log.info("refused a Slack request with a missing, stale or wrong signature")
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        problem = malformed(body, headers.get("content-type", ""))
+        if problem is not None:
+            log.warning("refused a signed Slack request: %s", problem)
+            return JSONResponse({"error": f"Not a Slack request: {problem}."}, status_code=400)
         bolt_request = BoltRequest(body=body, query=dict(request.query_params), headers=dict(request.headers))
         # dispatch verifies, acks and hands listeners to bolt's threads; a worker thread keeps
         # its first-event auth.test call off the event loop too.
         result = await run_in_threadpool(bot.app.dispatch, bolt_request)
+        if result.status >= 500:
+            # bolt caught an exception from a middleware or listener (and logged it with its
+            # traceback); Slack would only retry the same payload, so it is refused as such.
+            return JSONResponse({"error": "The Slack request could not be processed."}, status_code=400)
         return Response(result.body, status_code=result.status, headers=result.first_headers_without_set_cookie())
 
     app.state.slack = bot

@@ -177,3 +177,19 @@ def test_post_articles_with_a_malformed_url_is_a_422_with_the_reason(
         # With a title and text the URL is only metadata, and still must parse.
         fields = {"title": "Quillfield fair", "text": "The fair of Quillfield opened.", "url": url}
         assert client.post("/articles", json=fields, headers=headers).status_code == 422
+
+
+def test_a_feed_declaring_an_unusable_codec_is_rejected_and_the_batch_goes_on(site: Site, tmp_path: Path) -> None:
+    from bot.ingest import CorpusWriter, read_sources
+
+    feed = site.page(
+        "/feed.xml",
+        '<?xml version="1.0" encoding="punycode"?><rss><channel><title>Quillfield</title></channel></rss>',
+        content_type="application/rss+xml",
+    )
+    page = site.page("/ok", article_html("Brackwater mill reopens", ["The mill of Brackwater reopened on Monday."]))
+    items = read_sources([page], [feed], allow_private=True, seen=set())
+    report = CorpusWriter(tmp_path / "corpus", tmp_path / ".lock").accept(items)
+    outcomes = {o.origin: o for o in report.outcomes}
+    assert outcomes[page].status == "added"
+    assert outcomes[feed].status == "rejected" and "not an RSS or Atom feed" in (outcomes[feed].detail or "")

@@ -278,6 +278,10 @@ class Index:
         """The tables, the FAISS index and the manifest must agree, or answering would index past
         an end (a passages.npy cut short, a version half-copied): IndexCorruptError says which."""
         counts = self.manifest["counts"]
+        # Fields /readyz and /metrics read on every call: a manifest without them is refused now.
+        dt.datetime.fromisoformat(str(self.manifest["built_at"]))
+        if not isinstance(self.manifest["version"], str) or not isinstance(self.manifest["model"]["name"], str):
+            raise ValueError("manifest.json: 'version' and 'model.name' must be text")
         passages, units = len(self.passages), len(self.units)
         dimension = int(self.manifest["model"]["dimension"])
         problems = [

@@ -97,3 +97,14 @@ def test_a_server_keeps_serving_through_bad_versions_and_picks_up_the_next_good_
         fixed = copy_version(fake_index, "29990201T000000000000Z-good", source_version=good)
         wait_until(lambda: httpx.get(server.url + "/readyz").json()["index_version"] == fixed, timeout=10)
         assert ask().status_code == 200
+
+
+def test_a_manifest_without_its_build_time_is_refused(fake_index: Path) -> None:
+    def drop_built_at(folder: Path) -> None:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        del manifest["built_at"]
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    name = copy_version(fake_index, "29990101T000000000000Z-no-time", drop_built_at)
+    with pytest.raises(IndexCorruptError, match="built_at"):
+        Index(fake_index / "versions" / name)

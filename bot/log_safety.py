@@ -7,7 +7,7 @@ names (bolt logs a request's whole body when its signature fails). It
 - blanks Slack tokens (xoxb-, xoxp-, xapp-, ...), the secrets the process registered with
   `add_secret` (bot token, signing secret, app token), `token=` and `"token": ...` fields (Slack's
   legacy verification token), `response_url`s and hooks.slack.com URLs (each is a credential to
-  post into a conversation), and `Bearer` credentials;
+  post into a conversation), `Bearer` credentials and passwords inside URLs;
 - escapes line breaks and other control characters, so text from a request (an unsigned body
   with a newline, say) cannot start a line of its own that looks like the server's.
 
@@ -28,6 +28,8 @@ _PATTERNS = [
     (re.compile(r"""(?i)(["'](?:token|response_url)["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2"""), r"\1\2(redacted)\2"),
     (re.compile(r"(?i)https?(?::|%3A)(?:/|%2F){2}hooks\.slack\.com[^\s'\"&]*"), "(redacted url)"),
     (re.compile(r"(?i)\b(bearer\s+)(?!\(redacted)[^\s'\",}]+"), r"\1(redacted)"),
+    # Credentials inside a URL (http://user:password@host/), e.g. in a fetch error.
+    (re.compile(r"(?i)\b(https?://)[^/@\s:]+:[^/@\s]+@"), r"\1(redacted)@"),
 ]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 

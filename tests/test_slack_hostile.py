@@ -83,7 +83,9 @@ def test_slack_request_bodies_never_reach_the_log_and_cannot_forge_a_line(
     logging.getLogger("slack_bolt.RequestVerification").info("Invalid request signature detected (body: %s)", body)
     logging.getLogger("some.library").warning("payload %s", json.dumps({"token": LEGACY_TOKEN, "response_url": HOOK}))
     logging.getLogger("some.library").warning("decoded: %s", f"hi\n{FORGED}")
+    logging.getLogger("bot.ingest").warning("cannot fetch %s", "http://editor:hunter22@news.example/feed")
     err = capsys.readouterr().err
+    assert "hunter22" not in err
     assert "Invalid request signature detected" in err and "(redacted)" in err
     assert LEGACY_TOKEN not in err and "SecretHookPath" not in err
     assert not any(line.startswith(FORGED) for line in err.splitlines()), err

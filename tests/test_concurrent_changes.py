@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from bot.api import create_app
-from bot.corpus import load_corpus
-from bot.indexer import build_index
+from bot.articles.corpus import load_corpus
+from bot.http.app import create_app
+from bot.indexing.build import build_index
 from bot.settings import Settings
 from tests.conftest import FakeEmbedder, ServerThread, write_article
 
@@ -29,7 +29,7 @@ def test_concurrent_deletes_never_empty_the_corpus(tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
     build_index(corpus, index_dir, FakeEmbedder())
     ids = [a.id for a in load_corpus(corpus).articles]
-    settings = Settings(corpus_dir=corpus, index_dir=index_dir, api_key="s3cret")  # type: ignore[arg-type]
+    settings = Settings(corpus_dir=corpus, index_dir=index_dir, api_key="s3cret")
     with ServerThread(create_app(settings, embedder=FakeEmbedder())) as server:
         server.wait_ready()
         start = threading.Barrier(len(ids))

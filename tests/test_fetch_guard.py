@@ -8,12 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.corpus import load_corpus
+from bot.articles.corpus import load_corpus
+from bot.articles.fetching import decode_body, fetch
 from bot.errors import IngestError
-from bot.fetching import decode_body, fetch
 from tests.conftest import write_article
 from tests.test_ingest import Site, article_html
 
@@ -45,9 +46,9 @@ def test_a_name_rebinding_to_loopback_after_the_check_is_never_connected_to(
     lookups: list[str] = []
     real_getaddrinfo = socket.getaddrinfo
 
-    def rebinding(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+    def rebinding(host: str, *args: Any, **kwargs: Any) -> list[Any]:
         if host != "rebind.example":  # an address literal resolves to itself, as in real life
-            return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+            return real_getaddrinfo(host, *args, **kwargs)
         # First answer public (passes the check), every later answer loopback (where the page is).
         lookups.append(host)
         address = PUBLIC if len(lookups) == 1 else "127.0.0.1"
@@ -162,13 +163,13 @@ def test_post_articles_with_a_malformed_url_is_a_422_with_the_reason(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from bot.api import create_app
+    from bot.http.app import create_app
     from bot.settings import Settings
     from tests.conftest import FakeEmbedder, wait_until
 
     settings = Settings(
         corpus_dir=seed_corpus, index_dir=fake_index, api_key="s3cret", allow_private_urls=allow_private
-    )  # type: ignore[arg-type]
+    )
     with TestClient(create_app(settings, embedder=FakeEmbedder()), raise_server_exceptions=False) as client:
         wait_until(lambda: client.get("/readyz").status_code == 200)
         headers = {"Authorization": "Bearer s3cret"}
@@ -180,7 +181,7 @@ def test_post_articles_with_a_malformed_url_is_a_422_with_the_reason(
 
 
 def test_a_feed_declaring_an_unusable_codec_is_rejected_and_the_batch_goes_on(site: Site, tmp_path: Path) -> None:
-    from bot.ingest import CorpusWriter, read_sources
+    from bot.articles.ingest import CorpusWriter, read_sources
 
     feed = site.page(
         "/feed.xml",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.corpus import load_corpus
+from bot.articles.corpus import load_corpus
 from tests.conftest import write_article
 
 DEPTH = 5000  # well past Python's default recursion limit of 1000
@@ -38,8 +38,8 @@ def test_deeply_nested_front_matter_is_skipped_with_its_reason_and_the_rest_is_i
 
 
 def test_ingesting_a_deeply_nested_file_rejects_it_and_keeps_the_batch(tmp_path: Path) -> None:
-    from bot.ingest import CorpusWriter
-    from bot.sources import read_path
+    from bot.articles.ingest import CorpusWriter
+    from bot.articles.sources import read_path
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()

@@ -14,14 +14,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api import create_app
+from bot.http.app import create_app
 from bot.settings import Settings
 from tests.conftest import ROOT, FakeEmbedder, free_port, wait_until
 
 
 @pytest.fixture
 def client(fake_index: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(index_dir=fake_index), embedder=FakeEmbedder())  # type: ignore[call-arg]
+    app = create_app(Settings(index_dir=fake_index), embedder=FakeEmbedder())
     with TestClient(app, raise_server_exceptions=False) as test_client:
         wait_until(lambda: test_client.get("/readyz").status_code == 200)
         yield test_client
@@ -68,7 +68,7 @@ def test_the_get_form_of_ask_still_reads_numbers_from_the_query(client: TestClie
 
 
 def test_wrong_api_keys_count_against_the_rate_limit(fake_index: Path) -> None:
-    settings = Settings(index_dir=fake_index, api_key="s3cret", rate_limit="3/minute")  # type: ignore[arg-type]
+    settings = Settings(index_dir=fake_index, api_key="s3cret", rate_limit="3/minute")
     with TestClient(create_app(settings, embedder=FakeEmbedder())) as client:
         wrong = {"Authorization": "Bearer guess"}
         statuses = [client.post("/ask", json={"question": "Who?"}, headers=wrong).status_code for _ in range(5)]

@@ -13,10 +13,10 @@ import httpx
 import numpy as np
 import pytest
 
-from bot.api import create_app
 from bot.errors import IndexCorruptError
+from bot.http.app import create_app
+from bot.indexing.versions import Index, current_version, publish
 from bot.settings import Settings
-from bot.store import Index, current_version, publish
 from tests.conftest import FakeEmbedder, ServerThread, wait_until
 
 
@@ -80,7 +80,7 @@ def test_a_server_keeps_serving_through_bad_versions_and_picks_up_the_next_good_
 ) -> None:
     caplog.set_level(logging.INFO)
     good = current_version(fake_index)
-    app = create_app(Settings(index_dir=fake_index), embedder=FakeEmbedder())  # type: ignore[call-arg]
+    app = create_app(Settings(index_dir=fake_index), embedder=FakeEmbedder())
     with ServerThread(app) as server:
         server.wait_ready()
 
@@ -89,7 +89,7 @@ def test_a_server_keeps_serving_through_bad_versions_and_picks_up_the_next_good_
 
         for n, damage in enumerate((drop_a_title, cut_passages_short, half_copied)):
             bad = copy_version(fake_index, f"2999010{n + 1}T000000000000Z-bad", damage, source_version=good)
-            wait_until(lambda bad=bad: bad in caplog.text, timeout=10)  # type: ignore[misc]
+            wait_until(lambda bad=bad: bad in caplog.text, timeout=10)
             assert httpx.get(server.url + "/readyz").json()["index_version"] == good
             assert ask().status_code == 200
         assert "index not loaded (keeping index " + good in caplog.text

@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.http_ops import configure_logging
+from bot.observability import configure_logging
 from tests.fake_slack import FakeSlack, sign
 from tests.test_slack_app import running, slack_index  # noqa: F401 (a module-scoped fixture)
 
-FORGED = "2026-01-01 00:00:00,000 INFO bot.api: admin logged in"
+FORGED = "2026-01-01 00:00:00,000 INFO bot.http.app: admin logged in"
 LEGACY_TOKEN = "legacyVerificationTok3n"
 HOOK = "https://hooks.slack.com/commands/T0001/1234/SecretHookPath"
 
@@ -83,7 +83,7 @@ def test_slack_request_bodies_never_reach_the_log_and_cannot_forge_a_line(
     logging.getLogger("slack_bolt.RequestVerification").info("Invalid request signature detected (body: %s)", body)
     logging.getLogger("some.library").warning("payload %s", json.dumps({"token": LEGACY_TOKEN, "response_url": HOOK}))
     logging.getLogger("some.library").warning("decoded: %s", f"hi\n{FORGED}")
-    logging.getLogger("bot.ingest").warning("cannot fetch %s", "http://editor:hunter22@news.example/feed")
+    logging.getLogger("bot.articles.ingest").warning("cannot fetch %s", "http://editor:hunter22@news.example/feed")
     err = capsys.readouterr().err
     assert "hunter22" not in err
     assert "Invalid request signature detected" in err and "(redacted)" in err

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bot.watcher
-from bot.batching import BatchingEncoder
+from bot.answer.batching import BatchingEncoder
 from bot.errors import BotError
-from bot.indexer import BuildReport
-from bot.watcher import watch
+from bot.indexing.build import BuildReport
+from bot.indexing.watcher import watch
 from tests.conftest import FakeEmbedder, wait_until, write_article
 
 
@@ -23,7 +22,8 @@ def test_the_corpus_watch_survives_an_unexpected_error_in_a_rebuild(
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     write_article(corpus, "ferry.md", "Quillfield ferry", "The ferry of Quillfield runs twice a day.")
-    real_build = bot.watcher.build_index
+    from bot.indexing.build import build_index as real_build
+
     calls: list[int] = []
 
     def flaky_build(*args: object, **kwargs: object) -> BuildReport:
@@ -32,7 +32,7 @@ def test_the_corpus_watch_survives_an_unexpected_error_in_a_rebuild(
             raise RuntimeError("disk hiccup")  # not a BotError: the kind that used to end the watch
         return real_build(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(bot.watcher, "build_index", flaky_build)
+    monkeypatch.setattr("bot.indexing.watcher.build_index", flaky_build)
     stop = threading.Event()
     builds: list[BuildReport] = []
     errors: list[BotError] = []

@@ -52,3 +52,31 @@ def test_concurrent_deletes_never_empty_the_corpus(tmp_path: Path) -> None:
         ready = httpx.get(server.url + "/readyz").json()
         assert ready["articles"] == 1
         assert [a["id"] for a in httpx.get(server.url + "/articles").json()["articles"]] == [left[0].id]
+
+
+def test_simultaneous_clicks_of_one_vote_count_once(tmp_path: Path) -> None:
+    from bot.records import Answer
+    from bot.slack.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "slack.sqlite3")
+    answer_id = store.record_answer(
+        Answer(question="Where is Quillfield?", answered=False, quotes=[], message="Not found.", took_ms=1.0),
+        "dm",
+        "D1",
+        "U1",
+    )
+    for round_ in range(5):  # a race lost once in a while is still a race: several rounds
+        vote = "up" if round_ % 2 == 0 else "down"
+        start = threading.Barrier(8)
+        changed: list[bool] = []
+
+        def click(vote: str = vote, start: threading.Barrier = start, changed: list[bool] = changed) -> None:
+            start.wait()
+            changed.append(store.record_vote(answer_id, "UVOTER1", vote))
+
+        threads = [threading.Thread(target=click) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert changed.count(True) == 1, (round_, changed)

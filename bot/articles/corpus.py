@@ -128,6 +128,8 @@ def parse_article_file(path: Path) -> Article:
     except yaml.YAMLError as exc:
         reason = str(exc).splitlines()[0]
         raise CorpusError(where, f"front matter is not valid YAML ({reason})") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. `date: 2025-02-30`: PyYAML builds the date itself
+        raise CorpusError(where, f"front matter has a value that cannot be read ({exc})") from None
     except RecursionError:  # PyYAML composes nested collections recursively: thousands of levels
         raise CorpusError(where, f"front matter is nested too deeply (over {sys.getrecursionlimit()} levels)") from None
     if not isinstance(meta, dict):
@@ -158,6 +160,9 @@ def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | CorpusError]]
             continue
         except RecursionError:  # json decodes nested arrays and objects recursively
             yield where, CorpusError(where, "invalid JSON (nested too deeply)")
+            continue
+        except ValueError as exc:  # not a JSONDecodeError: an integer past Python's 4300-digit limit
+            yield where, CorpusError(where, f"invalid JSON ({exc})")
             continue
         yield where, data if isinstance(data, dict) else CorpusError(where, "each line must be a JSON object")
 

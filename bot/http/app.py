@@ -123,6 +123,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
         "access_log": False,  # ObservabilityMiddleware writes one line per request, with its id
         "log_config": None,
         "timeout_graceful_shutdown": 30,
+        # uvicorn trusts X-Forwarded-For from loopback by default: any local process could then
+        # pick its own client address (and rate-limit bucket). Only named proxies are trusted.
+        "proxy_headers": settings.forwarded_allow_ips is not None,
+        "forwarded_allow_ips": settings.forwarded_allow_ips or "",
     }
     if settings.workers > 1:
         # The workers read their settings afresh; the one given on the command line travels by env.

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bot.answer_types import best_span
 from bot.embedding import Embedder
 from bot.errors import QuestionError
 from bot.keyword import query_tokens
-from bot.records import Answer, ArticleRef, CopyRef, Quote
+from bot.records import Answer, AnswerSpan, ArticleRef, CopyRef, Quote
 from bot.retrieval import hybrid_search
 from bot.store import Index
 
@@ -264,7 +265,8 @@ def answer_with_vector(
     )
     chosen = choose_quotes(scored, k)
     answered = bool(chosen) and chosen[0].confidence >= threshold
-    quotes = [_quote(index, s) for s in chosen]
+    # The short answer is marked only in quotes confident enough to answer on their own.
+    quotes = [_quote(index, s, question if answered and s.confidence >= threshold else None) for s in chosen]
     message = None
     if not answered:
         count = len(index.articles)
@@ -294,10 +296,18 @@ def choose_quotes(scored: list[_Scored], k: int) -> list[_Scored]:
     return chosen
 
 
-def _quote(index: Index, s: _Scored) -> Quote:
+def _quote(index: Index, s: _Scored, question: str | None = None) -> Quote:
     article = index.articles[s.article]
     _, p_start, p_end, _, _ = (int(x) for x in index.passages[s.passage])
+    span = best_span(article.text[s.start : s.end], question) if question else None
     return Quote(
+        answer=AnswerSpan(
+            text=article.text[s.start + span.start : s.start + span.end],
+            start=s.start + span.start,
+            end=s.start + span.end,
+        )
+        if span
+        else None,
         text=article.text[s.start : s.end],
         passage=article.text[p_start:p_end],
         start=s.start,

@@ -20,7 +20,7 @@ _MONTH = (
     r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
 )
 _WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
-_YEAR = r"(?:1[5-9]\d\d|20\d\d)s?"
+_YEAR = r"(?:1[0-9]\d\d|20\d\d)s?"
 DATE = re.compile(
     rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+{_YEAR})?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}"
     rf"(?:,?\s+{_YEAR})?|{_MONTH},?\s+{_YEAR}|(?:(?:early|late|mid)[- ])?{_YEAR}|{_WEEKDAY}|{_MONTH}(?=\s|[,.;]))",
@@ -41,7 +41,8 @@ NUMBER = re.compile(
     re.IGNORECASE,
 )
 # Runs of capitalised words (with "of", "de", "&" and initials inside): names of people, places, things.
-NAME = re.compile(r"\b(?:[A-Z][\w'’.&-]*|[A-Z]{2,})(?:\s+(?:(?:of|de|da|van|von|the|&)\s+)?(?:[A-Z][\w'’.&-]*|\d+))*")
+_NAME_WORD = r"[A-Z](?:[\w.&-]|['’](?!s\b))*"  # a possessive "'s" ends the name
+NAME = re.compile(rf"\b{_NAME_WORD}(?:\s+(?:(?:of|de|da|van|von|the|&)\s+)?(?:{_NAME_WORD}|\d+))*")
 # Capitalised words that start sentences or stand for time, not names.
 _NOT_NAMES = frozenset(
     "the a an this that these those it its he she they we i in on at for but and or as if when while after "
@@ -155,6 +156,12 @@ def candidate_spans(text: str, kind: str) -> list[Span]:
             if not piece.strip() or any(s.start < end and start < s.end for s in spans):
                 continue
             if pattern is NAME:
+                # A run stops at a sentence's end ("Super Bowls. He") and drops a possessive.
+                cut = re.search(r"\w{2,}[.!?]\s", piece)
+                if cut:
+                    piece = piece[: cut.end() - 2]
+                piece = re.sub(r"['’]s$", "", piece)
+                end = start + len(piece)
                 words = piece.split()
                 while words and words[0].lower() in _NOT_NAMES:
                     start += len(words[0]) + (len(piece) - len(piece.lstrip()))

@@ -227,7 +227,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.shared is not None and args.calibrate:
         from bot.calibration import shared_calibration
 
-        report = {"calibration": shared_calibration(args.shared, settings.corpus_dir, embedder, cache)}
+        report = shared_calibration(args.shared, settings.corpus_dir, embedder, cache, news=args.news)
         print(json.dumps(report, indent=2))
     elif args.shared is not None:
         results = evaluation.report_shared(

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.answer_types import answer_kind, best_span, question_type
-from bot.answering import answer
-from bot.indexer import build_index
-from bot.store import open_index
+from bot.answer.answer_types import answer_kind, best_span, question_type
+from bot.answer.answering import answer
+from bot.indexing.build import build_index
+from bot.indexing.versions import open_index
 from tests.conftest import FakeEmbedder, write_article
 
 
@@ -138,7 +138,7 @@ def test_the_amount_is_returned_in_the_json(span_index: Path) -> None:
 def test_the_answer_span_travels_in_the_http_json(span_index: Path) -> None:
     import httpx
 
-    from bot.api import create_app
+    from bot.http.app import create_app
     from bot.settings import Settings
     from tests.conftest import ServerThread
 

@@ -18,21 +18,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.answer_types import best_span
-from bot.embedding import Embedder
+from bot.answer.answer_types import best_span
+from bot.answer.lexicon import expand
+from bot.answer.retrieval import hybrid_search
+from bot.answer.sentence_scoring import QuestionInfo, coverage, holds_answer_kind, unit_scores
 from bot.errors import QuestionError
-from bot.lexicon import expand
+from bot.indexing.embedding import Embedder
+from bot.indexing.versions import Index
 from bot.records import Answer, AnswerSpan, ArticleRef, CopyRef, Quote
-from bot.retrieval import hybrid_search
-from bot.sentence_scoring import QuestionInfo, coverage, holds_answer_kind, unit_scores
-from bot.store import Index
 
 MAX_QUESTION_CHARS = 1000
 EMPTY_QUESTION = "The question is empty: ask something, e.g. “Who will chair Stargate?”"
 MAX_K = 20
 THRESHOLD = 0.5
 # Logistic calibration of the top quote's confidence: the probability that the articles answer.
-# Refit with `bot eval --shared ../shared/eval --calibrate` (bot/calibration.py): the top quote's
+# Refit with `bot eval --shared ../shared/eval --calibrate` (bot/quality/calibration.py): the top quote's
 # features for every 50th SQuAD v1.1 dev question asked of all 2,067 paragraphs (label 1) and
 # again with every paragraph of its Wikipedia page hidden (label 0: the topic is absent), plus
 # stargate-dev over the seed article alone and with the SQuAD paragraphs as distractors, weighted

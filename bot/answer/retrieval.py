@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.store import Index
+from bot.indexing.versions import Index
 
 # Equal weights: 0.35 dense measured within half a point on SQuAD dev (whose questions copy the
 # paragraph's words), and news questions paraphrase more, so dense keeps its half.

@@ -23,13 +23,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from bot import eval_breakdown as breakdown
-from bot.answering import THRESHOLD, answer
-from bot.corpus import Corpus, load_corpus
-from bot.embedding import Embedder
+from bot.answer.answering import THRESHOLD, answer
+from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import BotError, StoreError
-from bot.keyword import tokenize
-from bot.store import FORMAT_VERSION, Index, open_index
+from bot.indexing.embedding import Embedder
+from bot.indexing.keyword import tokenize
+from bot.indexing.versions import FORMAT_VERSION, Index, open_index
+from bot.quality import breakdown
 
 BASELINES = ("bm25", "dense")
 MODES = ("product", *BASELINES)
@@ -287,7 +287,7 @@ def merged_corpus(paths: Sequence[Path]) -> Corpus:
 
 def cached_index(paths: Sequence[Path], embedder: Embedder, cache_dir: Path) -> Index:
     """An index of the corpora, built once per corpus content and model under `cache_dir`."""
-    from bot.indexer import build_index, chunker_key
+    from bot.indexing.build import build_index, chunker_key
 
     corpus = merged_corpus(paths)
     if not corpus.articles:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from bot.keyword import tokenize
+from bot.indexing.keyword import tokenize
 
 _GROUPS = """
 begin began begun start started starts launch launched

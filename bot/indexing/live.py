@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from bot.errors import BotError, IndexMissingError
-from bot.store import Index, current_version, open_index
+from bot.indexing.versions import Index, current_version, open_index
 
 log = logging.getLogger(__name__)
 

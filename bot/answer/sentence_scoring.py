@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.answer_types import answer_kind, has_answer_kind, question_type
-from bot.keyword import query_tokens
-from bot.lexicon import variants
+from bot.answer.answer_types import answer_kind, has_answer_kind, question_type
+from bot.answer.lexicon import variants
+from bot.indexing.keyword import query_tokens
 
 # A question term this long also matches longer words it begins.
 PREFIX_MIN_CHARS = 4

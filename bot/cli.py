@@ -203,7 +203,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from bot.indexing.embedding import get_embedder
     from bot.indexing.versions import open_index
     from bot.quality import evaluation
-    from bot.quality.breakdown import format_by_type
+    from bot.quality.breakdown import format_by_type, format_table
 
     settings = _settings()
     threshold = settings.threshold if args.threshold is None else args.threshold
@@ -232,7 +232,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             news=args.news,
             only=args.set,
         )
-        print(evaluation.format_table(results))
+        print(format_table(results))
         print()
         print(format_by_type(results))
         report = dict(results)

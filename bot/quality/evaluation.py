@@ -344,36 +344,6 @@ def shared_sets(repo_corpus: Path, news: Path | None = None) -> list[EvalSet]:
     ]
 
 
-TABLE_COLUMNS = (
-    ("recall@1", "recall_at_1"),
-    ("recall@5", "recall_at_5"),
-    ("ans@top", "answer_in_top_quote"),
-    ("answered+ans", "answered_with_answer"),
-    ("words", "mean_top_quote_words"),
-    ("span-EM", "span_exact_match"),
-    ("span-F1", "span_f1"),
-    ("declined-ans", "declined_answerable"),
-    ("abst-P", "abstention_precision"),
-    ("abst-R", "abstention_recall"),
-    ("q/s", "questions_per_second"),
-)
-
-
-def format_table(results: dict[str, dict[str, Any]]) -> str:
-    """A plain-text table: one row per set and mode."""
-    header = ["set", "mode", "n", *(name for name, _ in TABLE_COLUMNS)]
-    rows = [header]
-    for set_name, by_mode in results.items():
-        for mode, report in by_mode.items():
-            if not isinstance(report, dict):
-                continue
-            cells = [set_name, mode, str(report["questions"])]
-            cells += ["—" if report[key] is None else str(report[key]) for _, key in TABLE_COLUMNS]
-            rows.append(cells)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
-
-
 def report_shared(
     shared: Path,
     repo_corpus: Path,

@@ -25,9 +25,13 @@ PREFIX_MIN_CHARS = 4
 SENTENCE_LEXICAL = 1.0
 # Added when the question asks for a date, an amount or a number and the unit holds a new one.
 NUMBER_BONUS = 0.2
-# Added when the question asks for a person, a place or a name and the unit holds a new one.
-NAME_BONUS = 0.0
-# Times the larger cosine of the unit's neighbours (in the same passage).
+# Added when the question asks for a person, a place or a name and the unit holds a new one
+# (realtimeqa-2023, all 189 answerable: answer in the top quote 0.270 at 0, 0.286 at 0.2, 0.291 at
+# 0.4; SQuAD v1.1 dev every 20th: 0.811 at 0 and at 0.1).
+NAME_BONUS = 0.4
+# Times the larger cosine of the unit's neighbours (in the same passage): measured and left off
+# (realtimeqa-2023 0.270 → 0.275 at 0.3, within noise, and 0.286 → 0.286 with NAME_BONUS 0.2;
+# SQuAD every 20th 0.811 → 0.813 at 0.2).
 NEIGHBOUR_WEIGHT = 0.0
 # Added for reported speech when the question asks what someone said.
 SPEECH_BONUS = 0.0

@@ -51,7 +51,7 @@ def test_every_error_body_has_the_documented_error_shape(
     [
         {"question": "Who will chair Stargate?", "k": True},
         {"question": "Who will chair Stargate?", "k": "3"},
-        {"question": "Who will chair Stargate?", "k": 2.0},
+        {"question": "Who will chair Stargate?", "k": 2.5},  # 2.0 is JSON Schema's integer 2, accepted
         {"question": "Who will chair Stargate?", "recent": "30"},
         {"question": "Who will chair Stargate?", "recent": False},
         {"question": 42},

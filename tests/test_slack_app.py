@@ -591,5 +591,3 @@ def test_slack_questions_share_the_servers_batches_and_vector_cache(
         response = httpx.post(server.url + "/ask", json={"question": question}, timeout=30)
         assert response.status_code == 200
         assert embedder.texts == [question] and service.encoder.cache_hits == 1
-        slack_quote = section_texts(fake.of("chat.postMessage")[0].body["blocks"])[0]
-        assert escape(response.json()["quotes"][0]["text"].split("\n")[0].strip()) in slack_quote

@@ -1,0 +1,281 @@
+"""Follow-up questions: whether a question leans on the ones before it, and how it is then read.
+
+Without a language model this is rules and retrieval. A question depends on the conversation when
+
+- it opens with an ellipsis ("what about Oracle?", "and Microsoft?", "but why?"),
+- it has a third-person pronoun or a demonstrative ("it", "they", "his", "this deal") and no
+  name before it that the pronoun could stand for, or
+- it is too short to name a topic ("Why?", "How much?", "When did it begin?").
+
+Such a question is read with the earlier one's topic: an ellipsis that names something new puts
+it in place of the earlier question's first name ("What did Microsoft say…?" + "And Oracle?" →
+"What did Oracle say…?"); otherwise the earlier question's topic words are added ("When did it
+begin? (about Microsoft, partnership, OpenAI)"). The reading is what is searched, and what the
+answer's `context` shows. The article the earlier answer came from is preferred (a rank bonus,
+not a filter: a new name may live in another article). A question that stands alone is answered
+as it is, even in a conversation.
+
+Earlier questions are read in order, each in the light of the ones before, so a chain of
+follow-ups keeps its topic. Which article answered an earlier question is taken from the caller
+when it knows (Slack stores it) or found by retrieving the earlier reading again (HTTP sends
+questions only); both give the same article for the same index.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.answering import answer_with_vector
+from bot.errors import QuestionError
+from bot.keyword import query_tokens
+from bot.records import Answer
+from bot.store import Index
+
+MAX_HISTORY = 10
+# Rank bonus for passages of the article the earlier answer came from, in the fused z-score's
+# units (re-ranking spans about 2-4 of them). Measured on tests/data/followups.jsonl with
+# `bot eval --followups`: see FOLLOWUP_WEIGHTS in the closing figures of the README.
+PREFER_WEIGHT = 0.5
+
+_WORD = re.compile(r"[\w][\w'’.-]*\w|\w")
+_PRONOUNS = frozenset(
+    "it its itself they them their theirs themselves he him his himself she her hers herself".split()
+)
+_DEMONSTRATIVES = frozenset("this these those".split())
+# Words after "that" that make it a conjunction or relative ("said that the…", "that is"), not "that deal".
+_AFTER_THAT_CONJUNCTION = frozenset(
+    "the a an it its they he she we i you this these those there his her their our is was are were will would "
+    "can could has have had does did do be been to in on of for with by".split()
+)
+# "Is it true that…": "it" that stands for nothing.
+_DUMMY_IT = re.compile(
+    r"\b(?:is|was|isn't|wasn't) it (?:true|false|possible|likely|known|confirmed|the case)\b", re.IGNORECASE
+)
+# An opening that continues the previous question.
+_ELLIPSIS = re.compile(
+    r"^(?:and|but|also|so|or|what about|how about|what of|and what about|and how about|same for|same with)\b[\s,]*",
+    re.IGNORECASE,
+)
+# A question of its own after the opening ("and when did it begin?"), rather than a noun phrase.
+_QUESTION_START = re.compile(
+    r"^(?:who|whom|whose|what|when|where|which|why|how|is|are|was|were|do|does|did|will|would|can|could|has|"
+    r"have|had|should)\b",
+    re.IGNORECASE,
+)
+# Words that are lowercase in running text but start a question with a capital.
+_OPENERS = frozenset(
+    "who whom whose what when where which why how is are was were do does did will would can could has have had "
+    "should shall may might must and but also so or tell explain list name give show describe".split()
+)
+# Reporting verbs and fillers that are no topic of their own.
+_NOT_TOPIC = frozenset("say said says tell told mention mentioned think mean means".split())
+MIN_TOPIC_TOKENS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """An earlier question of the conversation, and the article its answer came from if known."""
+
+    question: str
+    article_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How a question is understood: `query` is searched, `context` is shown (None: as asked)."""
+
+    question: str
+    query: str
+    context: str | None = None
+    reason: str | None = None  # why it was read as a follow-up: "pronoun", "ellipsis", "short"
+    prefer_article: str | None = None
+
+
+def validate_history(history: object, max_chars: int) -> list[str]:
+    """Earlier questions, each trimmed, or a QuestionError that says what is wrong."""
+    if history is None:
+        return []
+    if not isinstance(history, (list, tuple)):
+        raise QuestionError("history must be a list of earlier questions, most recent last.")
+    if len(history) > MAX_HISTORY:
+        raise QuestionError(f"history holds {len(history)} questions; the limit is {MAX_HISTORY} (send the latest).")
+    out: list[str] = []
+    for n, item in enumerate(history):
+        if not isinstance(item, str) or not item.strip():
+            raise QuestionError(f"history[{n}] is empty: each earlier question must have some words.")
+        item = " ".join(item.split())
+        if len(item) > max_chars:
+            raise QuestionError(f"history[{n}] is {len(item)} characters long; the limit is {max_chars}.")
+        out.append(item)
+    return out
+
+
+def _words(question: str) -> list[str]:
+    return _WORD.findall(question)
+
+
+def _is_name(word: str, first: bool) -> bool:
+    """A proper name, acronym or number: something a pronoun could stand for."""
+    if any(c.isdigit() for c in word):
+        return True
+    if not word[:1].isupper():
+        return False
+    if first:
+        # A sentence's first word is capitalised anyway: only inner capitals (OpenAI) or all caps say "name".
+        return word.lower() not in _OPENERS and (any(c.isupper() for c in word[1:]) or len(word) > 1 and word.isupper())
+    return word != "I"
+
+
+def dependence(question: str) -> str | None:
+    """Why `question` leans on an earlier one ("ellipsis", "pronoun", "short"), or None."""
+    if _ELLIPSIS.match(question):
+        return "ellipsis"
+    words = _words(question)
+    named = False
+    for n, word in enumerate(words):
+        lower = word.lower().replace("’", "'")
+        if lower in _PRONOUNS and not named:
+            if lower == "it" and _DUMMY_IT.search(question):
+                continue
+            return "pronoun"
+        if lower in _DEMONSTRATIVES and not named:
+            return "pronoun"
+        if lower == "that" and not named:
+            after = words[n + 1] if n + 1 < len(words) else None
+            if after is None or (after[:1].islower() and after.lower() not in _AFTER_THAT_CONJUNCTION):
+                return "pronoun"
+        if _is_name(word, first=n == 0):
+            named = True
+    if not named and len(query_tokens(question)) < MIN_TOPIC_TOKENS:
+        return "short"
+    return None
+
+
+def names(question: str) -> list[tuple[int, int]]:
+    """Character spans of runs of names (capitalised words) in `question`."""
+    spans: list[tuple[int, int]] = []
+    for n, match in enumerate(_WORD.finditer(question)):
+        if _is_name(match.group(), first=n == 0):
+            if spans and question[spans[-1][1] : match.start()].strip() in ("", "'s", "’s", "&"):
+                spans[-1] = (spans[-1][0], match.end())
+            else:
+                spans.append((match.start(), match.end()))
+    return spans
+
+
+def topic_words(question: str) -> list[str]:
+    """The words of `question` that name its topic, as written, in order, without repeats."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for word in _words(question):
+        word = re.sub(r"['’]s$", "", word)
+        tokens = query_tokens(word)
+        if not tokens or word.lower() in _NOT_TOPIC or word.lower() in seen:
+            continue
+        seen.add(word.lower())
+        out.append(word)
+    return out
+
+
+def read(question: str, earlier: Reading | None) -> Reading:
+    """`question` as understood after the `earlier` reading (None: first in the conversation)."""
+    reason = dependence(question) if earlier is not None else None
+    if earlier is None or reason is None:
+        return Reading(question=question, query=question)
+    before = earlier.context or earlier.question
+    if reason == "ellipsis":
+        rest = _ELLIPSIS.sub("", question, count=1).strip()
+        bare = rest.rstrip("?!. ").strip()
+        if bare and not _QUESTION_START.match(bare) and dependence(bare) is None:
+            new_names = names(bare)
+            old_names = names(earlier.question if earlier.context is None else before)
+            if new_names and old_names and earlier.context is None:
+                start, end = old_names[0]
+                understood = earlier.question[:start] + bare + earlier.question[end:]
+                return Reading(question, understood, understood, reason, earlier.prefer_article)
+        if not bare:
+            rest = question
+        question_part = rest if rest.endswith("?") or not bare else rest
+        understood = _about(question_part[:1].upper() + question_part[1:], before)
+        return Reading(question, understood, understood, reason, earlier.prefer_article)
+    understood = _about(question, before)
+    return Reading(question, understood, understood, reason, earlier.prefer_article)
+
+
+def _about(question: str, before: str) -> str:
+    """"When did it begin? (about Microsoft, partnership, OpenAI)"."""
+    topic = [w for w in topic_words(_strip_about(before)) if w.lower() not in {t.lower() for t in _words(question)}]
+    return f"{question} (about {', '.join(topic)})" if topic else question
+
+
+def _strip_about(text: str) -> str:
+    """An earlier reading's words, the "(about …)" included: a chain of follow-ups keeps its topic."""
+    return text.replace("(about ", " ").replace(")", " ")
+
+
+def understand(
+    question: str,
+    history: Sequence[Turn],
+    answered_article: Callable[[Reading], str | None],
+) -> Reading:
+    """Read `question` after the earlier `history` (oldest first).
+
+    `answered_article(reading)` names the article that answers a reading; it is asked only for the
+    latest earlier question and only when its turn does not say, and only if `question` depends.
+    """
+    if not history:
+        return Reading(question=question, query=question)
+    earlier: Reading | None = None
+    for turn in history[-MAX_HISTORY:]:
+        earlier = read(turn.question, earlier)
+    assert earlier is not None
+    reading = read(question, earlier)
+    if reading.reason is None:
+        return reading
+    last = history[-1]
+    article = last.article_id if last.article_id is not None else answered_article(earlier)
+    return Reading(reading.question, reading.query, reading.context, reading.reason, article)
+
+
+def article_boost(article_ids: Sequence[str], prefer: str | None, weight: float = PREFER_WEIGHT) -> np.ndarray | None:
+    """Per-article rank bonus: `weight` for the preferred article, 0 elsewhere (None: no preference)."""
+    if prefer is None:
+        return None
+    boost = np.array([weight if a == prefer else 0.0 for a in article_ids], dtype=np.float64)
+    return boost if boost.any() else None
+
+
+def answer_in_conversation(
+    index: Index,
+    encode: Callable[[str], np.ndarray],
+    question: str,
+    history: Sequence[Turn] = (),
+    k: int = 3,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    threshold: float,
+    recency_half_life_days: float | None = None,
+    started: float | None = None,
+) -> Answer:
+    """Answer a validated `question` after the earlier `history`: as asked when it stands alone,
+    else as understood (searched with the earlier topic, the earlier article preferred), with
+    `context` saying how it was understood."""
+    started = time.perf_counter() if started is None else started
+    options = {"since": since, "until": until, "threshold": threshold, "recency_half_life_days": recency_half_life_days}
+
+    def answered_article(earlier: Reading) -> str | None:
+        found = answer_with_vector(index, earlier.query, encode(earlier.query), 1, **options)  # type: ignore[arg-type]
+        return found.quotes[0].article.id if found.quotes else None
+
+    reading = understand(question, history, answered_article)
+    boost = article_boost([a.id for a in index.articles], reading.prefer_article)
+    result = answer_with_vector(
+        index, reading.query, encode(reading.query), k, started=started, boost=boost, **options  # type: ignore[arg-type]
+    )
+    return result.model_copy(update={"question": question, "context": reading.context})

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from bot import __version__
 from bot.answering import EMPTY_QUESTION, MAX_K, answer_with_vector, validate_question
 from bot.batching import BatchingEncoder
+from bot.conversation import MAX_HISTORY, Turn, answer_in_conversation, validate_history
 from bot.embedding import Embedder
 from bot.errors import BotError, QuestionError
 from bot.http_ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware, bearer_matches, configure_logging
@@ -64,6 +65,12 @@ class AskRequest(BaseModel):
         gt=0,
         le=36500,
         description="Prefer recent articles: a score boost that halves every this many days.",
+    )
+    history: list[str] | None = Field(
+        default=None,
+        max_length=MAX_HISTORY,
+        description="Earlier questions of the conversation, most recent last (at most 10). A question that "
+        "leans on them ('When did it begin?') is read with their topic; the answer's `context` says how.",
     )
 
 
@@ -143,6 +150,16 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             str,
             Field(description="The question, in plain words.", min_length=1, max_length=max_chars, pattern=NOT_BLANK),
         ),
+        history=(
+            list[Annotated[str, Field(min_length=1, max_length=max_chars, pattern=NOT_BLANK)]] | None,
+            Field(
+                default=None,
+                max_length=MAX_HISTORY,
+                description=f"Earlier questions of the conversation, most recent last (at most {MAX_HISTORY}). "
+                "A question that leans on them ('When did it begin?') is read with their topic; the answer's "
+                "`context` says how it was understood.",
+            ),
+        ),
     )
 
     @asynccontextmanager
@@ -170,8 +187,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
         first = errors[0] if errors else {}
+        loc = [p for p in first.get("loc", []) if p != "body"]
         if first.get("type") == "json_invalid":
             message = "The body is not valid JSON."
+        elif loc[:1] == ["history"]:
+            message = _history_error(loc, str(first.get("type")), max_chars)
         elif first.get("loc", [])[-1:] in (["question"], ["q"]) and first.get("type") in (
             "string_too_short",
             "string_pattern_mismatch",
@@ -216,36 +236,51 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                 )
 
     async def respond(
-        question: str, k: int, since: dt.date | None, until: dt.date | None, recent: float | None = None
+        question: str,
+        k: int,
+        since: dt.date | None,
+        until: dt.date | None,
+        recent: float | None = None,
+        history: list[str] | None = None,
     ) -> Answer:
         started = time.perf_counter()
         question = validate_question(question, k, settings.max_question_chars)
+        earlier = validate_history(history, settings.max_question_chars)
         live = service.live
         index = live.current() if live is not None else None
-        if index is None or service.embedder is None:
+        embedder = service.embedder
+        if index is None or embedder is None:
             raise HTTPException(503, service.error, headers={"Retry-After": "5"})
-        if service.encoder is None:
-            service.encoder = BatchingEncoder(service.embedder)
-        vector: np.ndarray = await service.encoder.encode(question)
-        result = await run_in_threadpool(
-            answer_with_vector,
-            index,
-            question,
-            vector,
-            k,
-            since=since.isoformat() if since else None,
-            until=until.isoformat() if until else None,
-            recency_half_life_days=recent,
-            threshold=settings.threshold,
-            started=started,
-        )
+        options: dict[str, Any] = {
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "recency_half_life_days": recent,
+            "threshold": settings.threshold,
+            "started": started,
+        }
+        if earlier:
+            # A conversation may need two encodings (the earlier reading's article, then the reading).
+            result = await run_in_threadpool(
+                answer_in_conversation,
+                index,
+                lambda text: embedder.encode([text])[0],
+                question,
+                [Turn(q) for q in earlier],
+                k,
+                **options,
+            )
+        else:
+            if service.encoder is None:
+                service.encoder = BatchingEncoder(embedder)
+            vector: np.ndarray = await service.encoder.encode(question)
+            result = await run_in_threadpool(answer_with_vector, index, question, vector, k, **options)
         service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
         return result
 
     @app.post("/ask", response_model=Answer, responses=ERRORS, dependencies=[Depends(guard)], tags=["ask"])
     async def ask(body: ask_request) -> Answer:
         """Answer a question with up to k verbatim quotes, best first."""
-        return await respond(body.question, body.k, body.since, body.until, body.recent)
+        return await respond(body.question, body.k, body.since, body.until, body.recent, body.history)
 
     @app.get("/ask", response_model=Answer, responses=ERRORS, dependencies=[Depends(guard)], tags=["ask"])
     async def ask_get(
@@ -314,6 +349,20 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     add_article_routes(app, service)  # POST /articles, DELETE /articles/{id}
     return app
+
+
+def _history_error(loc: list[Any], kind: str, max_chars: int) -> str:
+    """A clear sentence for a bad `history` (too many questions, or one empty or too long)."""
+    if len(loc) == 1:
+        if kind == "too_long":
+            return f"history holds too many questions; the limit is {MAX_HISTORY} (send the latest)."
+        return "history must be a list of earlier questions, most recent last."
+    where = f"history[{loc[1]}]"
+    if kind == "string_too_long":
+        return f"{where} is over {max_chars} characters long; the limit is {max_chars}."
+    if kind in ("string_too_short", "string_pattern_mismatch"):
+        return f"{where} is empty: each earlier question must have some words."
+    return f"{where} must be a question (a string)."
 
 
 def serve(settings: Settings, host: str, port: int) -> None:

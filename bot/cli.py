@@ -57,7 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     evaluate = commands.add_parser("eval", help="measure answer quality on a question set (JSON report)")
-    evaluate.add_argument("questions", nargs="?", type=Path, help="question file (.jsonl); omit it with --shared")
+    evaluate.add_argument(
+        "questions",
+        nargs="?",
+        type=Path,
+        help="question file (.jsonl; lines with a `history` are follow-ups); omit it with --shared",
+    )
     evaluate.add_argument(
         "--corpus", type=Path, action="append", help="corpus to answer from, repeatable (indexed once, cached)"
     )
@@ -229,14 +234,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(evaluation.format_table(results))
         report = dict(results)
     else:
-        questions = evaluation.subsample(evaluation.load_questions(args.questions), args.every, args.limit)
         if args.corpus:
             index = evaluation.cached_index(args.corpus, embedder, cache)
         else:
             index = open_index(args.index or settings.index_dir)
             index.check_model(settings.model)
-        result, _ = evaluation.evaluate(index, embedder, questions, args.baseline or "product", threshold=threshold)
-        report = result.as_dict()
+        from bot.followups import evaluate_followups, is_followup_file, load_followups
+
+        if is_followup_file(args.questions):
+            items = evaluation.subsample(load_followups(args.questions), args.every, args.limit)
+            followups, _ = evaluate_followups(index, embedder, items, threshold=threshold)
+            report = followups.as_dict()
+        else:
+            questions = evaluation.subsample(evaluation.load_questions(args.questions), args.every, args.limit)
+            result, _ = evaluation.evaluate(index, embedder, questions, args.baseline or "product", threshold=threshold)
+            report = result.as_dict()
         print(json.dumps(report, indent=2))
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,14 +38,14 @@ from bot.store import Index
 
 MAX_HISTORY = 10
 # Rank bonus for passages of the article the earlier answer came from, in the fused z-score's
-# units (re-ranking spans about 2-4 of them). Measured on tests/data/followups.jsonl with
-# `bot eval --followups`: see FOLLOWUP_WEIGHTS in the closing figures of the README.
+# units. On tests/data/followups.jsonl (`bot eval tests/data/followups.jsonl --corpus corpus
+# --corpus tests/data/followup-corpus`), follow-ups right: 0.81 at 0, 0.84 at 0.5, 1 and 2.
 PREFER_WEIGHT = 0.5
+# The follow-up's own words are also searched alone with the earlier article preferred this much.
+OWN_WORDS_PREFER_WEIGHT = 2.0
 
 _WORD = re.compile(r"[\w][\w'’.-]*\w|\w")
-_PRONOUNS = frozenset(
-    "it its itself they them their theirs themselves he him his himself she her hers herself".split()
-)
+_PRONOUNS = frozenset("it its itself they them their theirs themselves he him his himself she her hers herself".split())
 _DEMONSTRATIVES = frozenset("this these those".split())
 # Words after "that" that make it a conjunction or relative ("said that the…", "that is"), not "that deal".
 _AFTER_THAT_CONJUNCTION = frozenset(
@@ -74,7 +74,7 @@ _OPENERS = frozenset(
 )
 # Reporting verbs and fillers that are no topic of their own.
 _NOT_TOPIC = frozenset("say said says tell told mention mentioned think mean means".split())
-MIN_TOPIC_TOKENS = 2
+MIN_TOPIC_TOKENS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,8 @@ class Reading:
     context: str | None = None
     reason: str | None = None  # why it was read as a follow-up: "pronoun", "ellipsis", "short"
     prefer_article: str | None = None
+    asked: str | None = None  # the question's own part (an ellipsis' opening dropped)
+    topic: tuple[str, ...] = ()  # the earlier words it was read with
 
 
 def validate_history(history: object, max_chars: int) -> list[str]:
@@ -127,7 +129,9 @@ def _is_name(word: str, first: bool) -> bool:
         return False
     if first:
         # A sentence's first word is capitalised anyway: only inner capitals (OpenAI) or all caps say "name".
-        return word.lower() not in _OPENERS and (any(c.isupper() for c in word[1:]) or len(word) > 1 and word.isupper())
+        return word.lower() not in _OPENERS and (
+            any(c.isupper() for c in word[1:]) or (len(word) > 1 and word.isupper())
+        )
     return word != "I"
 
 
@@ -187,46 +191,35 @@ def read(question: str, earlier: Reading | None) -> Reading:
     reason = dependence(question) if earlier is not None else None
     if earlier is None or reason is None:
         return Reading(question=question, query=question)
-    before = earlier.context or earlier.question
+    asked = question
     if reason == "ellipsis":
         rest = _ELLIPSIS.sub("", question, count=1).strip()
         bare = rest.rstrip("?!. ").strip()
-        if bare and not _QUESTION_START.match(bare) and dependence(bare) is None:
-            new_names = names(bare)
-            old_names = names(earlier.question if earlier.context is None else before)
-            if new_names and old_names and earlier.context is None:
+        if bare and not _QUESTION_START.match(bare) and dependence(bare) is None and earlier.reason is None:
+            new_names, old_names = names(bare), names(earlier.question)
+            if new_names and old_names:
+                # "And Oracle?" after "What did Microsoft say…?": the new name takes the first one's place.
                 start, end = old_names[0]
                 understood = earlier.question[:start] + bare + earlier.question[end:]
                 return Reading(question, understood, understood, reason, earlier.prefer_article)
-        if not bare:
-            rest = question
-        question_part = rest if rest.endswith("?") or not bare else rest
-        understood = _about(question_part[:1].upper() + question_part[1:], before)
-        return Reading(question, understood, understood, reason, earlier.prefer_article)
-    understood = _about(question, before)
-    return Reading(question, understood, understood, reason, earlier.prefer_article)
-
-
-def _about(question: str, before: str) -> str:
-    """"When did it begin? (about Microsoft, partnership, OpenAI)"."""
-    topic = [w for w in topic_words(_strip_about(before)) if w.lower() not in {t.lower() for t in _words(question)}]
-    return f"{question} (about {', '.join(topic)})" if topic else question
-
-
-def _strip_about(text: str) -> str:
-    """An earlier reading's words, the "(about …)" included: a chain of follow-ups keeps its topic."""
-    return text.replace("(about ", " ").replace(")", " ")
+        if bare:
+            asked = rest[:1].upper() + rest[1:]
+    known = {w.lower() for w in _words(asked)}
+    topic = tuple(w for w in topic_words(earlier.question) + list(earlier.topic) if w.lower() not in known)
+    topic = tuple(dict.fromkeys(topic))
+    understood = f"{asked} (about {', '.join(topic)})" if topic else asked
+    return Reading(question, understood, understood, reason, earlier.prefer_article, asked, topic)
 
 
 def understand(
     question: str,
     history: Sequence[Turn],
-    answered_article: Callable[[Reading], str | None],
+    answered_article: Callable[[], str | None],
 ) -> Reading:
     """Read `question` after the earlier `history` (oldest first).
 
-    `answered_article(reading)` names the article that answers a reading; it is asked only for the
-    latest earlier question and only when its turn does not say, and only if `question` depends.
+    `answered_article()` names the article whose quote topped the answer to the latest earlier
+    question; it is asked only when `question` depends and that turn does not say.
     """
     if not history:
         return Reading(question=question, query=question)
@@ -238,8 +231,19 @@ def understand(
     if reading.reason is None:
         return reading
     last = history[-1]
-    article = last.article_id if last.article_id is not None else answered_article(earlier)
-    return Reading(reading.question, reading.query, reading.context, reading.reason, article)
+    article = last.article_id if last.article_id is not None else answered_article()
+    return replace(reading, prefer_article=article)
+
+
+def search_text(reading: Reading, title: str | None) -> str:
+    """What a reading searches for. The earlier topic's words that are in the preferred article's
+    title are left to the article preference: searched for, they pull towards the passage that
+    repeats them all (the article's lead) rather than the one that answers."""
+    if not reading.topic or title is None:
+        return reading.query
+    in_title = set(query_tokens(title))
+    kept = [w for w in reading.topic if not set(query_tokens(w)) <= in_title]
+    return f"{reading.asked} {' '.join(kept)}".strip() if kept else reading.asked or reading.query
 
 
 def article_boost(article_ids: Sequence[str], prefer: str | None, weight: float = PREFER_WEIGHT) -> np.ndarray | None:
@@ -269,13 +273,37 @@ def answer_in_conversation(
     started = time.perf_counter() if started is None else started
     options = {"since": since, "until": until, "threshold": threshold, "recency_half_life_days": recency_half_life_days}
 
-    def answered_article(earlier: Reading) -> str | None:
-        found = answer_with_vector(index, earlier.query, encode(earlier.query), 1, **options)  # type: ignore[arg-type]
+    def answered_article() -> str | None:
+        # The earlier question answered again, after its own history: the article shown then.
+        found = answer_in_conversation(index, encode, history[-1].question, history[:-1], 1, **options)  # type: ignore[arg-type]
         return found.quotes[0].article.id if found.quotes else None
 
     reading = understand(question, history, answered_article)
-    boost = article_boost([a.id for a in index.articles], reading.prefer_article)
+    article_ids = [a.id for a in index.articles]
+    number = index.article_number.get(reading.prefer_article or "")
+    query = search_text(reading, index.articles[number].title if number is not None else None)
     result = answer_with_vector(
-        index, reading.query, encode(reading.query), k, started=started, boost=boost, **options  # type: ignore[arg-type]
+        index,
+        query,
+        encode(query),
+        k,
+        started=started,
+        boost=article_boost(article_ids, reading.prefer_article),
+        **options,  # type: ignore[arg-type]
     )
+    if reading.reason is not None and reading.prefer_article is not None:
+        # The earlier topic's words find the article but also pull towards the passage that repeats
+        # them (an article's lead); the follow-up's own words, within the earlier article, find the
+        # sentence that answers it. The more confident of the two readings wins.
+        own = answer_with_vector(
+            index,
+            question,
+            encode(question),
+            k,
+            started=started,
+            boost=article_boost(article_ids, reading.prefer_article, OWN_WORDS_PREFER_WEIGHT),
+            **options,  # type: ignore[arg-type]
+        )
+        if own.quotes and (not result.quotes or own.quotes[0].score > result.quotes[0].score):
+            result = own
     return result.model_copy(update={"question": question, "context": reading.context})

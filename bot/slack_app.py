@@ -31,7 +31,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.answering import answer, validate_question
+from bot.answering import validate_question
+from bot.conversation import Turn, answer_in_conversation
 from bot.errors import BotError, QuestionError
 from bot.feedback import FeedbackStore
 from bot.records import Answer
@@ -139,15 +140,22 @@ class SlackBot:
 
     # -- the answering core, shared by every listener ------------------------------------
 
-    def ask(self, question: str) -> Answer:
-        """Answer with the served index; BotError while the model or index is not loaded."""
+    def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
+        """Answer with the served index, after the thread's earlier questions (`history`, oldest
+        first); BotError while the model or index is not loaded."""
         live, embedder = self.service.live, self.service.embedder
         index = live.current() if live is not None else None
         if index is None or embedder is None:
             raise BotError(self.service.error or "The articles are loading; ask again in a minute.")
         settings = self.settings
-        result = answer(
-            index, embedder, question, QUOTES, threshold=settings.threshold, max_chars=settings.max_question_chars
+        question = validate_question(question, QUOTES, settings.max_question_chars)
+        result = answer_in_conversation(
+            index,
+            lambda text: embedder.encode([text])[0],
+            question,
+            history or [],
+            QUOTES,
+            threshold=settings.threshold,
         )
         self.service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
         return result
@@ -211,15 +219,17 @@ class SlackBot:
     def _reply(self, event: dict[str, Any], thread: str | None, bot_user: str | None, surface: str) -> None:
         channel, user = str(event["channel"]), str(event.get("user", ""))
         question = clean_question(str(event.get("text", "")), bot_user)
+        # A question in a thread follows the thread's earlier questions (from the bot's own store).
+        history = self.store.thread_turns(channel, thread) if thread else []
         try:
-            result = self.ask(question)
+            result = self.ask(question, history)
         except QuestionError as exc:
             self._post_notice(channel, user, thread, f"{exc}", private=surface == "mention")
             return
         except BotError as exc:
             self._post_notice(channel, user, thread, f"I can't answer right now: {exc}", private=False)
             return
-        answer_id = self.store.record_answer(result, surface, channel, user)
+        answer_id = self.store.record_answer(result, surface, channel, user, thread)
         self._call(
             "chat.postMessage",
             channel=channel,

@@ -170,7 +170,12 @@ def answer_blocks(answer: Answer, answer_id: str, *, share: bool = False, max_bl
     """The answer as blocks: the question, one quoted passage and citation per quote, then buttons
     (👍, 👎, and "Share in channel" for an answer only the asker sees)."""
     question = _escaped(answer.question, SECTION_LIMIT - 10)
-    blocks: list[Block] = [{"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Q:* {question}"}]}]
+    asked: list[Block] = [{"type": "mrkdwn", "text": f"*Q:* {question}"}]
+    if answer.context:  # a follow-up: say how it was read
+        asked.append(
+            {"type": "mrkdwn", "text": f"_Read as a follow-up:_ {_escaped(answer.context, SECTION_LIMIT - 30)}"}
+        )
+    blocks: list[Block] = [{"type": "context", "elements": asked}]
     quotes = answer.quotes
     if not answer.answered:
         message = answer.message or "I couldn't find that in the articles I know."

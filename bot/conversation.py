@@ -160,11 +160,12 @@ def dependence(question: str) -> str | None:
     return None
 
 
-def names(question: str) -> list[tuple[int, int]]:
-    """Character spans of runs of names (capitalised words) in `question`."""
+def names(question: str, *, opening: bool = True) -> list[tuple[int, int]]:
+    """Character spans of runs of names (capitalised words) in `question` (`opening`: its first
+    word opens a sentence, so its capital says nothing)."""
     spans: list[tuple[int, int]] = []
     for n, match in enumerate(_WORD.finditer(question)):
-        if _is_name(match.group(), first=n == 0):
+        if _is_name(match.group(), first=opening and n == 0):
             if spans and question[spans[-1][1] : match.start()].strip() in ("", "'s", "’s", "&"):
                 spans[-1] = (spans[-1][0], match.end())
             else:
@@ -195,8 +196,8 @@ def read(question: str, earlier: Reading | None) -> Reading:
     if reason == "ellipsis":
         rest = _ELLIPSIS.sub("", question, count=1).strip()
         bare = rest.rstrip("?!. ").strip()
-        if bare and not _QUESTION_START.match(bare) and dependence(bare) is None and earlier.reason is None:
-            new_names, old_names = names(bare), names(earlier.question)
+        if bare and not _QUESTION_START.match(bare) and dependence(bare) != "pronoun" and earlier.reason is None:
+            new_names, old_names = names(bare, opening=False), names(earlier.question)
             if new_names and old_names:
                 # "And Oracle?" after "What did Microsoft say…?": the new name takes the first one's place.
                 start, end = old_names[0]

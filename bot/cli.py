@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question from the index")
     ask.add_argument("question", nargs="?", help="the question; omit it for an interactive prompt")
     ask.add_argument("-k", type=int, default=3, help="number of quotes, 1-20 (default 3)")
+    ask.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="QUESTION",
+        help="an earlier question of the conversation, oldest first (repeatable, at most 10): "
+        "a follow-up such as 'When did it begin?' is read with its topic",
+    )
     ask.add_argument("--json", action="store_true", help="print the answer object as JSON")
     ask.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
     ask.add_argument("--since", help="only articles dated on or after this ISO date")
@@ -143,7 +151,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def format_answer(answer: Answer) -> str:
     """Human output: each quote in quotation marks, then '— Title (date) url'."""
-    lines: list[str] = []
+    lines: list[str] = [f"(read as a follow-up: {answer.context})", ""] if answer.context else []
     if not answer.answered:
         lines += [answer.message or "Not found.", "", "Nearest passages:" if answer.quotes else ""]
     for quote in answer.quotes:
@@ -157,8 +165,12 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+NEW_CONVERSATION = "/new"
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.answering import answer, validate_question
+    from bot.answering import validate_question
+    from bot.conversation import MAX_HISTORY, Turn, answer_in_conversation, validate_history
     from bot.embedding import get_embedder
     from bot.store import open_index
 
@@ -166,30 +178,36 @@ def cmd_ask(args: argparse.Namespace) -> int:
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
     if args.question is not None:
         validate_question(args.question, args.k, settings.max_question_chars)
+    history = [Turn(q) for q in validate_history(args.history, settings.max_question_chars)]
     index = open_index(args.index or settings.index_dir)
     index.check_model(settings.model)
     embedder = get_embedder(settings.model)
 
     def respond(question: str) -> None:
-        result = answer(
+        question = validate_question(question, args.k, settings.max_question_chars)
+        result = answer_in_conversation(
             index,
-            embedder,
+            lambda text: embedder.encode([text])[0],
             question,
+            history,
             args.k,
             since=since,
             until=until,
             recency_half_life_days=args.recent,
             threshold=settings.threshold,
-            max_chars=settings.max_question_chars,
         )
         print(
             result.model_dump_json(indent=2) if args.json else format_answer(result), end="" if not args.json else "\n"
         )
+        # The prompt follows the conversation: this question is the next one's history.
+        history.append(Turn(question, result.quotes[0].article.id if result.quotes else None))
+        del history[:-MAX_HISTORY]
 
     if args.question is not None:
         respond(args.question)
         return 0
     # Interactive: one question a line until EOF; a bad question is reported, not fatal.
+    print(f"Follow-up questions follow the conversation; type {NEW_CONVERSATION} to start a new one.", file=sys.stderr)
     while True:
         try:
             question = input("question> ")
@@ -197,6 +215,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print()
             return 0
         if not question.strip():
+            continue
+        if question.strip() == NEW_CONVERSATION:
+            history.clear()
+            print("(new conversation)", file=sys.stderr)
             continue
         try:
             respond(question)

@@ -163,3 +163,21 @@ def test_bad_history_gets_a_clear_422(fake_index: Path, fake_embedder: Any) -> N
             assert message in response.json()["error"]
         fine = httpx.post(server.url + "/ask", json={"question": "Why?", "history": ["Who chairs Stargate?"]})
         assert fine.status_code == 200 and fine.json()["context"].startswith("Why? (about")
+
+
+@pytest.mark.slow
+def test_bot_ask_takes_history_and_the_prompt_follows_the_conversation(seed_index: Path) -> None:
+    from tests.test_cli import bot
+
+    result = bot("ask", FOLLOW_UP, "--history", FIRST, "--json", "--index", str(seed_index))
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert "which began in 2019" in shown["quotes"][0]["text"] and "Microsoft" in shown["context"]
+    too_many = bot("ask", "Why?", *sum((["--history", "Who?"] for _ in range(11)), []), "--index", str(seed_index))
+    assert too_many.returncode == 1 and "limit is 10" in too_many.stderr
+    prompt = bot("ask", "--index", str(seed_index), input=f"{FIRST}\n{FOLLOW_UP}\n/new\n{FOLLOW_UP}\n")
+    assert prompt.returncode == 0, prompt.stderr
+    answers = prompt.stdout.split("question> ")
+    assert "read as a follow-up: When did it begin? (about Microsoft" in answers[2]
+    assert "which began in 2019" in answers[2]
+    assert "read as a follow-up" not in answers[-1]  # after /new the question stands alone

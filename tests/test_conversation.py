@@ -173,7 +173,7 @@ def test_bot_ask_takes_history_and_the_prompt_follows_the_conversation(seed_inde
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert "which began in 2019" in shown["quotes"][0]["text"] and "Microsoft" in shown["context"]
-    too_many = bot("ask", "Why?", *sum((["--history", "Who?"] for _ in range(11)), []), "--index", str(seed_index))
+    too_many = bot("ask", "Why?", *["--history", "Who?"] * 11, "--index", str(seed_index))
     assert too_many.returncode == 1 and "limit is 10" in too_many.stderr
     prompt = bot("ask", "--index", str(seed_index), input=f"{FIRST}\n{FOLLOW_UP}\n/new\n{FOLLOW_UP}\n")
     assert prompt.returncode == 0, prompt.stderr

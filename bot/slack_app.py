@@ -37,6 +37,7 @@ from bot.errors import BotError, QuestionError
 from bot.feedback import FeedbackStore
 from bot.records import Answer
 from bot.slack_blocks import (
+    MAX_BLOCKS,
     SHARE,
     VOTE_DOWN,
     VOTE_UP,
@@ -315,7 +316,7 @@ class SlackBot:
         if shown is None:
             self._respond(respond, text=GONE, response_type="ephemeral", replace_original=False)
             return
-        blocks = answer_blocks(shown, answer_id)
+        blocks = answer_blocks(shown, answer_id, max_blocks=MAX_BLOCKS - 1)  # room for "Shared by"
         user = str((body.get("user") or {}).get("id", ""))
         if _USER_ID.match(user):
             blocks.insert(0, {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{user}>"}]})

@@ -33,6 +33,7 @@ from bot.batching import BatchingEncoder
 from bot.conversation import MAX_HISTORY, Turn, answer_in_conversation, validate_history
 from bot.embedding import Embedder
 from bot.errors import BotError, QuestionError
+from bot.gaps import DeclinedLog
 from bot.http_ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware, bearer_matches, configure_logging
 from bot.live_index import LiveIndex
 from bot.records import Answer
@@ -112,6 +113,7 @@ class Service:
         self.metrics = Metrics(self)
         self.rate_limit = parse_limit(settings.rate_limit) if settings.rate_limit else None
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.declined = DeclinedLog(settings.data_dir)
 
     def load(self) -> None:
         """Load the model and the index (runs in a thread at start-up)."""
@@ -275,6 +277,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             vector: np.ndarray = await service.encoder.encode(question)
             result = await run_in_threadpool(answer_with_vector, index, question, vector, k, **options)
         service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
+        if not result.answered:  # what the articles miss, for `bot gaps` (no user, no address)
+            service.metrics.declined.labels(surface="http").inc()
+            await run_in_threadpool(service.declined.record, result)
         return result
 
     @app.post("/ask", response_model=Answer, responses=ERRORS, dependencies=[Depends(guard)], tags=["ask"])

@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
         "--calibrate", action="store_true", help="with --shared: refit the confidence calibration and print it"
     )
 
+    gaps = commands.add_parser(
+        "gaps", help="what the articles miss: declined and 👎 questions (Slack and HTTP), grouped"
+    )
+    gaps.add_argument("--since", help="only questions asked on or after this ISO date or time (UTC)")
+    gaps.add_argument("--json", action="store_true", help="print the groups as JSON")
+    gaps.add_argument("--data", type=Path, help="the data folder of the server and the Slack app (BOT_DATA_DIR)")
+    gaps.add_argument("--index", type=Path, help="index folder, for each group's nearest article (BOT_INDEX_DIR)")
+
     ingest = commands.add_parser("ingest", help="add articles from files, folders, .jsonl, URLs or feeds")
     ingest.add_argument("sources", nargs="*", metavar="SOURCE", help="file, folder, .jsonl or http(s) URL")
     ingest.add_argument("--feed", action="append", default=[], metavar="URL", help="an RSS/Atom feed (repeatable)")
@@ -278,6 +286,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gaps(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.answering import answer_with_vector
+    from bot.embedding import get_embedder
+    from bot.errors import StoreError
+    from bot.feedback import FeedbackStore
+    from bot.gaps import DeclinedLog, format_gaps, group, parse_since, with_nearest
+    from bot.store import open_index
+
+    settings = _settings()
+    since = parse_since(args.since)
+    data = args.data or settings.data_dir
+    misses = DeclinedLog(data).misses(since)
+    if (data / "slack.sqlite3").exists():
+        misses += FeedbackStore(data / "slack.sqlite3").misses(since)
+    embedder = get_embedder(settings.model)
+    found = group(misses, lambda texts: embedder.encode(texts))
+    try:
+        index = open_index(args.index or settings.index_dir)
+        index.check_model(settings.model)
+    except StoreError as exc:
+        print(f"(no nearest articles: {exc})", file=sys.stderr)
+    else:
+
+        def nearest(question: str) -> tuple[str, str, bool] | None:
+            result = answer_with_vector(
+                index, question, embedder.encode([question])[0], 1, threshold=settings.threshold
+            )
+            if not result.quotes:
+                return None
+            return result.quotes[0].article.id, result.quotes[0].article.title, result.answered
+
+        found = with_nearest(found, nearest)
+    if args.json:
+        print(json.dumps([g.as_dict() for g in found], indent=2, ensure_ascii=False))
+    else:
+        print(format_gaps(found), end="")
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from bot.embedding import get_embedder
     from bot.ingest import ingest
@@ -353,6 +402,7 @@ COMMANDS = {
     "ask": cmd_ask,
     "serve": cmd_serve,
     "eval": cmd_eval,
+    "gaps": cmd_gaps,
     "slack": cmd_slack,
 }
 

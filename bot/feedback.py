@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bot.conversation import MAX_HISTORY, Turn
 from bot.errors import BotError
+from bot.gaps import Miss
 from bot.records import Answer
 
 # Slack retries an unacknowledged event three times within about five minutes; an hour is ample.
@@ -142,6 +143,25 @@ class FeedbackStore:
         with self._db() as db:
             rows = db.execute("SELECT * FROM votes ORDER BY time").fetchall()
         return [Vote(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def misses(self, since: float | None = None) -> list[Miss]:
+        """Questions declined in Slack and questions voted 👎 (at or after `since`, Unix time),
+        without who asked or voted."""
+        since = since if since is not None else 0.0
+        with self._db() as db:
+            declined = db.execute(
+                "SELECT question, created, json_extract(answer, '$.quotes[0].article.id') FROM answers "
+                "WHERE NOT json_extract(answer, '$.answered') AND created >= ?",
+                (since,),
+            ).fetchall()
+            down = db.execute(
+                "SELECT question, time, json_extract(quotes, '$[0].article.id') FROM votes WHERE vote = 'down' "
+                "AND time >= ?",
+                (since,),
+            ).fetchall()
+        return [Miss(str(q), float(t), "slack", "declined", a) for q, t, a in declined] + [
+            Miss(str(q), float(t), "slack", "down", a) for q, t, a in down
+        ]
 
     def recent_questions(self, user: str, limit: int = 3) -> list[str]:
         """`user`'s latest distinct questions that were answered, newest first (only their own:

@@ -159,6 +159,8 @@ class SlackBot:
             threshold=settings.threshold,
         )
         self.service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
+        if not result.answered:  # the store keeps the question, for `bot gaps`
+            self.service.metrics.declined.labels(surface="slack").inc()
         return result
 
     def home(self, user: str) -> dict[str, Any]:

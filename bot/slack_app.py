@@ -2,6 +2,8 @@
 
 - `@bot question` in a channel → the answer in that message's thread (follow-ups too);
 - a direct message → the answer in the DM (in its thread when the question was in one);
+- "Ask the articles" on any message (a message shortcut) → the quotes that bear best on what the
+  message claims, in its thread, only to the one who asked (BOT_SLACK_EPHEMERAL) with "Share";
 - `/ask question` → acknowledged at once, answered through the command's `response_url`,
   only to the asker (BOT_SLACK_EPHEMERAL, default) with a "Share in channel" button;
 - 👍 / 👎 under every answer → stored in SQLite (bot/feedback.py), counted in /metrics;
@@ -32,6 +34,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.answering import validate_question
+from bot.claims import NO_TEXT, answer_message
 from bot.conversation import Turn, answer_in_conversation
 from bot.errors import BotError, QuestionError
 from bot.feedback import FeedbackStore
@@ -63,6 +66,7 @@ log = logging.getLogger("bot.slack")
 
 QUOTES = 3
 COMMAND = "/ask"  # as in slack_manifest.yaml
+MESSAGE_SHORTCUT = "ask_about_message"  # the shortcut's callback_id in slack_manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
 GONE = "I no longer have that answer; ask again."
 # Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), and the other xox? kinds.
@@ -187,6 +191,7 @@ class SlackBot:
         app.event("message")(self._on_message)
         app.event("app_home_opened")(self._on_home)
         app.command(COMMAND)(self._on_command)
+        app.shortcut(MESSAGE_SHORTCUT)(self._on_message_shortcut)
         app.action(VOTE_UP)(self._on_vote)
         app.action(VOTE_DOWN)(self._on_vote)
         app.action(SHARE)(self._on_share)
@@ -296,6 +301,47 @@ class SlackBot:
         if sent.status_code != 200:
             log.warning("Slack response_url post failed: HTTP %s %s", sent.status_code, sent.body[:200])
 
+    def _on_message_shortcut(self, ack: Any, shortcut: dict[str, Any]) -> None:
+        """ "Ask the articles" on a message: answered in the message's thread, privately by default."""
+        ack()
+        message = shortcut.get("message") or {}
+        channel = str((shortcut.get("channel") or {}).get("id", ""))
+        user = str((shortcut.get("user") or {}).get("id", ""))
+        thread = message.get("thread_ts") or message.get("ts") or shortcut.get("message_ts")
+        text = clean_question(str(message.get("text", "")))
+        live, embedder = self.service.live, self.service.embedder
+        index = live.current() if live is not None else None
+        if not text:
+            self._post_notice(channel, user, thread, NO_TEXT, private=True)
+            return
+        if index is None or embedder is None:
+            error = self.service.error or "The articles are loading; ask again in a minute."
+            self._post_notice(channel, user, thread, f"I can't answer right now: {error}", private=True)
+            return
+        result = answer_message(
+            index,
+            lambda claim: embedder.encode([claim])[0],
+            text,
+            QUOTES,
+            threshold=self.settings.threshold,
+            max_chars=self.settings.max_question_chars,
+        )
+        self.service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
+        if not result.answered:
+            self.service.metrics.declined.labels(surface="slack").inc()
+        answer_id = self.store.record_answer(result, "shortcut", channel, user, thread)
+        ephemeral = self.settings.slack_ephemeral
+        self._call(
+            "chat.postEphemeral" if ephemeral else "chat.postMessage",
+            channel=channel,
+            user=user if ephemeral else None,
+            thread_ts=thread,
+            text=fallback_text(result),
+            blocks=answer_blocks(result, answer_id, share=ephemeral),
+            unfurl_links=None if ephemeral else False,
+            unfurl_media=None if ephemeral else False,
+        )
+
     def _on_vote(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         ack()
         vote = "up" if action.get("action_id") == VOTE_UP else "down"
@@ -322,9 +368,22 @@ class SlackBot:
         user = str((body.get("user") or {}).get("id", ""))
         if _USER_ID.match(user):
             blocks.insert(0, {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{user}>"}]})
-        self._respond(
-            respond, text=fallback_text(shown), blocks=blocks, response_type="in_channel", replace_original=False
-        )
+        where = self.store.where(answer_id)
+        if where is not None and where[0] and where[1] and where[2] == "shortcut":
+            # A message shortcut's answer belongs in the message's thread, where it was shown.
+            self._call(
+                "chat.postMessage",
+                channel=where[0],
+                thread_ts=where[1],
+                text=fallback_text(shown),
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        else:
+            self._respond(
+                respond, text=fallback_text(shown), blocks=blocks, response_type="in_channel", replace_original=False
+            )
         self._respond(respond, delete_original=True)
 
     def _on_home(self, event: dict[str, Any]) -> None:

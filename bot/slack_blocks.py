@@ -242,8 +242,11 @@ def home_view(
         if built_at:
             corpus += f" Index built {escape(built_at[:16].replace('T', ' '))} UTC."
     how = (
-        "• Mention me in a channel: `@Q&A bot who will chair Stargate?` — I answer in the thread, "
-        "and follow-up mentions in that thread are new questions.\n"
+        "• Mention me in a channel: `@Q&A bot who will chair Stargate?` — I answer in the thread; "
+        "mention me again there with a follow-up (“When did it begin?”) and I read it with the thread's "
+        "earlier questions.\n"
+        "• On any message, choose *Ask the articles* (⋮ → More message shortcuts) for what the articles "
+        "say about it, in its thread.\n"
         "• Send me a direct message with the question.\n"
         "• Type `/ask your question` anywhere; only you see the answer until you share it."
     )

@@ -16,7 +16,7 @@ import numpy as np
 
 from bot.answering import answer_with_vector
 from bot.errors import QuestionError
-from bot.records import Answer
+from bot.records import Answer, Quote
 from bot.store import Index
 
 MAX_CLAIMS = 5
@@ -60,7 +60,7 @@ def answer_message(
         if claim.strip()
     ]
     quotes = sorted((q for r in results for q in r.quotes), key=lambda q: -q.score)
-    kept = []
+    kept: list[Quote] = []
     for quote in quotes:
         if not any(q.article.id == quote.article.id and q.start < quote.end and quote.start < q.end for q in kept):
             kept.append(quote)

@@ -100,7 +100,7 @@ class FeedbackStore:
         with self._db() as db:
             rows = db.execute(
                 "SELECT question, json_extract(answer, '$.quotes[0].article.id') FROM answers "
-                "WHERE channel = ? AND thread = ? ORDER BY created DESC LIMIT ?",
+                "WHERE channel = ? AND thread = ? ORDER BY created DESC, rowid DESC LIMIT ?",
                 (channel, thread, limit),
             ).fetchall()
         return [Turn(str(q), str(a) if a is not None else None) for q, a in reversed(rows)]

@@ -181,3 +181,34 @@ def test_bot_ask_takes_history_and_the_prompt_follows_the_conversation(seed_inde
     assert "read as a follow-up: When did it begin? (about Microsoft" in answers[2]
     assert "which began in 2019" in answers[2]
     assert "read as a follow-up" not in answers[-1]  # after /new the question stands alone
+
+
+def test_the_slack_store_keeps_threads_and_upgrades_an_older_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    from bot.feedback import FeedbackStore
+    from bot.records import Answer
+
+    path = tmp_path / "slack.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema before threads were stored
+        db.execute(
+            "CREATE TABLE answers (id TEXT PRIMARY KEY, question TEXT NOT NULL, answer TEXT NOT NULL, "
+            "surface TEXT NOT NULL, channel TEXT, user TEXT, created REAL NOT NULL)"
+        )
+        db.execute("INSERT INTO answers VALUES ('old', 'Who?', '{}', 'mention', 'C1', 'U1', 1.0)")
+    store = FeedbackStore(path)
+
+    def shown(question: str) -> Answer:
+        return Answer(question=question, answered=False, quotes=[], took_ms=1.0)
+
+    store.record_answer(shown("First?"), "mention", "C1", "U1", "10.0")
+    store.record_answer(shown("Elsewhere?"), "mention", "C1", "U1", "11.0")
+    store.record_answer(shown("Second?"), "mention", "C1", "U2", "10.0")
+    store.record_answer(shown("Other channel?"), "mention", "C2", "U1", "10.0")
+    assert store.thread_turns("C1", "10.0") == [Turn("First?"), Turn("Second?")]
+    assert store.where(store.record_answer(shown("Third?"), "shortcut", "C1", "U1", "10.0")) == (
+        "C1",
+        "10.0",
+        "shortcut",
+    )
+    assert len(store.thread_turns("C1", "10.0", limit=2)) == 2

@@ -129,8 +129,8 @@ def _iso_date(value: str | None, flag: str) -> str | None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from bot.embedding import get_embedder
-    from bot.indexer import build_index, is_current
+    from bot.indexing.build import build_index, is_current
+    from bot.indexing.embedding import get_embedder
 
     settings = _settings()
     corpus = args.corpus or settings.corpus_dir
@@ -177,10 +177,11 @@ NEW_CONVERSATION = "/new"
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.answering import validate_question
-    from bot.conversation import MAX_HISTORY, Turn, answer_in_conversation, validate_history
-    from bot.embedding import get_embedder
-    from bot.store import open_index
+    from bot.answer.answering import validate_question
+    from bot.answer.conversation import MAX_HISTORY, Turn, validate_history
+    from bot.indexing.embedding import get_embedder
+    from bot.indexing.versions import open_index
+    from bot.service import Filters, Service
 
     settings = _settings()
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
@@ -189,26 +190,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     history = [Turn(q) for q in validate_history(args.history, settings.max_question_chars)]
     index = open_index(args.index or settings.index_dir)
     index.check_model(settings.model)
-    embedder = get_embedder(settings.model)
+    service = Service(settings, get_embedder(settings.model), index=index)
 
     def respond(question: str) -> None:
-        question = validate_question(question, args.k, settings.max_question_chars)
-        result = answer_in_conversation(
-            index,
-            lambda text: embedder.encode([text])[0],
-            question,
-            history,
-            args.k,
-            since=since,
-            until=until,
-            recency_half_life_days=args.recent,
-            threshold=settings.threshold,
-        )
+        result = service.answer(question, args.k, Filters(since, until, args.recent), history)
         print(
             result.model_dump_json(indent=2) if args.json else format_answer(result), end="" if not args.json else "\n"
         )
         # The prompt follows the conversation: this question is the next one's history.
-        history.append(Turn(question, result.quotes[0].article.id if result.quotes else None))
+        history.append(Turn(result.question, result.quotes[0].article.id if result.quotes else None))
         del history[:-MAX_HISTORY]
 
     if args.question is not None:
@@ -238,9 +228,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
-    from bot import evaluation
-    from bot.embedding import get_embedder
-    from bot.store import open_index
+    from bot.indexing.embedding import get_embedder
+    from bot.indexing.versions import open_index
+    from bot.quality import evaluation
 
     settings = _settings()
     threshold = settings.threshold if args.threshold is None else args.threshold
@@ -253,7 +243,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     embedder = get_embedder(settings.model)
     report: dict[str, object]
     if args.shared is not None and args.calibrate:
-        from bot.calibration import shared_calibration
+        from bot.quality.calibration import shared_calibration
 
         report = {"calibration": shared_calibration(args.shared, settings.corpus_dir, embedder, cache)}
         print(json.dumps(report, indent=2))
@@ -269,7 +259,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             index = open_index(args.index or settings.index_dir)
             index.check_model(settings.model)
-        from bot.followups import evaluate_followups, is_followup_file, load_followups
+        from bot.quality.followups import evaluate_followups, is_followup_file, load_followups
 
         if is_followup_file(args.questions):
             items = evaluation.subsample(load_followups(args.questions), args.every, args.limit)
@@ -289,12 +279,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_gaps(args: argparse.Namespace) -> int:
     import json
 
-    from bot.answering import answer_with_vector
-    from bot.embedding import get_embedder
+    from bot.answer.answering import answer_with_vector
     from bot.errors import StoreError
-    from bot.feedback import FeedbackStore
-    from bot.gaps import DeclinedLog, format_gaps, group, parse_since, with_nearest
-    from bot.store import open_index
+    from bot.indexing.embedding import get_embedder
+    from bot.indexing.versions import open_index
+    from bot.quality.gaps import DeclinedLog, format_gaps, group, parse_since, with_nearest
+    from bot.slack.feedback import FeedbackStore
 
     settings = _settings()
     since = parse_since(args.since)
@@ -328,8 +318,8 @@ def cmd_gaps(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from bot.embedding import get_embedder
-    from bot.ingest import ingest
+    from bot.indexing.embedding import get_embedder
+    from bot.service import ingest
 
     settings = _settings()
     if not args.sources and not args.feed:
@@ -356,8 +346,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from bot.embedding import get_embedder
-    from bot.watcher import watch
+    from bot.indexing.embedding import get_embedder
+    from bot.indexing.watcher import watch
 
     settings = _settings()
     corpus, index_dir = args.corpus or settings.corpus_dir, args.index or settings.index_dir
@@ -376,7 +366,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.api import serve
+    from bot.http.app import serve
 
     settings = _settings()
     if args.index:
@@ -386,7 +376,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_slack(args: argparse.Namespace) -> int:
-    from bot.slack_socket import run_socket_mode
+    from bot.slack.socket_mode import run_socket_mode
 
     settings = _settings()
     if args.index:

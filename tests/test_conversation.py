@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.api import create_app
-from bot.conversation import MAX_HISTORY, Turn, dependence, read, understand, validate_history
+from bot.answer.conversation import MAX_HISTORY, Turn, dependence, read, understand, validate_history
 from bot.errors import QuestionError
-from bot.evaluation import cached_index
-from bot.followups import evaluate_followups, load_followups
+from bot.http.app import create_app
+from bot.quality.evaluation import cached_index
+from bot.quality.followups import evaluate_followups, load_followups
 from bot.settings import Settings
 from tests.conftest import ROOT, SEED_CORPUS, ServerThread, wait_until
 from tests.fake_slack import FakeSlack, event_body, mention
@@ -64,15 +64,18 @@ def test_a_follow_up_is_read_with_the_earlier_topic_and_a_new_name_takes_the_old
 
 def test_the_earlier_article_comes_from_the_turn_or_from_answering_it_again() -> None:
     asked: list[str] = []
+
+    def answered_article() -> str | None:
+        asked.append("asked")
+        return None
+
     history = [Turn("Who will chair Stargate?", "stargate")]
-    assert understand("How much will it invest?", history, lambda: asked.append("x") or None).prefer_article == (
-        "stargate"
-    )
+    assert understand("How much will it invest?", history, answered_article).prefer_article == "stargate"
     assert not asked
     reading = understand("How much will it invest?", [Turn("Who will chair Stargate?")], lambda: "found")
     assert reading.prefer_article == "found"
     # A question that stands alone never needs the earlier article.
-    assert understand("Who is the mayor of Vellin?", [Turn("x y z")], lambda: asked.append("y") or None).reason is None
+    assert understand("Who is the mayor of Vellin?", [Turn("x y z")], answered_article).reason is None
     assert not asked
 
 
@@ -147,7 +150,7 @@ def test_a_follow_up_in_a_slack_thread_and_over_http_gets_the_same_quote(
 
 
 def test_bad_history_gets_a_clear_422(fake_index: Path, fake_embedder: Any) -> None:
-    app = create_app(Settings(index_dir=fake_index, max_question_chars=50), embedder=fake_embedder)  # type: ignore[call-arg]
+    app = create_app(Settings(index_dir=fake_index, max_question_chars=50), embedder=fake_embedder)
     with ServerThread(app) as server:
         server.wait_ready()
         cases = {
@@ -186,8 +189,8 @@ def test_bot_ask_takes_history_and_the_prompt_follows_the_conversation(seed_inde
 def test_the_slack_store_keeps_threads_and_upgrades_an_older_file(tmp_path: Path) -> None:
     import sqlite3
 
-    from bot.feedback import FeedbackStore
     from bot.records import Answer
+    from bot.slack.feedback import FeedbackStore
 
     path = tmp_path / "slack.sqlite3"
     with sqlite3.connect(path) as db:  # the schema before threads were stored

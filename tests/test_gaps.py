@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from bot.errors import BotError
-from bot.gaps import DECLINED_FILE, DeclinedLog, Miss, group, parse_since
-from bot.slack_blocks import VOTE_DOWN
+from bot.quality.gaps import DECLINED_FILE, DeclinedLog, Miss, group, parse_since
+from bot.slack.blocks import VOTE_DOWN
 from tests.conftest import wait_until
 from tests.fake_slack import FakeSlack, action_body, event_body, mention
 from tests.test_cli import bot

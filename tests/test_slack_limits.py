@@ -12,11 +12,11 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.answering import MAX_K, answer
-from bot.indexer import build_index
+from bot.answer.answering import MAX_K, answer
+from bot.indexing.build import build_index
+from bot.indexing.versions import open_index
 from bot.records import Answer
-from bot.slack_blocks import ELLIPSIS, answer_blocks, fallback_text, unescape
-from bot.store import open_index
+from bot.slack.blocks import ELLIPSIS, answer_blocks, fallback_text, unescape
 from tests.conftest import ROOT, FakeEmbedder, write_article
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 
@@ -81,18 +81,19 @@ def long_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_fake_refuses_what_slack_refuses() -> None:
     with FakeSlack() as fake:
         client = WebClient(token=BOT_TOKEN, base_url=fake.api_url)
-        bad = {
-            "invalid_blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}],
-            "invalid_blocks ": [{"type": "divider"}] * 51,
-            "invalid_blocks  ": [{"type": "context", "elements": [{"type": "mrkdwn", "text": "x"}] * 11}],
-            "invalid_blocks   ": [{"type": "section", "text": {"type": "mrkdwn", "text": ""}}],
-            "invalid_blocks    ": [{"type": "sections", "text": {"type": "mrkdwn", "text": "x"}}],
-            "invalid_blocks     ": [{"type": "divider", "block_id": "a"}, {"type": "divider", "block_id": "a"}],
-        }
-        for error, blocks in bad.items():
+        bad: list[list[dict[str, Any]]] = [
+            [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}],
+            [{"type": "divider"}] * 51,
+            [{"type": "context", "elements": [{"type": "mrkdwn", "text": "x"}] * 11}],
+            [{"type": "section", "text": {"type": "mrkdwn", "text": ""}}],
+            [{"type": "sections", "text": {"type": "mrkdwn", "text": "x"}}],
+            [{"type": "divider", "block_id": "a"}, {"type": "divider", "block_id": "a"}],
+            [{"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x" * 76}}]}],
+        ]
+        for blocks in bad:
             with pytest.raises(SlackApiError) as caught:
                 client.chat_postMessage(channel="C0000001", text="t", blocks=blocks)
-            assert caught.value.response["error"] == error.strip()
+            assert caught.value.response["error"] == "invalid_blocks"
         with pytest.raises(SlackApiError) as caught:
             client.chat_postMessage(channel="C0000001", text="x" * 4001)
         assert caught.value.response["error"] == "msg_too_long"

@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
-from bot.claims import MAX_CLAIMS, claims, cut
-from bot.slack_app import MESSAGE_SHORTCUT
-from bot.slack_blocks import SHARE
+from bot.answer.claims import MAX_CLAIMS, claims, cut
+from bot.slack.app import MESSAGE_SHORTCUT
+from bot.slack.blocks import SHARE
 from tests.conftest import ROOT, wait_until
 from tests.fake_slack import TEAM, FakeSlack, action_body
 from tests.test_slack_app import post, running, section_texts
@@ -44,7 +44,7 @@ def shortcut_body(text: str, response_url: str, *, ts: str = "9.1", thread_ts: s
 
 
 def test_the_manifest_declares_the_message_shortcut() -> None:
-    manifest = yaml.safe_load((ROOT / "bot" / "slack_manifest.yaml").read_text(encoding="utf-8"))
+    manifest = yaml.safe_load((ROOT / "bot" / "slack" / "manifest.yaml").read_text(encoding="utf-8"))
     (shortcut,) = manifest["features"]["shortcuts"]
     assert shortcut["type"] == "message" and shortcut["callback_id"] == MESSAGE_SHORTCUT
     assert len(shortcut["name"]) <= 24 and len(shortcut["description"]) <= 150  # Slack's limits

@@ -1,0 +1,208 @@
+"""Where new articles come from: files, folders, .jsonl collections, web pages and feeds.
+
+Every reader yields `Draft`s (an article not yet in the corpus) or `Rejection`s (a source, or
+one entry of it, that cannot be read, with the reason), so one bad input never stops a batch.
+HTML is reduced to the article's main text by trafilatura, keeping title, date, author, site
+name and canonical URL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.articles.corpus import clean_text, decode, is_ignored, json_lines, make_article, parse_article_file
+from bot.articles.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch
+from bot.errors import CorpusError, IngestError
+
+FILE_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".jsonl"}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An article read from a source, before duplicate checks; `origin` says where from."""
+
+    title: str
+    text: str
+    origin: str
+    date: str | None = None
+    url: str | None = None
+    source: str | None = None
+    author: str | None = None
+    id: str | None = None  # only when the source named one
+
+
+@dataclass(frozen=True)
+class Rejection:
+    origin: str
+    reason: str
+
+    @classmethod
+    def of(cls, origin: str, error: Exception) -> Rejection:
+        """The rejection for `error`, without repeating the origin the message may start with."""
+        reason = str(getattr(error, "reason", None) or error)
+        return cls(origin, reason.removeprefix(f"{origin}: "))
+
+
+def draft_from_fields(data: dict[str, Any], origin: str, article_id: str | None = None) -> Draft:
+    """Validate title/text/date/url/source/author as the corpus would; CorpusError if invalid."""
+    article = make_article(data, origin, default_id=article_id or "new", path=None)
+    if article.url and not re.match(r"https?://", article.url):
+        raise CorpusError(origin, f"'url' must be an http(s) URL, got {article.url!r}")
+    return Draft(
+        title=article.title,
+        text=article.text,
+        origin=origin,
+        date=article.date,
+        url=article.url,
+        source=article.source,
+        author=article.author,
+        id=article_id,
+    )
+
+
+def draft_from_html(html: str, origin: str, url: str | None = None) -> Draft:
+    """The main text and metadata of an article page."""
+    import trafilatura
+
+    document = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
+    meta: dict[str, Any] = {} if document is None else dict(document.as_dict())  # type: ignore[union-attr]
+    text = str(meta.get("text") or "")
+    title = " ".join(str(meta.get("title") or "").split())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and title and lines[0] == title:
+        lines = lines[1:]  # the headline is the title, not the first sentence
+    if not lines:
+        raise CorpusError(origin, "no article text found in the page")
+    if not title:
+        raise CorpusError(origin, "the page has no title")
+    data = {
+        "title": title,
+        "text": "\n\n".join(lines),
+        "date": meta.get("date"),
+        "url": meta.get("url") or url,
+        "source": meta.get("sitename") or meta.get("hostname"),
+        "author": meta.get("author"),
+    }
+    return draft_from_fields(data, origin)
+
+
+def draft_from_plain(text: str, origin: str, url: str | None = None) -> Draft:
+    """Plain text without a header: the first line is the title, the rest the article."""
+    lines = clean_text(text).split("\n", 1)
+    if len(lines) < 2 or not lines[1].strip():
+        raise CorpusError(origin, "plain text needs a title line followed by the article")
+    return draft_from_fields({"title": lines[0], "text": lines[1], "url": url}, origin)
+
+
+def read_file(path: Path) -> Iterator[Draft | Rejection]:
+    """One article file (.md/.txt with or without front matter, .html) or a .jsonl collection."""
+    where = str(path)
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":
+            yield from read_collection(path)
+        elif suffix in (".html", ".htm"):
+            yield draft_from_html(decode_body(path.read_bytes(), None, where), where)
+        elif suffix in (".md", ".markdown", ".txt"):
+            raw = decode(path.read_bytes(), where)
+            if raw.lstrip("\ufeff").startswith("---"):
+                article = parse_article_file(path)
+                data = {k: getattr(article, k) for k in ("title", "text", "date", "url", "source", "author")}
+                yield draft_from_fields(data, where, article.id)
+            else:
+                yield draft_from_plain(raw, where)
+        else:
+            yield Rejection(
+                where, f"cannot ingest {suffix or 'files without a suffix'}: use .md, .txt, .html or .jsonl"
+            )
+    except (CorpusError, IngestError) as exc:
+        yield Rejection.of(where, exc)
+    except OSError as exc:
+        yield Rejection(where, exc.strerror or str(exc))
+
+
+def read_collection(path: Path) -> Iterator[Draft | Rejection]:
+    """A .jsonl of {"title", "text", "id"?, "date"?, "url"?, "source"?, "author"?} lines."""
+    for where, data in json_lines(path):
+        try:
+            if isinstance(data, CorpusError):
+                raise data
+            article_id = str(data["id"]) if data.get("id") not in (None, "") else None
+            yield draft_from_fields(data, where, article_id)
+        except CorpusError as exc:
+            yield Rejection(where, exc.reason)
+
+
+def read_path(path: Path) -> Iterator[Draft | Rejection]:
+    """A file, or every ingestible file under a folder (hidden ones and READMEs skipped)."""
+    if not path.exists():
+        yield Rejection(str(path), "no such file or folder")
+    elif path.is_dir():
+        for child in sorted(path.rglob("*")):
+            if child.is_file() and child.suffix.lower() in FILE_SUFFIXES and not is_ignored(child, path):
+                yield from read_file(child)
+    else:
+        yield from read_file(path)
+
+
+def read_url(url: str, allow_private: bool) -> Draft:
+    """Fetch an article page (HTML or plain text); IngestError/CorpusError say why not."""
+    page = fetch(url, allow_private=allow_private)
+    if page.content_type in TEXT_TYPES:
+        return draft_from_plain(page.text, url, url=page.url)
+    return draft_from_html(page.text, url, url=page.url)
+
+
+def read_feed(url: str, allow_private: bool, seen: set[str]) -> Iterator[Draft | Rejection]:
+    """Every entry of an RSS/Atom feed whose link is not in `seen` (canonical URLs): the page at
+    the entry's link, else the entry's own content when the page cannot be had."""
+    import feedparser
+
+    from bot.articles.duplicates import canonical_url
+
+    try:
+        page = fetch(url, allow_private=allow_private, accept=FEED_TYPES | HTML_TYPES | TEXT_TYPES)
+    except IngestError as exc:
+        yield Rejection.of(url, exc)
+        return
+    feed: Any = feedparser.parse(page.text)
+    if feed.bozo and not feed.entries:
+        yield Rejection(url, f"not an RSS or Atom feed ({feed.get('bozo_exception', 'unreadable')})")
+        return
+    for number, entry in enumerate(feed.entries, start=1):
+        link = str(entry.get("link") or "")
+        where = f"{url} entry {number}" + (f" ({link})" if link else "")
+        if link and canonical_url(link) in seen:
+            continue
+        published = entry.get("published_parsed") or entry.get("updated_parsed")
+        date = f"{published.tm_year:04d}-{published.tm_mon:02d}-{published.tm_mday:02d}" if published else None
+        problem = "it has no link and no content"
+        if link:
+            try:
+                draft = read_url(link, allow_private)
+                yield Draft(**{**draft.__dict__, "date": draft.date or date, "origin": where})
+                continue
+            except (IngestError, CorpusError) as exc:
+                problem = str(exc)
+        content = entry.get("content") or []
+        body = str(content[0].get("value", "")) if content else str(entry.get("summary") or "")
+        try:
+            if not body.strip() or not entry.get("title"):
+                raise CorpusError(where, problem)
+            fields = {"title": entry.title, "text": html_to_text(body), "date": date, "url": link or None}
+            yield draft_from_fields({**fields, "source": feed.feed.get("title")}, where)
+        except CorpusError as exc:
+            yield Rejection(where, exc.reason)
+
+
+def html_to_text(fragment: str) -> str:
+    """The text of a feed entry's HTML content: one paragraph per block element."""
+    import html
+
+    blocks = re.split(r"(?i)<\s*(?:/p|br\s*/?|/div|/li|/h[1-6]|/blockquote)\s*>", fragment)
+    paragraphs = [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", b)).split()) for b in blocks]
+    return "\n\n".join(p for p in paragraphs if p)

@@ -1,0 +1,82 @@
+"""The index a running server answers from, swapped in place when a new version is published.
+
+Readers take a reference with `current()` and keep using it for the whole request, so a swap
+never changes the index under a request that is in flight; the old version is released when the
+last such reference goes. Several processes can share one index folder: each watches CURRENT.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from bot.errors import BotError, IndexMissingError
+from bot.indexing.versions import Index, current_version, open_index
+
+log = logging.getLogger(__name__)
+
+
+class LiveIndex:
+    """The current index version of `index_dir`, reloaded when CURRENT changes."""
+
+    def __init__(self, index_dir: Path, model: str) -> None:
+        self.index_dir = Path(index_dir)
+        self.model = model
+        self._index: Index | None = None
+        self._error: str | None = "The index is loading."
+        self._lock = threading.Lock()  # one reload at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def current(self) -> Index | None:
+        """The loaded index, or None while loading or when it cannot be loaded (see `error`)."""
+        return self._index
+
+    @property
+    def error(self) -> str | None:
+        """Why there is no index to answer from, if there is none."""
+        return None if self._index is not None else self._error
+
+    def refresh(self) -> bool:
+        """Load the published version if it differs from the one in memory; True if swapped."""
+        with self._lock:
+            try:
+                version = current_version(self.index_dir)
+                if self._index is not None and self._index.version == version:
+                    return False
+                index = open_index(self.index_dir)
+                index.check_model(self.model)
+            except BotError as exc:
+                if self._index is None or not isinstance(exc, IndexMissingError):
+                    self._error = str(exc)
+                if self._index is not None:
+                    log.warning("keeping index %s: %s", self._index.version, exc)
+                return False
+            except (OSError, RuntimeError, ValueError) as exc:
+                # A version removed (or cut short) between reading CURRENT and loading it: FAISS
+                # says so with RuntimeError, numpy and JSON with ValueError. The next poll retries.
+                log.warning("index reload failed, will retry: %s", exc)
+                return False
+            previous = self._index
+            self._index, self._error = index, None
+        log.info("serving index %s (%d passages)", index.version, len(index))
+        return previous is not None
+
+    def watch(self, interval: float = 1.0) -> None:
+        """Poll CURRENT every `interval` seconds in a daemon thread (a read of one small file)."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.refresh()
+
+        self._thread = threading.Thread(target=loop, name="index-watch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

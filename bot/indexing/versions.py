@@ -1,0 +1,280 @@
+"""The index on disk: its layout, immutable versions, the manifest, publishing and garbage collection.
+
+    index/
+      CURRENT                 name of the live version (replaced atomically)
+      versions/<version>/     one complete, immutable build
+        manifest.json         format, model and dimension, corpus fingerprint, counts, build time
+        articles.jsonl        article metadata and clean text, in article-number order
+        passages.npy          int64 (P, 5): article, start, end, first unit, last unit + 1
+        units.npy             int64 (U, 3): article, start, end of every quotable sentence unit
+        passage_vectors.npy   float32 (P, d) normalised passage embeddings
+        unit_vectors.npy      float16 (U, d) normalised sentence-unit embeddings
+        passages.faiss        FAISS inner-product index over passage_vectors (exact; IVF when large)
+        keyword/              BM25 index over "title + passage"
+      .lock                   held by the one indexer at work
+
+A build is written to a hidden folder, fsynced, renamed into `versions/`, and only then named in
+CURRENT; a crash at any moment leaves the previous version loadable. The dense index inside a
+version is `bot.indexing.dense`'s; the BM25 one is `bot.indexing.keyword`'s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.durable import fsync_path, write_atomically
+from bot.errors import IndexMismatchError, IndexMissingError, StoreError
+from bot.indexing.dense import APPROXIMATE_ABOVE, build_faiss, read_faiss, search_faiss, write_faiss
+from bot.indexing.keyword import KeywordIndex, tokenize
+from bot.records import Article
+
+# 2: keyword tokens join irregular verbs' past forms to the present (bot/keyword.py).
+FORMAT_VERSION = 2
+UNIT_TOKEN_CACHE = 200_000
+KEEP_VERSIONS = 3
+# A version stays this long after it stopped being current: a server that read CURRENT just
+# before the switch may still be loading it (a load that fails anyway is retried by LiveIndex).
+KEEP_REPLACED_SECONDS = 60.0
+
+
+@dataclass
+class IndexData:
+    """Everything a version holds, in memory, ready to be written."""
+
+    articles: list[Article]
+    passages: np.ndarray  # (P, 5) int64
+    units: np.ndarray  # (U, 3) int64
+    passage_vectors: np.ndarray  # (P, d) float32
+    unit_vectors: np.ndarray  # (U, d) float32 or float16
+    keyword: KeywordIndex
+    model: str
+    dimension: int
+    corpus_fingerprint: str
+    chunker: str = ""  # hash of the chunking rules, so a later build may reuse these chunks
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        fsync_path(path)
+    fsync_path(folder)
+
+
+def write_version(data: IndexData, index_dir: Path, approximate_above: int = APPROXIMATE_ABOVE) -> str:
+    """Write a complete version and publish it as current; returns its name."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    (index_dir / "versions").mkdir(exist_ok=True)
+    built = dt.datetime.now(dt.UTC)
+    version = built.strftime("%Y%m%dT%H%M%S%fZ") + "-" + data.corpus_fingerprint[:8]
+    staging = index_dir / f".building-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        faiss_index = build_faiss(data.passage_vectors, approximate_above)
+        with (staging / "articles.jsonl").open("w", encoding="utf-8") as handle:
+            for article in data.articles:
+                handle.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
+        np.save(staging / "passages.npy", data.passages.astype(np.int64))
+        np.save(staging / "units.npy", data.units.astype(np.int64))
+        np.save(staging / "passage_vectors.npy", data.passage_vectors.astype(np.float32))
+        np.save(staging / "unit_vectors.npy", data.unit_vectors.astype(np.float16))
+        write_faiss(faiss_index, staging / "passages.faiss")
+        data.keyword.save(staging / "keyword")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "model": {"name": data.model, "dimension": data.dimension},
+            "corpus": {"fingerprint": data.corpus_fingerprint},
+            "chunker": data.chunker,
+            "counts": {"articles": len(data.articles), "passages": len(data.passages), "units": len(data.units)},
+            "faiss": type(faiss_index).__name__,
+            "built_at": built.isoformat(timespec="seconds"),
+        }
+        # The manifest goes last: a folder without one was never finished.
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _fsync_tree(staging)
+        staging.rename(index_dir / "versions" / version)
+        fsync_path(index_dir / "versions")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    publish(index_dir, version)
+    collect_garbage(index_dir)
+    return version
+
+
+def publish(index_dir: Path, version: str) -> None:
+    """Point CURRENT at `version` with an atomic rename."""
+    write_atomically(index_dir / "CURRENT", version + "\n", prefix=".CURRENT-")
+
+
+def current_version(index_dir: Path) -> str:
+    """The name of the live version, or IndexMissingError."""
+    try:
+        version = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexMissingError(f"No index in {index_dir}: run `bot index` first.") from None
+    if not (index_dir / "versions" / version / "manifest.json").is_file():
+        raise IndexMissingError(f"{index_dir}/CURRENT names {version!r}, which is incomplete: run `bot index`.")
+    return version
+
+
+def version_time(version: str) -> dt.datetime | None:
+    """When a version was built, from its name (None for a name this bot did not make)."""
+    try:
+        return dt.datetime.strptime(version.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def collect_garbage(index_dir: Path, keep: int = KEEP_VERSIONS, keep_replaced_seconds: float | None = None) -> None:
+    """Remove unfinished builds and old versions: all but the newest `keep`, never the current
+    one, and never one replaced less than `keep_replaced_seconds` ago (a server may be loading it)."""
+    for leftover in index_dir.glob(".building-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in index_dir.glob(".CURRENT-*"):
+        leftover.unlink(missing_ok=True)
+    versions = sorted((index_dir / "versions").iterdir()) if (index_dir / "versions").is_dir() else []
+    live = current_version(index_dir)
+    grace = KEEP_REPLACED_SECONDS if keep_replaced_seconds is None else keep_replaced_seconds
+    horizon = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=grace)
+    for n, old in enumerate(versions[: max(0, len(versions) - keep)]):
+        replaced_at = version_time(versions[n + 1].name)
+        if old.name != live and (replaced_at is None or replaced_at < horizon):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return manifest
+
+
+Chunks = tuple[np.ndarray, np.ndarray]  # units (U, 2): start, end; passages (P, 4): start, end, first, last + 1
+
+
+def current_chunks(index_dir: Path, chunker: str) -> list[tuple[str, Chunks]]:
+    """Every article text of the live version with its units and passages (unit numbers counted
+    from the article's first), when that version was chunked by the rules `chunker` names; empty
+    when there is no such version."""
+    try:
+        folder = index_dir / "versions" / current_version(index_dir)
+        if read_manifest(folder).get("chunker") != chunker:
+            return []
+        with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
+            texts = [str(json.loads(line)["text"]) for line in handle]
+        passages, units = np.load(folder / "passages.npy"), np.load(folder / "units.npy")
+    except (StoreError, OSError, ValueError, KeyError):
+        return []  # no usable previous version: chunk everything
+    numbers = np.arange(len(texts) + 1)
+    p_bounds, u_bounds = np.searchsorted(passages[:, 0], numbers), np.searchsorted(units[:, 0], numbers)
+    found: list[tuple[str, Chunks]] = []
+    for n, text in enumerate(texts):
+        rows = passages[p_bounds[n] : p_bounds[n + 1], 1:5].copy()
+        rows[:, 2:4] -= u_bounds[n]
+        found.append((text, (units[u_bounds[n] : u_bounds[n + 1], 1:3], rows)))
+    return found
+
+
+class Index:
+    """One loaded version: read-only, safe to share between threads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest = read_manifest(folder)
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"The index in {folder.parent.parent} has format {self.manifest.get('format_version')}, "
+                f"this bot reads format {FORMAT_VERSION}: run `bot index --full` to rebuild it."
+            )
+        with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
+            self.articles = [Article.from_dict(json.loads(line)) for line in handle]
+        self.article_number = {article.id: n for n, article in enumerate(self.articles)}
+        self.passages = np.load(folder / "passages.npy", mmap_mode="r")
+        self.units = np.load(folder / "units.npy", mmap_mode="r")
+        self.passage_vectors = np.load(folder / "passage_vectors.npy", mmap_mode="r")
+        self.unit_vectors = np.load(folder / "unit_vectors.npy", mmap_mode="r")
+        self.faiss = read_faiss(folder / "passages.faiss")
+        self.keyword = KeywordIndex.load(folder / "keyword")
+        # Stemmed tokens of the units and titles that questions reach, computed once per version:
+        # re-stemming them on every request was most of the answering thread's Python time.
+        self.unit_tokens = lru_cache(maxsize=UNIT_TOKEN_CACHE)(self._unit_tokens)
+        self.title_tokens = lru_cache(maxsize=UNIT_TOKEN_CACHE)(self._title_tokens)
+        # Per-passage article numbers and per-article days, once per load: date filters and the
+        # recency boost then cost one vectorised comparison per request.
+        self.passage_article = np.ascontiguousarray(self.passages[:, 0])
+        self.article_days = np.array([(a.date or "")[:10] for a in self.articles], dtype="U10")
+        self.article_ordinals = np.array([_ordinal(day) for day in self.article_days], dtype=np.float64)
+
+    def _unit_tokens(self, unit: int) -> list[str]:
+        article, start, end = (int(x) for x in self.units[unit])
+        return tokenize(self.articles[article].text[start:end])
+
+    def _title_tokens(self, article: int) -> list[str]:
+        return tokenize(self.articles[article].title)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"]["name"])
+
+    def check_model(self, model: str) -> None:
+        """Refuse to mix query vectors of one model with passage vectors of another."""
+        if model != self.model:
+            raise IndexMismatchError(
+                f"The index was built with model {self.model!r} but the bot is set to {model!r}: "
+                f"run `bot index --full` to rebuild it, or set BOT_MODEL={self.model}."
+            )
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def article_of(self, passage: int) -> Article:
+        return self.articles[int(self.passages[passage, 0])]
+
+    def span_text(self, article: int, start: int, end: int) -> str:
+        return self.articles[article].text[start:end]
+
+    def passage_mask(self, allowed_articles: Iterable[int]) -> np.ndarray:
+        """A 0/1 float mask over passages whose article is in `allowed_articles`."""
+        allowed = np.zeros(len(self.articles), dtype=bool)
+        allowed[list(allowed_articles)] = True
+        mask: np.ndarray = allowed[self.passage_article].astype(np.float32)
+        return mask
+
+    def dense_search(self, vector: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`n` passages by inner product (cosine, vectors being normalised)."""
+        n = min(n, len(self))
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        allowed = None
+        if mask is not None:
+            allowed = np.flatnonzero(mask).astype(np.int64)
+            if not len(allowed):
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return search_faiss(self.faiss, query, n, allowed)
+
+
+def _ordinal(day: str) -> float:
+    """The day's proleptic ordinal, NaN when undated."""
+    try:
+        return float(dt.date.fromisoformat(day).toordinal())
+    except ValueError:
+        return float("nan")
+
+
+def open_index(index_dir: Path) -> Index:
+    """Load the current version of the index in `index_dir`."""
+    index_dir = Path(index_dir)
+    return Index(index_dir / "versions" / current_version(index_dir))

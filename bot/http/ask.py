@@ -76,7 +76,7 @@ def ask_router(max_chars: int) -> APIRouter:
             ),
         ),
         history=(
-            list[Annotated[str, Field(min_length=1, max_length=max_chars, pattern=NOT_BLANK)]] | None,
+            list[Annotated[str, Field(min_length=1, max_length=max_chars, pattern=NOT_BLANK, strict=True)]] | None,
             Field(
                 default=None,
                 max_length=MAX_HISTORY,

@@ -25,7 +25,7 @@ ANSWERABLE = [
     ("What does AGI stand for?", "artificial general intelligence"),
     pytest.param("What does IP mean?", "intellectual property", marks=NOT_YET),
     ("Who are the key initial technology partners?", "Arm, Microsoft, NVIDIA, Oracle, and OpenAI"),
-    pytest.param("Until when is Microsoft's contract with OpenAI in place?", "through 2030", marks=NOT_YET),
+    ("Until when is Microsoft's contract with OpenAI in place?", "through 2030"),
     ("Do Microsoft and OpenAI share revenue?", "revenue sharing agreements"),
     ("Is Microsoft still an investor in OpenAI?", "Microsoft remains a major investor in OpenAI"),
     ("Which industry is expected to benefit from Stargate?", "Data centre infrastructure players"),

@@ -103,7 +103,7 @@ def chunk_corpus(
 
 
 def is_current(corpus_path: Path, index_dir: Path, model: str) -> bool:
-    """True when the live index was built from exactly this corpus with this model."""
+    """True when the live index was built from exactly this corpus with this model and chunking."""
     from bot.errors import StoreError
     from bot.indexing.versions import FORMAT_VERSION, current_version, read_manifest
 
@@ -116,6 +116,7 @@ def is_current(corpus_path: Path, index_dir: Path, model: str) -> bool:
         manifest.get("format_version") == FORMAT_VERSION
         and manifest["model"]["name"] == model
         and manifest["corpus"]["fingerprint"] == corpus.fingerprint()
+        and manifest.get("chunker") == chunker_key()
     )
 
 

@@ -46,6 +46,7 @@ PREFER_WEIGHT = 0.5
 # The follow-up's own words are also searched alone with the earlier article preferred this much
 # (1, 2 and 4 measure alike). Follow-ups right on the set above: 0.53 searching the reading with
 # every topic word, 0.72 leaving the title's words to the preference, 0.84 with this second search.
+# (Measured with the re-ranking weight at 2; at 3 the product still scores 0.84.)
 OWN_WORDS_PREFER_WEIGHT = 2.0
 
 _WORD = re.compile(r"[\w][\w'’.-]*\w|\w")

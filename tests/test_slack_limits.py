@@ -60,7 +60,7 @@ def whole_words(message: dict[str, Any], vocabulary: set[str]) -> None:
     for text in texts:
         text = text.split("” — ")[0]  # the fallback: “quote” — title (date)
         for line in unescape(text).split("\n"):
-            for word in line.removeprefix(">").replace("*", " ").split():
+            for word in line.removeprefix(">").replace("*", " ").replace("_", " ").split():  # bold, italic
                 word = word.strip(ELLIPSIS).removesuffix(".")
                 assert not word or word.lower() in vocabulary, f"{word!r} is not a whole word"
 

@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question from the index")
     ask.add_argument("question", nargs="?", help="the question; omit it for an interactive prompt")
     ask.add_argument("-k", type=int, default=3, help="number of quotes, 1-20 (default 3)")
+    ask.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="QUESTION",
+        help="an earlier question of the conversation, oldest first (repeatable, at most 10): "
+        "a follow-up such as 'When did it begin?' is read with its topic",
+    )
     ask.add_argument("--json", action="store_true", help="print the answer object as JSON")
     ask.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
     ask.add_argument("--since", help="only articles dated on or after this ISO date")
@@ -63,7 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     evaluate = commands.add_parser("eval", help="measure answer quality on a question set (JSON report)")
-    evaluate.add_argument("questions", nargs="?", type=Path, help="question file (.jsonl); omit it with --shared")
+    evaluate.add_argument(
+        "questions",
+        nargs="?",
+        type=Path,
+        help="question file (.jsonl; lines with a `history` are follow-ups); omit it with --shared",
+    )
     evaluate.add_argument(
         "--corpus", type=Path, action="append", help="corpus to answer from, repeatable (indexed once, cached)"
     )
@@ -92,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--calibrate", action="store_true", help="with --shared: refit the confidence calibration and print it"
     )
+
+    gaps = commands.add_parser(
+        "gaps", help="what the articles miss: declined and 👎 questions (Slack and HTTP), grouped"
+    )
+    gaps.add_argument("--since", help="only questions asked on or after this ISO date or time (UTC)")
+    gaps.add_argument("--json", action="store_true", help="print the groups as JSON")
+    gaps.add_argument("--data", type=Path, help="the data folder of the server and the Slack app (BOT_DATA_DIR)")
+    gaps.add_argument("--index", type=Path, help="index folder, for each group's nearest article (BOT_INDEX_DIR)")
 
     ingest = commands.add_parser("ingest", help="add articles from files, folders, .jsonl, URLs or feeds")
     ingest.add_argument("sources", nargs="*", metavar="SOURCE", help="file, folder, .jsonl or http(s) URL")
@@ -179,7 +200,7 @@ def cmd_export_encoder(args: argparse.Namespace) -> int:
 
 def format_answer(answer: Answer) -> str:
     """Human output: each quote in quotation marks, then '— Title (date) url'."""
-    lines: list[str] = []
+    lines: list[str] = [f"(read as a follow-up: {answer.context})", ""] if answer.context else []
     if not answer.answered:
         lines += [answer.message or "Not found.", "", "Nearest passages:" if answer.quotes else ""]
     for quote in answer.quotes:
@@ -193,8 +214,12 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+NEW_CONVERSATION = "/new"
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from bot.answer.answering import validate_question
+    from bot.answer.conversation import MAX_HISTORY, Turn, validate_history
     from bot.indexing.embedding import open_embedder
     from bot.indexing.versions import open_index
     from bot.service import Filters, Service
@@ -203,21 +228,26 @@ def cmd_ask(args: argparse.Namespace) -> int:
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
     if args.question is not None:
         validate_question(args.question, args.k, settings.max_question_chars)
+    history = [Turn(q) for q in validate_history(args.history, settings.max_question_chars)]
     index_dir = args.index or settings.index_dir
     index = open_index(index_dir)
     index.check_model(settings.model)
     service = Service(settings, open_embedder(settings.model, settings.encoder, index_dir, export="here"), index=index)
 
     def respond(question: str) -> None:
-        result = service.answer(question, args.k, Filters(since, until, args.recent))
+        result = service.answer(question, args.k, Filters(since, until, args.recent), history)
         print(
             result.model_dump_json(indent=2) if args.json else format_answer(result), end="" if not args.json else "\n"
         )
+        # The prompt follows the conversation: this question is the next one's history.
+        history.append(Turn(result.question, result.quotes[0].article.id if result.quotes else None))
+        del history[:-MAX_HISTORY]
 
     if args.question is not None:
         respond(args.question)
         return 0
     # Interactive: one question a line until EOF; a bad question is reported, not fatal.
+    print(f"Follow-up questions follow the conversation; type {NEW_CONVERSATION} to start a new one.", file=sys.stderr)
     while True:
         try:
             question = input("question> ")
@@ -225,6 +255,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print()
             return 0
         if not question.strip():
+            continue
+        if question.strip() == NEW_CONVERSATION:
+            history.clear()
+            print("(new conversation)", file=sys.stderr)
             continue
         try:
             respond(question)
@@ -277,33 +311,81 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(format_by_type(results))
         report = dict(results)
     else:
-        questions = evaluation.subsample(evaluation.load_questions(args.questions), args.every, args.limit)
         if args.corpus:
             index = evaluation.cached_index(args.corpus, embedder, cache)
         else:
             index = open_index(args.index or settings.index_dir)
             index.check_model(settings.model)
-        result, outcomes = evaluation.evaluate(
-            index, embedder, questions, args.baseline or "product", threshold=threshold
-        )
-        report = result.as_dict()
-        if args.encoder and args.baseline is None:
-            from bot.indexing.embedding import open_embedder
+        from bot.quality.followups import evaluate_followups, is_followup_file, load_followups
 
-            report["encoders"] = {
-                name: evaluation.compare_encoders(
-                    index,
-                    outcomes,
-                    open_embedder(settings.model, name, cache, export="here"),
-                    questions,
-                    threshold=threshold,
-                )
-                for name in args.encoder
-            }
+        if is_followup_file(args.questions):
+            items = evaluation.subsample(load_followups(args.questions), args.every, args.limit)
+            followups, _ = evaluate_followups(index, embedder, items, threshold=threshold)
+            report = followups.as_dict()
+        else:
+            questions = evaluation.subsample(evaluation.load_questions(args.questions), args.every, args.limit)
+            result, outcomes = evaluation.evaluate(
+                index, embedder, questions, args.baseline or "product", threshold=threshold
+            )
+            report = result.as_dict()
+            if args.encoder and args.baseline is None:
+                from bot.indexing.embedding import open_embedder
+
+                report["encoders"] = {
+                    name: evaluation.compare_encoders(
+                        index,
+                        outcomes,
+                        open_embedder(settings.model, name, cache, export="here"),
+                        questions,
+                        threshold=threshold,
+                    )
+                    for name in args.encoder
+                }
         print(json.dumps(report, indent=2))
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def cmd_gaps(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.answer.answering import answer_with_vector
+    from bot.errors import StoreError
+    from bot.indexing.embedding import get_embedder
+    from bot.indexing.versions import open_index
+    from bot.quality.gaps import DeclinedLog, format_gaps, group, parse_since, with_nearest
+    from bot.slack.feedback import FeedbackStore
+
+    settings = _settings()
+    since = parse_since(args.since)
+    data = args.data or settings.data_dir
+    misses = DeclinedLog(data).misses(since)
+    if (data / "slack.sqlite3").exists():
+        misses += FeedbackStore(data / "slack.sqlite3").misses(since)
+    embedder = get_embedder(settings.model)
+    found = group(misses, lambda texts: embedder.encode(texts))
+    try:
+        index = open_index(args.index or settings.index_dir)
+        index.check_model(settings.model)
+    except StoreError as exc:
+        print(f"(no nearest articles: {exc})", file=sys.stderr)
+    else:
+
+        def nearest(question: str) -> tuple[str, str, bool] | None:
+            result = answer_with_vector(
+                index, question, embedder.encode([question])[0], 1, threshold=settings.threshold
+            )
+            if not result.quotes:
+                return None
+            return result.quotes[0].article.id, result.quotes[0].article.title, result.answered
+
+        found = with_nearest(found, nearest)
+    if args.json:
+        print(json.dumps([g.as_dict() for g in found], indent=2, ensure_ascii=False))
+    else:
+        print(format_gaps(found), end="")
     return 0
 
 
@@ -383,6 +465,7 @@ COMMANDS = {
     "ask": cmd_ask,
     "serve": cmd_serve,
     "eval": cmd_eval,
+    "gaps": cmd_gaps,
     "slack": cmd_slack,
 }
 

@@ -47,6 +47,12 @@ class Metrics:
             ["answered"],
             registry=self.registry,
         )
+        self.declined = Counter(
+            "bot_declined_answers_total",
+            "Questions the articles did not answer (the bot declined), by surface.",
+            ["surface"],
+            registry=self.registry,
+        )
         self.feedback = Counter(
             "bot_feedback_total", "Feedback votes on answers.", ["vote", "channel"], registry=self.registry
         )

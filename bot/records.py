@@ -120,3 +120,9 @@ class Answer(BaseModel):
         description="When answered is false: why; quotes then hold the nearest passages.",
     )
     took_ms: float
+    context: str | None = Field(
+        default=None,
+        exclude_if=lambda context: context is None,  # absent when the question stood alone
+        description="When the question was read as a follow-up to earlier ones: the question as it was "
+        "understood (what was searched); absent when it stood alone.",
+    )

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ import numpy as np
 
 from bot.answer.answering import answer_with_vector, validate_question
 from bot.answer.batching import BatchingEncoder
+from bot.answer.claims import answer_message
+from bot.answer.conversation import Turn, answer_in_conversation
 from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_sources
 from bot.articles.sources import Draft, Rejection
 from bot.errors import BotError, IngestError, UnavailableError
@@ -31,6 +34,7 @@ from bot.indexing.embedding import Embedder
 from bot.indexing.live import LiveIndex
 from bot.indexing.versions import Index
 from bot.observability import Metrics
+from bot.quality.gaps import DeclinedLog
 from bot.records import Answer
 
 if TYPE_CHECKING:
@@ -104,6 +108,7 @@ class Service:
         self.loaded = threading.Event()  # set when loading ended, loaded or not
         self.wait_for_load = 0.0  # seconds a question waits for a loading model (several workers)
         self.metrics = Metrics(self)
+        self.declined = DeclinedLog(settings.data_dir)
         self._writer: CorpusWriter | None = None
         self._making_writer = threading.Lock()  # requests run in worker threads: one writer for all
 
@@ -162,7 +167,7 @@ class Service:
     def _answer(
         self, index: Index, question: str, vector: np.ndarray, k: int, filters: Filters, started: float
     ) -> Answer:
-        result = answer_with_vector(
+        return answer_with_vector(
             index,
             question,
             vector,
@@ -173,20 +178,69 @@ class Service:
             threshold=self.settings.threshold,
             started=started,
         )
+
+    def _vector(self, embedder: Embedder, text: str) -> np.ndarray:
+        """One question's vector from a thread: through the server's batches and vector cache when
+        it runs, else encoded here (the CLI)."""
+        encoder = self.encoder
+        return encoder.encode_blocking(text) if encoder is not None else embedder.encode([text])[0]
+
+    def _converse(
+        self, index: Index, embedder: Embedder, question: str, history: Sequence[Turn], k: int, filters: Filters
+    ) -> Answer:
+        """A question after earlier ones: a follow-up may need two encodings, done here."""
+        return answer_in_conversation(
+            index,
+            lambda text: self._vector(embedder, text),
+            question,
+            history,
+            k,
+            since=filters.since,
+            until=filters.until,
+            recency_half_life_days=filters.recent,
+            threshold=self.settings.threshold,
+        )
+
+    def _counted(self, result: Answer, surface: str) -> Answer:
+        """Count the answer; a declined one per surface, and HTTP's in the data folder (bot gaps)."""
         self.metrics.answers.labels(answered=str(result.answered).lower()).inc()
+        if not result.answered:
+            self.metrics.declined.labels(surface=surface).inc()
+            if surface == "http":  # Slack's store keeps its own; no user or address is written
+                self.declined.record(result)
         return result
 
-    def answer(self, question: str, k: int = 3, filters: Filters = NO_FILTERS) -> Answer:
-        """Answer with the served index from a thread (Slack's listeners, the CLI). A loaded
-        service's questions join the batches and vector cache of `ask`; the CLI encodes here."""
+    def answer(
+        self,
+        question: str,
+        k: int = 3,
+        filters: Filters = NO_FILTERS,
+        history: Sequence[Turn] = (),
+        surface: str = "cli",
+    ) -> Answer:
+        """Answer with the served index from a thread (Slack's listeners, the CLI), after the
+        conversation's earlier questions (`history`, oldest first). A loaded service's questions
+        join the batches and vector cache of `ask`; the CLI encodes here."""
         started = time.perf_counter()
         question, index, embedder = self._prepare(question, k)
-        encoder = self.encoder
-        vector = encoder.encode_blocking(question) if encoder is not None else embedder.encode([question])[0]
-        return self._answer(index, question, vector, k, filters, started)
+        if history:
+            return self._counted(self._converse(index, embedder, question, history, k, filters), surface)
+        return self._counted(
+            self._answer(index, question, self._vector(embedder, question), k, filters, started), surface
+        )
 
-    async def ask(self, question: str, k: int = 3, filters: Filters = NO_FILTERS) -> Answer:
-        """Answer with the served index, questions encoded in micro-batches (the HTTP app)."""
+    async def ask(
+        self,
+        question: str,
+        k: int = 3,
+        filters: Filters = NO_FILTERS,
+        history: Sequence[Turn] = (),
+        surface: str = "http",
+    ) -> Answer:
+        """Answer with the served index, questions encoded in micro-batches (the HTTP app); after
+        earlier questions, through the conversation path (its encodings are not batched)."""
+        if history:
+            return await asyncio.to_thread(self.answer, question, k, filters, history, surface)
         started = time.perf_counter()
         if self.wait_for_load:
             deadline = time.monotonic() + self.wait_for_load
@@ -196,7 +250,24 @@ class Service:
         if self.encoder is None:
             self.encoder = BatchingEncoder(embedder, loop=self.loop)
         vector = await self.encoder.encode(question)
-        return await asyncio.to_thread(self._answer, index, question, vector, k, filters, started)
+        return await asyncio.to_thread(
+            lambda: self._counted(self._answer(index, question, vector, k, filters, started), surface)
+        )
+
+    def about_message(self, text: str, k: int = 3, surface: str = "slack") -> Answer:
+        """The quotes that bear best on what a message claims (Slack's message shortcut)."""
+        index = self.index()
+        embedder = self.embedder
+        assert embedder is not None  # index() checked it
+        result = answer_message(
+            index,
+            lambda claim: self._vector(embedder, claim),
+            text,
+            k,
+            threshold=self.settings.threshold,
+            max_chars=self.settings.max_question_chars,
+        )
+        return self._counted(result, surface)
 
     # -- changing the corpus while serving ----------------------------------------------------
 

@@ -16,12 +16,27 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Servers built by module-scoped fixtures keep their runtime data (declined questions, Slack's
+    store) in a temporary folder too, never in the repository's data/."""
+    before = os.environ.get("BOT_DATA_DIR")
+    os.environ["BOT_DATA_DIR"] = str(tmp_path_factory.mktemp("session-data"))
+    yield
+    if before is None:
+        os.environ.pop("BOT_DATA_DIR", None)
+    else:
+        os.environ["BOT_DATA_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No BOT_* / SLACK_* variable (or .env file) from the developer's shell leaks into a test."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No BOT_* / SLACK_* variable (or .env file) from the developer's shell leaks into a test;
+    runtime data goes to the test's own folder."""
     for name in list(os.environ):
         if name.startswith(("BOT_", "SLACK_")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from bot.settings import Settings, get_settings
 

@@ -1,5 +1,12 @@
 """A fake Slack: a real HTTP server on loopback that records Web API calls and answers like Slack,
-plus helpers that sign requests the way Slack does (v0 HMAC-SHA256 of "v0:timestamp:body")."""
+plus helpers that sign requests the way Slack does (v0 HMAC-SHA256 of "v0:timestamp:body").
+
+Messages are checked the way Slack checks them (`limits=True`, the default): at most 50 blocks
+(100 in a view), 4,000 characters of `text`, 3,000 in a section's or context's text, 2,000 in a
+section field or a button's value, 75 in a button's label, 150 in a header, 10 elements in a
+context block, 25 in an actions block, unique block ids of at most 255 characters, no empty
+text, no unknown block type. A message that breaks one is refused (`invalid_blocks` or
+`msg_too_long`, HTTP 400 on a response url) and kept in `rejected`."""
 
 from __future__ import annotations
 
@@ -39,8 +46,10 @@ class FakeSlack:
     """`with FakeSlack() as slack:` serves `slack.api_url` (for SLACK_API_URL) and
     `slack.response_url(name)`; `slack.calls` lists what arrived, in order."""
 
-    def __init__(self, ratelimit_once: set[str] | None = None, retry_after: int = 1) -> None:
+    def __init__(self, ratelimit_once: set[str] | None = None, retry_after: int = 1, *, limits: bool = True) -> None:
         self.calls: list[Call] = []
+        self.rejected: list[tuple[Call, list[str]]] = []
+        self.limits = limits
         self.ratelimited: list[Call] = []
         self.ratelimit_once = set(ratelimit_once or ())
         self.retry_after = retry_after
@@ -90,7 +99,13 @@ class FakeSlack:
                 self.ratelimited.append(call)
                 return 429, {**json_type, "Retry-After": str(self.retry_after)}, {"ok": False, "error": "ratelimited"}
             self.calls.append(call)
+        problems = message_problems(call.body) if self.limits else []
+        if problems:
+            with self.lock:
+                self.rejected.append((call, problems))
         if call.path.startswith("/response/"):
+            if problems:
+                return 400, {"Content-Type": "text/html"}, "invalid_blocks"
             return 200, {"Content-Type": "text/html"}, "ok"
         if call.headers.get("authorization") != f"Bearer {BOT_TOKEN}":
             return 200, json_type, {"ok": False, "error": "invalid_auth"}
@@ -106,6 +121,9 @@ class FakeSlack:
             "chat.postEphemeral": {"message_ts": ts},
             "views.publish": {"view": {"id": "V0001", **(call.body.get("view") or {})}},
         }
+        if problems:
+            error = "msg_too_long" if all(p.startswith("text") for p in problems) else "invalid_blocks"
+            return 200, json_type, {"ok": False, "error": error, "errors": problems}
         if call.body.get("channel") == GONE:
             return 200, json_type, {"ok": False, "error": "channel_not_found"}
         if call.method not in replies:
@@ -116,6 +134,107 @@ class FakeSlack:
         """The recorded calls to one Web API method (or response url path)."""
         with self.lock:
             return [c for c in self.calls if c.method == method or c.path == method]
+
+
+TEXT_LIMIT = 4000
+MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+BLOCK_TYPES = {"section", "context", "actions", "divider", "header", "image", "input", "rich_text", "file", "video"}
+
+
+def _text_problems(where: str, obj: Any, limit: int, kinds: tuple[str, ...] = ("plain_text", "mrkdwn")) -> list[str]:
+    if not isinstance(obj, dict) or obj.get("type") not in kinds:
+        return [f"{where}: must be a text object of type {' or '.join(kinds)}"]
+    text = obj.get("text")
+    if not isinstance(text, str) or not text:
+        return [f"{where}.text: must be more than 0 characters"]
+    if len(text) > limit:
+        return [f"{where}.text: must be less than {limit + 1} characters (has {len(text)})"]
+    return []
+
+
+def _element_problems(where: str, element: Any) -> list[str]:
+    if not isinstance(element, dict):
+        return [f"{where}: must be an object"]
+    problems: list[str] = []
+    if element.get("type") == "button":
+        problems += _text_problems(f"{where}.text", element.get("text"), 75, ("plain_text",))
+        if len(str(element.get("value", ""))) > 2000:
+            problems.append(f"{where}.value: must be less than 2001 characters")
+        if len(str(element.get("action_id", ""))) > 255:
+            problems.append(f"{where}.action_id: must be less than 256 characters")
+        if element.get("style") not in (None, "primary", "danger"):
+            problems.append(f"{where}.style: must be primary or danger")
+    return problems
+
+
+def blocks_problems(blocks: Any, max_blocks: int = MAX_BLOCKS) -> list[str]:
+    """What Slack would say is wrong with `blocks` (empty: nothing)."""
+    if not isinstance(blocks, list):
+        return ["blocks: must be a list"]
+    problems: list[str] = []
+    if len(blocks) > max_blocks:
+        problems.append(f"blocks: must have at most {max_blocks} items (has {len(blocks)})")
+    ids: set[str] = set()
+    for n, block in enumerate(blocks):
+        where = f"blocks[{n}]"
+        if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
+            problems.append(f"{where}: unknown block type")
+            continue
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if len(str(block_id)) > 255:
+                problems.append(f"{where}.block_id: must be less than 256 characters")
+            if block_id in ids:
+                problems.append(f"{where}.block_id: duplicate block_id {block_id!r}")
+            ids.add(str(block_id))
+        kind = block["type"]
+        if kind == "section":
+            if "text" not in block and "fields" not in block:
+                problems.append(f"{where}: must have text or fields")
+            if "text" in block:
+                problems += _text_problems(f"{where}.text", block["text"], 3000)
+            for m, item in enumerate(block.get("fields") or []):
+                problems += _text_problems(f"{where}.fields[{m}]", item, 2000)
+            if len(block.get("fields") or []) > 10:
+                problems.append(f"{where}.fields: must have at most 10 items")
+        elif kind == "context":
+            elements = block.get("elements") or []
+            if not 1 <= len(elements) <= 10:
+                problems.append(f"{where}.elements: must have 1 to 10 items (has {len(elements)})")
+            for m, item in enumerate(elements):
+                if isinstance(item, dict) and item.get("type") == "image":
+                    continue
+                problems += _text_problems(f"{where}.elements[{m}]", item, 3000)
+        elif kind == "actions":
+            elements = block.get("elements") or []
+            if not 1 <= len(elements) <= 25:
+                problems.append(f"{where}.elements: must have 1 to 25 items (has {len(elements)})")
+            for m, item in enumerate(elements):
+                problems += _element_problems(f"{where}.elements[{m}]", item)
+        elif kind == "header":
+            problems += _text_problems(f"{where}.text", block.get("text"), 150, ("plain_text",))
+    return problems
+
+
+def message_problems(body: dict[str, Any]) -> list[str]:
+    """What Slack would refuse in a message (or view) sent to the Web API or a response url."""
+    problems: list[str] = []
+    text = body.get("text")
+    if isinstance(text, str) and len(text) > TEXT_LIMIT:
+        problems.append(f"text: must be less than {TEXT_LIMIT + 1} characters (has {len(text)})")
+    blocks = body.get("blocks")
+    if isinstance(blocks, str):  # form-encoded calls carry blocks as JSON
+        try:
+            blocks = json.loads(blocks)
+        except json.JSONDecodeError:
+            return [*problems, "blocks: invalid JSON"]
+    if blocks is not None:
+        problems += blocks_problems(blocks)
+    view = body.get("view")
+    if isinstance(view, dict):
+        problems += blocks_problems(view.get("blocks"), MAX_VIEW_BLOCKS)
+    return problems
 
 
 def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:

@@ -545,3 +545,56 @@ def test_axe_finds_no_accessibility_violations(
         assert not found, "\n".join(found)
     finally:
         opened.context.close()
+
+
+def test_a_follow_up_is_sent_with_the_conversation_and_start_over_forgets_it(
+    web: Page, real_server: ServerThread
+) -> None:
+    page = web.page
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/ask") else None)
+    first = "What did Microsoft say about its partnership with OpenAI?"
+    ask(web, real_server, first)
+    page.locator("#results mark").first.wait_for()
+    conversation = page.locator("#conversation")
+    expect(conversation).to_be_visible()
+    expect(page.locator("#followup-to")).to_have_text(first)
+    box = page.get_by_label("Your question")
+    box.fill("When did it begin?")
+    box.press("Enter")
+    expect(page.locator(".read-as")).to_contain_text("When did it begin? (about Microsoft, partnership, OpenAI)")
+    expect(page.locator("#results mark").first).to_contain_text("which began in 2019")
+    assert sent[-1] == {"question": "When did it begin?", "k": 3, "history": [first]}
+    expect(page.locator("#followup-to")).to_have_text("When did it begin?")
+    # Start over: the next question goes alone, and is answered as asked.
+    page.get_by_role("button", name="Start over").click()
+    expect(conversation).to_be_hidden()
+    assert page.evaluate("document.activeElement.id") == "q"
+    box.fill("When did it begin?")
+    box.press("Enter")
+    expect(page.locator("#status")).not_to_have_text("")
+    wait_until(lambda: len(sent) >= 3)
+    assert sent[-1] == {"question": "When did it begin?", "k": 3}
+    expect(page.locator(".read-as")).to_have_count(0)  # the new answer replaced the follow-up's
+    page.locator("#results .card").first.wait_for()
+
+
+def test_the_conversation_box_has_no_accessibility_violations(
+    browser: Any, real_server: ServerThread, axe_source: str
+) -> None:
+    opened = Page(browser, bypass_csp=True)
+    try:
+        page = opened.page
+        page.goto(real_server.url + "/")
+        box = page.get_by_label("Your question")
+        box.fill(CHAIR)
+        box.press("Enter")
+        page.locator("#results mark").first.wait_for()
+        box.fill("How much will it invest?")
+        box.press("Enter")
+        page.locator(".read-as").wait_for()
+        expect(page.locator("#conversation")).to_be_visible()
+        found = axe_violations(page, axe_source)
+        assert not found, "\n".join(found)
+    finally:
+        opened.context.close()

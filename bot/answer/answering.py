@@ -128,6 +128,7 @@ def score_passages(
     mask: np.ndarray | None = None,
     recency: np.ndarray | None = None,
     depth: int = CANDIDATE_PASSAGES,
+    boost: np.ndarray | None = None,
 ) -> list[_Scored]:
     """Candidate passages with their answering span, ranking score and calibrated confidence."""
     info = QuestionInfo.of(question)
@@ -165,6 +166,8 @@ def score_passages(
         rank = candidate.fused + RERANK_WEIGHT * float(sentence[best])
         if recency is not None:
             rank += RECENCY_WEIGHT * float(recency[article_no])
+        if boost is not None:  # per-article preference, e.g. a follow-up's earlier article
+            rank += float(boost[article_no])
         scored.append(
             _Scored(candidate.passage, article_no, unit_spans[lo][0], unit_spans[hi][1], rank, confidence, features)
         )
@@ -215,6 +218,7 @@ def answer_with_vector(
     threshold: float = THRESHOLD,
     recency_half_life_days: float | None = None,
     started: float | None = None,
+    boost: np.ndarray | None = None,
 ) -> Answer:
     """Answer a validated question whose embedding is already computed (the batched path)."""
     started = time.perf_counter() if started is None else started
@@ -225,6 +229,7 @@ def answer_with_vector(
         _date_mask(index, since, until),
         _recency(index, recency_half_life_days),
         max(CANDIDATE_PASSAGES, 2 * k),
+        boost,
     )
     chosen = choose_quotes(scored, k)
     answered = bool(chosen) and chosen[0].confidence >= threshold

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.answer.answering import EMPTY_QUESTION
+from bot.answer.conversation import MAX_HISTORY
 from bot.errors import (
     BotError,
     ConflictError,
@@ -51,6 +52,20 @@ def status_of(error: BotError) -> int:
     return next(status for kind, status in STATUS if isinstance(error, kind))
 
 
+def _history_error(loc: list[Any], kind: str, max_chars: int) -> str:
+    """A clear sentence for a bad `history` (too many questions, or one empty or too long)."""
+    if len(loc) == 1:
+        if kind == "too_long":
+            return f"history holds too many questions; the limit is {MAX_HISTORY} (send the latest)."
+        return "history must be a list of earlier questions, most recent last."
+    where = f"history[{loc[1]}]"
+    if kind == "string_too_long":
+        return f"{where} is over {max_chars} characters long; the limit is {max_chars}."
+    if kind in ("string_too_short", "string_pattern_mismatch"):
+        return f"{where} is empty: each earlier question must have some words."
+    return f"{where} must be a question (a string)."
+
+
 def add_error_handlers(app: FastAPI, max_chars: int) -> None:
     """Every error the app can raise, as `{"error": ...}` with its status."""
 
@@ -58,8 +73,11 @@ def add_error_handlers(app: FastAPI, max_chars: int) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
         first = errors[0] if errors else {}
+        loc = [p for p in first.get("loc", []) if p != "body"]
         if first.get("type") == "json_invalid":
             message = "The body is not valid JSON."
+        elif loc[:1] == ["history"]:
+            message = _history_error(loc, str(first.get("type")), max_chars)
         elif first.get("loc", [])[-1:] in (["question"], ["q"]) and first.get("type") in (
             "string_too_short",
             "string_pattern_mismatch",

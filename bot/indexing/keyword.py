@@ -31,11 +31,84 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN) | {"who", "what", "when", "where", "which", "why", "how", "whom", "whose"}
 
 
+# Irregular verbs' past forms, which no stemmer joins to the present: "When did it begin?" must
+# find "which began in 2019". Applied to passages and questions alike (FORMAT_VERSION counts it).
+_IRREGULAR_FORMS = {
+    "begin": "began begun",
+    "buy": "bought",
+    "sell": "sold",
+    "lead": "led",
+    "take": "took taken",
+    "make": "made",
+    "give": "gave given",
+    "grow": "grew grown",
+    "rise": "rose risen",
+    "fall": "fell fallen",
+    "win": "won",
+    "lose": "lost",
+    "pay": "paid",
+    "build": "built",
+    "spend": "spent",
+    "hold": "held",
+    "leave": "left",
+    "meet": "met",
+    "bring": "brought",
+    "keep": "kept",
+    "choose": "chose chosen",
+    "become": "became",
+    "come": "came",
+    "go": "went gone",
+    "get": "got gotten",
+    "know": "knew known",
+    "see": "saw seen",
+    "say": "said",
+    "tell": "told",
+    "think": "thought",
+    "write": "wrote written",
+    "speak": "spoke spoken",
+    "run": "ran",
+    "send": "sent",
+    "seek": "sought",
+    "sink": "sank sunk",
+    "strike": "struck",
+    "draw": "drew drawn",
+    "drive": "drove driven",
+    "fly": "flew flown",
+    "steal": "stole stolen",
+    "fight": "fought",
+    "teach": "taught",
+    "catch": "caught",
+    "feel": "felt",
+    "stand": "stood",
+    "understand": "understood",
+    "swim": "swam swum",
+    "eat": "ate eaten",
+    "forget": "forgot forgotten",
+    "forgive": "forgave forgiven",
+    "freeze": "froze frozen",
+    "hide": "hid hidden",
+    "ride": "rode ridden",
+    "shake": "shook shaken",
+    "wake": "woke woken",
+    "wear": "wore worn",
+    "tear": "tore torn",
+    "withdraw": "withdrew withdrawn",
+    "overtake": "overtook overtaken",
+    "undertake": "undertook undertaken",
+    "foresee": "foresaw foreseen",
+}
+_BASE_FORM = {form: base for base, forms in _IRREGULAR_FORMS.items() for form in forms.split() if form != base}
+
+
+def _stems(words: list[str]) -> list[str]:
+    return list(_stemmer().stemWords([_BASE_FORM.get(w, w) for w in words]))
+
+
 def tokenize(text: str) -> list[str]:
     """Stemmed content words of `text`, in order."""
     stop = _stopwords()
     words = [w for w in _WORD.findall(text.lower()) if w not in stop and (len(w) > 1 or w.isdigit())]
-    return list(_stemmer().stemWords(words))
+    return _stems(words)
 
 
 # Words a question needs and an answer rarely repeats ("How much does…", "What did they now…"):
@@ -58,7 +131,7 @@ def query_tokens(question: str) -> list[str]:
     stop = _stopwords() | _QUESTION_FILLER
     text = _HOW_ADJECTIVE.sub(" ", question.lower())
     words = [w for w in _WORD.findall(text) if w not in stop and (len(w) > 1 or w.isdigit())]
-    return list(_stemmer().stemWords(words))
+    return _stems(words)
 
 
 class KeywordIndex:

@@ -38,7 +38,8 @@ from bot.indexing.dense import APPROXIMATE_ABOVE, build_faiss, read_faiss, searc
 from bot.indexing.keyword import KeywordIndex, tokenize
 from bot.records import Article
 
-FORMAT_VERSION = 1
+# 2: keyword tokens join irregular verbs' past forms to the present (bot/indexing/keyword.py).
+FORMAT_VERSION = 2
 UNIT_TOKEN_CACHE = 200_000
 KEEP_VERSIONS = 3
 # A version stays this long after it stopped being current: a server that read CURRENT just

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from bot.indexing.keyword import tokenize
 from bot.indexing.versions import FORMAT_VERSION, Index, open_index
 from bot.quality import breakdown
 
+T = TypeVar("T")
 BASELINES = ("bm25", "dense")
 MODES = ("product", *BASELINES)
 K = 5  # recall@5 needs five quotes
@@ -140,7 +141,7 @@ def load_questions(path: Path | str) -> list[EvalQuestion]:
     return questions
 
 
-def subsample(questions: list[EvalQuestion], every: int = 1, limit: int | None = None) -> list[EvalQuestion]:
+def subsample(questions: list[T], every: int = 1, limit: int | None = None) -> list[T]:
     """Every `every`-th question, at most `limit` of them: a stable, spread-out sample."""
     picked = questions[:: max(every, 1)]
     return picked[:limit] if limit else picked

@@ -2,6 +2,8 @@
 
 - `@bot question` in a channel → the answer in that message's thread (follow-ups too);
 - a direct message → the answer in the DM (in its thread when the question was in one);
+- "Ask the articles" on any message (a message shortcut) → the quotes that bear best on what the
+  message claims, in its thread, only to the one who asked (BOT_SLACK_EPHEMERAL) with "Share";
 - `/ask question` → acknowledged at once, answered through the command's `response_url`,
   only to the asker (BOT_SLACK_EPHEMERAL, default) with a "Share in channel" button;
 - 👍 / 👎 under every answer → stored in SQLite (bot/slack/feedback.py), counted in /metrics;
@@ -34,10 +36,13 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from slack_sdk.signature import SignatureVerifier
 
 from bot.answer.answering import validate_question
+from bot.answer.claims import NO_TEXT
+from bot.answer.conversation import Turn
 from bot.errors import BotError, QuestionError
 from bot.observability import safe_records
 from bot.records import Answer
 from bot.slack.blocks import (
+    MAX_BLOCKS,
     SHARE,
     VOTE_DOWN,
     VOTE_UP,
@@ -60,6 +65,7 @@ log = logging.getLogger("bot.slack")
 
 QUOTES = 3
 COMMAND = "/ask"  # as in manifest.yaml
+MESSAGE_SHORTCUT = "ask_about_message"  # the shortcut's callback_id in manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
 GONE = "I no longer have that answer; ask again."
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -120,9 +126,10 @@ class SlackBot:
 
     # -- the answering core, shared by every listener ------------------------------------
 
-    def ask(self, question: str) -> Answer:
-        """Answer with the served index; UnavailableError while the model or index is not loaded."""
-        return self.service.answer(question, QUOTES)
+    def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
+        """Answer with the served index, after the thread's earlier questions (`history`, oldest
+        first); UnavailableError while the model or index is not loaded."""
+        return self.service.answer(question, QUOTES, history=history or (), surface="slack")
 
     def dispatch(
         self, body: str, query: dict[str, str], headers: dict[str, str | Sequence[str]]
@@ -172,6 +179,7 @@ class SlackBot:
         app.event("message")(self._on_message)
         app.event("app_home_opened")(self._on_home)
         app.command(COMMAND)(self._on_command)
+        app.shortcut(MESSAGE_SHORTCUT)(self._on_message_shortcut)
         app.action(VOTE_UP)(self._on_vote)
         app.action(VOTE_DOWN)(self._on_vote)
         app.action(SHARE)(self._on_share)
@@ -207,13 +215,15 @@ class SlackBot:
     def _reply(self, event: dict[str, Any], thread: str | None, bot_user: str | None, surface: str) -> None:
         channel, user = str(event["channel"]), str(event.get("user", ""))
         question = clean_question(str(event.get("text", "")), bot_user)
+        # A question in a thread follows the thread's earlier questions (from the bot's own store).
+        history = self.store.thread_turns(channel, thread) if thread else []
         try:
-            result = self.ask(question)
+            result = self.ask(question, history)
         except BotError as exc:
             private = isinstance(exc, QuestionError) and surface == "mention"
             self._post_notice(channel, user, thread, reply_for(exc), private=private)
             return
-        answer_id = self.store.record_answer(result, surface, channel, user)
+        answer_id = self.store.record_answer(result, surface, channel, user, thread)
         self._call(
             "chat.postMessage",
             channel=channel,
@@ -277,6 +287,35 @@ class SlackBot:
         if sent.status_code != 200:
             log.warning("Slack response_url post failed: HTTP %s %s", sent.status_code, sent.body[:200])
 
+    def _on_message_shortcut(self, ack: Any, shortcut: dict[str, Any]) -> None:
+        """ "Ask the articles" on a message: answered in the message's thread, privately by default."""
+        ack()
+        message = shortcut.get("message") or {}
+        channel = str((shortcut.get("channel") or {}).get("id", ""))
+        user = str((shortcut.get("user") or {}).get("id", ""))
+        thread = message.get("thread_ts") or message.get("ts") or shortcut.get("message_ts")
+        text = clean_question(str(message.get("text", "")))
+        if not text:
+            self._post_notice(channel, user, thread, NO_TEXT, private=True)
+            return
+        try:
+            result = self.service.about_message(text, QUOTES, surface="slack")
+        except BotError as exc:
+            self._post_notice(channel, user, thread, reply_for(exc), private=True)
+            return
+        answer_id = self.store.record_answer(result, "shortcut", channel, user, thread)
+        ephemeral = self.settings.slack_ephemeral
+        self._call(
+            "chat.postEphemeral" if ephemeral else "chat.postMessage",
+            channel=channel,
+            user=user if ephemeral else None,
+            thread_ts=thread,
+            text=fallback_text(result),
+            blocks=answer_blocks(result, answer_id, share=ephemeral),
+            unfurl_links=None if ephemeral else False,
+            unfurl_media=None if ephemeral else False,
+        )
+
     def _on_vote(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         ack()
         vote = "up" if action.get("action_id") == VOTE_UP else "down"
@@ -299,13 +338,26 @@ class SlackBot:
         if shown is None:
             self._respond(respond, text=GONE, response_type="ephemeral", replace_original=False)
             return
-        blocks = answer_blocks(shown, answer_id)
+        blocks = answer_blocks(shown, answer_id, max_blocks=MAX_BLOCKS - 1)  # room for "Shared by"
         user = str((body.get("user") or {}).get("id", ""))
         if _USER_ID.match(user):
             blocks.insert(0, {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{user}>"}]})
-        self._respond(
-            respond, text=fallback_text(shown), blocks=blocks, response_type="in_channel", replace_original=False
-        )
+        where = self.store.where(answer_id)
+        if where is not None and where[0] and where[1] and where[2] == "shortcut":
+            # A message shortcut's answer belongs in the message's thread, where it was shown.
+            self._call(
+                "chat.postMessage",
+                channel=where[0],
+                thread_ts=where[1],
+                text=fallback_text(shown),
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        else:
+            self._respond(
+                respond, text=fallback_text(shown), blocks=blocks, response_type="in_channel", replace_original=False
+            )
         self._respond(respond, delete_original=True)
 
     def _on_home(self, event: dict[str, Any]) -> None:

@@ -4,7 +4,9 @@ Slack's mrkdwn treats `<...>` as a command (`<!channel>` pings everyone, `<@U123
 person, `<url|label>` is a link) and `&` as the start of an entity, so every piece of article
 text and every echoed question goes through `escape()`; the only `<...>` we write ourselves are
 links built from an article's own http(s) url. Limits we respect: 3,000 characters a section
-text, 50 blocks a message, 2,000 characters a button value, 10 elements a context block.
+or context text, 50 blocks a message, 4,000 characters of fallback `text`, 2,000 a button value,
+10 elements a context block. Whatever is shortened is cut at a word boundary and marked "…";
+a passage loses context around its answering sentence before the sentence itself is cut.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ Block = dict[str, Any]
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 TITLE_LIMIT = 300
-TEXT_LIMIT = 3000  # of the notification fallback; Slack truncates at 40,000 but nobody reads that far
+# Of the notification fallback: Slack shows at most 4,000 characters of a message's `text`.
+TEXT_LIMIT = 3000
 ELLIPSIS = "…"
 VOTE_UP, VOTE_DOWN, SHARE = "vote_up", "vote_down", "share_answer"
 
@@ -71,19 +74,32 @@ def safe_url(url: str | None) -> str | None:
     return escape(percent_quote(url, safe="/:?#[]@!$&'()*+,;=%~"))
 
 
+def word_prefix(text: str, limit: int) -> str:
+    """The longest beginning of `text` of at most `limit` characters that ends at a word boundary
+    (a word longer than `limit` alone is cut, as nothing else would fit)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if text[limit].isspace() or not cut[-1:].isalnum():
+        return cut.rstrip()
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    return cut[:space].rstrip() if space > 0 else cut
+
+
 def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
+    return text if len(text) <= limit else word_prefix(text, limit - 1) + ELLIPSIS
 
 
 def _escaped(text: str, limit: int) -> str:
-    """`escape(text)` in at most `limit` characters (escaping can grow a text fivefold)."""
+    """`escape(text)` in at most `limit` characters (escaping can grow a text fivefold), cut at a
+    word boundary and marked "…" when it has to be shortened."""
     if len(escape(text)) <= limit:
         return escape(text)
     low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
-        low, high = (middle, high) if len(escape(text[:middle])) < limit else (low, middle - 1)
-    return escape(text[:low]) + ELLIPSIS
+        low, high = (middle, high) if len(escape(word_prefix(text, middle))) < limit else (low, middle - 1)
+    return escape(word_prefix(text, low)) + ELLIPSIS
 
 
 def _marked(text: str, mark: str) -> str:
@@ -154,20 +170,19 @@ def passage_mrkdwn(quote: Quote, *, bold: bool = True, limit: int = SECTION_LIMI
     if len(render(low, sentence)) <= limit:
         return render(low, sentence)
     low, high = 0, len(sentence)
-    while low < high:  # even the sentence alone is too long: keep its beginning
+    while low < high:  # even the sentence alone is too long: keep its beginning, whole words
         middle = (low + high + 1) // 2
-        fits = len(render(0, sentence[:middle] + ELLIPSIS)) <= limit
+        fits = len(render(0, word_prefix(sentence, middle) + ELLIPSIS)) <= limit
         low, high = (middle, high) if fits else (low, middle - 1)
-    return render(0, sentence[:low].rstrip() + ELLIPSIS)
+    return render(0, word_prefix(sentence, low) + ELLIPSIS)
 
 
 def _word_cut(text: str, *, left: bool) -> str:
     """Drop the partial word at the cut edge (left: the start of `text`, else its end)."""
-    if left:
-        space = text.find(" ")
-        return text[space + 1 :] if 0 <= space < len(text) - 1 else text
-    space = text.rfind(" ")
-    return text[:space] if space > 0 else text
+    spaces = [m.start() for m in re.finditer(r"\s", text)]
+    if not spaces:  # one partial word: drop it rather than show half of it
+        return ""
+    return text[spaces[0] + 1 :] if left else text[: spaces[-1]]
 
 
 def citation(quote: Quote) -> str:
@@ -198,7 +213,12 @@ def answer_blocks(answer: Answer, answer_id: str, *, share: bool = False, max_bl
     """The answer as blocks: the question, one quoted passage and citation per quote, then buttons
     (👍, 👎, and "Share in channel" for an answer only the asker sees)."""
     question = _escaped(answer.question, SECTION_LIMIT - 10)
-    blocks: list[Block] = [{"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Q:* {question}"}]}]
+    asked: list[Block] = [{"type": "mrkdwn", "text": f"*Q:* {question}"}]
+    if answer.context:  # a follow-up: say how it was read
+        asked.append(
+            {"type": "mrkdwn", "text": f"_Read as a follow-up:_ {_escaped(answer.context, SECTION_LIMIT - 30)}"}
+        )
+    blocks: list[Block] = [{"type": "context", "elements": asked}]
     quotes = answer.quotes
     if not answer.answered:
         message = answer.message or "I couldn't find that in the articles I know."
@@ -250,8 +270,11 @@ def home_view(
         if built_at:
             corpus += f" Index built {escape(built_at[:16].replace('T', ' '))} UTC."
     how = (
-        "• Mention me in a channel: `@Q&A bot who will chair Stargate?` — I answer in the thread, "
-        "and follow-up mentions in that thread are new questions.\n"
+        "• Mention me in a channel: `@Q&A bot who will chair Stargate?` — I answer in the thread; "
+        "mention me again there with a follow-up (“When did it begin?”) and I read it with the thread's "
+        "earlier questions.\n"
+        "• On any message, choose *Ask the articles* (⋮ → More message shortcuts) for what the articles "
+        "say about it, in its thread.\n"
         "• Send me a direct message with the question.\n"
         "• Type `/ask your question` anywhere; only you see the answer until you share it."
     )

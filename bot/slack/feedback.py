@@ -1,7 +1,8 @@
 """What the Slack app remembers, in one SQLite file under the data folder.
 
-- `answers`: every answer shown in Slack (question and quotes), so a 👍/👎 or "Share in channel"
-  click, which carries only the answer's id, finds what was shown, even after a restart.
+- `answers`: every answer shown in Slack (question and quotes, channel and thread), so a 👍/👎 or
+  "Share in channel" click, which carries only the answer's id, finds what was shown, even after a
+  restart, and a follow-up in a thread finds the thread's earlier questions (no Slack scope needed).
 - `votes`: one row per (answer, user), the latest vote wins: question, quotes shown, user, vote, time.
 - `deliveries`: keys of Slack events already taken (event ids, channel+ts of messages), so a
   retried or doubly delivered event is answered once, also across processes sharing the file.
@@ -20,7 +21,9 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.answer.conversation import MAX_HISTORY, Turn
 from bot.errors import BotError
+from bot.quality.gaps import Miss
 from bot.records import Answer
 
 # Slack retries an unacknowledged event three times within about five minutes; an hour is ample.
@@ -37,6 +40,9 @@ CREATE TABLE IF NOT EXISTS votes (
     PRIMARY KEY (answer_id, user));
 CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, seen REAL NOT NULL);
 """
+# Added after the first release: a file written before it gains the column on open.
+THREAD_COLUMN = "ALTER TABLE answers ADD COLUMN thread TEXT"
+THREAD_INDEX = "CREATE INDEX IF NOT EXISTS answers_thread ON answers (channel, thread, created)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,10 @@ class FeedbackStore:
             with self._db() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(answers)")}
+                if "thread" not in columns:
+                    db.execute(THREAD_COLUMN)
+                db.execute(THREAD_INDEX)
         except (OSError, sqlite3.Error) as exc:
             raise BotError(
                 f"Cannot keep Slack data in {self.path}: {exc}. Set BOT_DATA_DIR to a writable folder."
@@ -71,15 +81,35 @@ class FeedbackStore:
         with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
             yield db
 
-    def record_answer(self, answer: Answer, surface: str, channel: str | None, user: str | None) -> str:
+    def record_answer(
+        self, answer: Answer, surface: str, channel: str | None, user: str | None, thread: str | None = None
+    ) -> str:
         """Store an answer about to be shown; returns the id its buttons carry."""
         answer_id = uuid.uuid4().hex
         with self._db() as db:
             db.execute(
-                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (answer_id, answer.question, answer.model_dump_json(), surface, channel, user, time.time()),
+                "INSERT INTO answers (id, question, answer, surface, channel, user, created, thread) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (answer_id, answer.question, answer.model_dump_json(), surface, channel, user, time.time(), thread),
             )
         return answer_id
+
+    def thread_turns(self, channel: str, thread: str, limit: int = MAX_HISTORY) -> list[Turn]:
+        """The latest `limit` questions answered in a thread, oldest first, each with the article
+        of its top quote (answered or not: the one a follow-up leans on)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT question, json_extract(answer, '$.quotes[0].article.id') FROM answers "
+                "WHERE channel = ? AND thread = ? ORDER BY created DESC, rowid DESC LIMIT ?",
+                (channel, thread, limit),
+            ).fetchall()
+        return [Turn(str(q), str(a) if a is not None else None) for q, a in reversed(rows)]
+
+    def where(self, answer_id: str) -> tuple[str | None, str | None, str] | None:
+        """The channel, thread and surface an answer was shown in, or None for an unknown id."""
+        with self._db() as db:
+            row = db.execute("SELECT channel, thread, surface FROM answers WHERE id = ?", (answer_id,)).fetchone()
+        return (row[0], row[1], str(row[2])) if row else None
 
     def answer(self, answer_id: str) -> Answer | None:
         """The answer stored under `answer_id`, or None for an unknown id."""
@@ -116,6 +146,25 @@ class FeedbackStore:
         with self._db() as db:
             rows = db.execute("SELECT * FROM votes ORDER BY time").fetchall()
         return [Vote(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def misses(self, since: float | None = None) -> list[Miss]:
+        """Questions declined in Slack and questions voted 👎 (at or after `since`, Unix time),
+        without who asked or voted."""
+        since = since if since is not None else 0.0
+        with self._db() as db:
+            declined = db.execute(
+                "SELECT question, created, json_extract(answer, '$.quotes[0].article.id') FROM answers "
+                "WHERE NOT json_extract(answer, '$.answered') AND created >= ?",
+                (since,),
+            ).fetchall()
+            down = db.execute(
+                "SELECT question, time, json_extract(quotes, '$[0].article.id') FROM votes WHERE vote = 'down' "
+                "AND time >= ?",
+                (since,),
+            ).fetchall()
+        return [Miss(str(q), float(t), "slack", "declined", a) for q, t, a in declined] + [
+            Miss(str(q), float(t), "slack", "down", a) for q, t, a in down
+        ]
 
     def recent_questions(self, user: str, limit: int = 3) -> list[str]:
         """`user`'s latest distinct questions that were answered, newest first (only their own:

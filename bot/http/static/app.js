@@ -8,6 +8,10 @@
   const KEY_STORAGE = "bot-api-key";
   const TIMEOUT_MS = 30000;
   const QUOTES = 3;
+  // The session's earlier questions, sent with the next one so a follow-up ("When did it begin?")
+  // is read in their light; the server takes at most 10.
+  const CONVERSATION_STORAGE = "bot-conversation";
+  const MAX_HISTORY = 10;
 
   const $ = (id) => document.getElementById(id);
   const input = $("q");
@@ -24,6 +28,45 @@
   let inFlight = null; // {controller, timedOut}
   let lastQuestion = "";
   let articlesLoaded = false;
+  let conversation = loadConversation();
+
+  function loadConversation() {
+    try {
+      const kept = JSON.parse(sessionStorage.getItem(CONVERSATION_STORAGE) || "[]");
+      return Array.isArray(kept) ? kept.filter((q) => typeof q === "string").slice(-MAX_HISTORY) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  function saveConversation() {
+    try {
+      sessionStorage.setItem(CONVERSATION_STORAGE, JSON.stringify(conversation));
+    } catch {
+      // storage disabled: the conversation lasts as long as the page
+    }
+  }
+
+  /** "Follow-up to: …" with the latest question, or nothing when the conversation is new. */
+  function showConversation() {
+    const box = $("conversation");
+    box.hidden = conversation.length === 0;
+    $("followup-to").textContent = conversation.length ? conversation[conversation.length - 1] : "";
+  }
+
+  function remember(question) {
+    if (conversation[conversation.length - 1] !== question) conversation.push(question);
+    conversation = conversation.slice(-MAX_HISTORY);
+    saveConversation();
+    showConversation();
+  }
+
+  function startOver() {
+    conversation = [];
+    saveConversation();
+    showConversation();
+    input.focus();
+  }
 
   /** A new element; children are nodes or strings (strings become text nodes, never markup). */
   function el(tag, attrs = {}, ...children) {
@@ -145,7 +188,7 @@
     return `./?q=${encodeURIComponent(question)}`;
   }
 
-  async function ask(raw, { push = true, key = storedKey() } = {}) {
+  async function ask(raw, { push = true, key = storedKey(), follow = true } = {}) {
     const question = raw.trim();
     showView("ask");
     if (!question) {
@@ -171,18 +214,23 @@
 
     const headers = { "Content-Type": "application/json", Accept: "application/json" };
     if (key) headers.Authorization = `Bearer ${key}`;
+    const body = { question, k: QUOTES };
+    // A link or the browser's back button replays a question as it was asked, without the conversation.
+    const earlier = follow ? conversation.filter((q) => q !== question) : [];
+    if (earlier.length) body.history = earlier;
     let response;
     try {
       response = await fetch("ask", {
         method: "POST",
         headers,
-        body: JSON.stringify({ question, k: QUOTES }),
+        body: JSON.stringify(body),
         signal: request.controller.signal,
       });
       if (response.ok) {
         const answer = await response.json();
         if (inFlight !== request) return;
         renderAnswer(answer);
+        if (follow) remember(question);
         return;
       }
     } catch (exc) {
@@ -328,10 +376,12 @@
 
   function renderAnswer(answer) {
     const cards = answer.quotes.map((quote, n) => quoteCard(quote, n + 1));
+    // A follow-up says how it was read ("When did it begin? (about Microsoft, partnership, OpenAI)").
+    const readAs = answer.context ? el("p", { class: "read-as" }, "Read as: ", el("q", {}, answer.context)) : "";
     if (answer.answered) {
       const count = answer.quotes.length;
       setStatus(`${count} ${count === 1 ? "quote" : "quotes"} from the articles, best first.`);
-      results.replaceChildren(el("h2", { class: "visually-hidden" }, "Answer"), ...cards);
+      results.replaceChildren(el("h2", { class: "visually-hidden" }, "Answer"), readAs, ...cards);
       return;
     }
     setStatus("Not found in the articles.");
@@ -349,7 +399,7 @@
           ...cards,
         )
       : null;
-    results.replaceChildren(notFound, nearest || "");
+    results.replaceChildren(readAs, notFound, nearest || "");
   }
 
   // ---- articles ----------------------------------------------------------------------------
@@ -420,7 +470,7 @@
     const question = (params.get("q") || "").trim();
     if (question && question !== lastQuestion) {
       input.value = question;
-      ask(question, { push: false });
+      ask(question, { push: false, follow: false });
     } else if (!question) {
       // Back to the empty page: forget the last answer too.
       if (inFlight) inFlight.controller.abort();
@@ -444,6 +494,8 @@
       ask(input.value);
     });
   }
+
+  $("start-over").addEventListener("click", startOver);
 
   retryButton.addEventListener("click", () => {
     if (lastQuestion) ask(lastQuestion, { push: false });
@@ -478,6 +530,7 @@
     input.select();
   });
 
+  showConversation();
   route();
   if (!askView.hidden) input.focus();
 })();

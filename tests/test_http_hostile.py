@@ -51,7 +51,7 @@ def test_every_error_body_has_the_documented_error_shape(
     [
         {"question": "Who will chair Stargate?", "k": True},
         {"question": "Who will chair Stargate?", "k": "3"},
-        {"question": "Who will chair Stargate?", "k": 2.5},  # 2.0 is JSON Schema's integer 2, accepted
+        {"question": "Who will chair Stargate?", "k": 2.5},  # 2.0 is JSON Schema's integer 2: accepted
         {"question": "Who will chair Stargate?", "recent": "30"},
         {"question": "Who will chair Stargate?", "recent": False},
         {"question": 42},
@@ -61,6 +61,11 @@ def test_a_wrong_type_in_the_ask_body_is_a_422(client: TestClient, body: dict[st
     response = client.post("/ask", json=body)
     assert response.status_code == 422, response.text
     assert "error" in response.json()
+
+
+def test_an_integral_number_for_k_is_the_integer_the_schema_allows(client: TestClient) -> None:
+    response = client.post("/ask", json={"question": "Who will chair Stargate?", "k": 2.0})
+    assert response.status_code == 200 and len(response.json()["quotes"]) == 2
 
 
 def test_the_get_form_of_ask_still_reads_numbers_from_the_query(client: TestClient) -> None:

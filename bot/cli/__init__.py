@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import __version__
+from bot.cli.quality import cmd_eval, cmd_gaps
 from bot.errors import BotError
 
 if TYPE_CHECKING:
@@ -264,129 +265,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
             respond(question)
         except BotError as exc:
             print(f"error: {exc}", file=sys.stderr)
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    import json
-    import tempfile
-
-    from bot.indexing.embedding import get_embedder
-    from bot.indexing.versions import open_index
-    from bot.quality import evaluation
-    from bot.quality.breakdown import format_by_type, format_table
-
-    settings = _settings()
-    threshold = settings.threshold if args.threshold is None else args.threshold
-    cache = args.cache or Path(tempfile.gettempdir()) / "bot-eval-cache"
-    if args.shared is not None and not args.shared.is_dir() and not (args.news and args.news.is_dir()):
-        print(f"No evaluation sets in {args.shared}: nothing to report.")
-        return 0
-    if args.shared is None and args.questions is None:
-        raise BotError("Name a question file (bot eval QA.jsonl) or a folder of sets (--shared ../shared/eval).")
-    embedder = get_embedder(settings.model)
-    report: dict[str, object]
-    if args.shared is not None and args.calibrate:
-        from bot.quality.calibration import shared_calibration
-
-        report = shared_calibration(args.shared, settings.corpus_dir, embedder, cache, news=args.news)
-        print(json.dumps(report, indent=2))
-    elif args.shared is not None:
-        from bot.indexing.embedding import open_embedder
-
-        encoders = [(name, open_embedder(settings.model, name, cache, export="here")) for name in args.encoder]
-        results = evaluation.report_shared(
-            args.shared,
-            settings.corpus_dir,
-            embedder,
-            cache,
-            full=args.full,
-            threshold=threshold,
-            log=sys.stderr,
-            news=args.news,
-            only=args.set,
-            encoders=encoders,
-        )
-        print(format_table(results))
-        print()
-        print(format_by_type(results))
-        report = dict(results)
-    else:
-        if args.corpus:
-            index = evaluation.cached_index(args.corpus, embedder, cache)
-        else:
-            index = open_index(args.index or settings.index_dir)
-            index.check_model(settings.model)
-        from bot.quality.followups import evaluate_followups, is_followup_file, load_followups
-
-        if is_followup_file(args.questions):
-            items = evaluation.subsample(load_followups(args.questions), args.every, args.limit)
-            followups, _ = evaluate_followups(index, embedder, items, threshold=threshold)
-            report = followups.as_dict()
-        else:
-            questions = evaluation.subsample(evaluation.load_questions(args.questions), args.every, args.limit)
-            result, outcomes = evaluation.evaluate(
-                index, embedder, questions, args.baseline or "product", threshold=threshold
-            )
-            report = result.as_dict()
-            if args.encoder and args.baseline is None:
-                from bot.indexing.embedding import open_embedder
-
-                report["encoders"] = {
-                    name: evaluation.compare_encoders(
-                        index,
-                        outcomes,
-                        open_embedder(settings.model, name, cache, export="here"),
-                        questions,
-                        threshold=threshold,
-                    )
-                    for name in args.encoder
-                }
-        print(json.dumps(report, indent=2))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
-
-
-def cmd_gaps(args: argparse.Namespace) -> int:
-    import json
-
-    from bot.answer.answering import answer_with_vector
-    from bot.errors import StoreError
-    from bot.indexing.embedding import get_embedder
-    from bot.indexing.versions import open_index
-    from bot.quality.gaps import DeclinedLog, format_gaps, group, parse_since, with_nearest
-    from bot.slack.feedback import FeedbackStore
-
-    settings = _settings()
-    since = parse_since(args.since)
-    data = args.data or settings.data_dir
-    misses = DeclinedLog(data).misses(since)
-    if (data / "slack.sqlite3").exists():
-        misses += FeedbackStore(data / "slack.sqlite3").misses(since)
-    embedder = get_embedder(settings.model)
-    found = group(misses, lambda texts: embedder.encode(texts))
-    try:
-        index = open_index(args.index or settings.index_dir)
-        index.check_model(settings.model)
-    except StoreError as exc:
-        print(f"(no nearest articles: {exc})", file=sys.stderr)
-    else:
-
-        def nearest(question: str) -> tuple[str, str, bool] | None:
-            result = answer_with_vector(
-                index, question, embedder.encode([question])[0], 1, threshold=settings.threshold
-            )
-            if not result.quotes:
-                return None
-            return result.quotes[0].article.id, result.quotes[0].article.title, result.answered
-
-        found = with_nearest(found, nearest)
-    if args.json:
-        print(json.dumps([g.as_dict() for g in found], indent=2, ensure_ascii=False))
-    else:
-        print(format_gaps(found), end="")
-    return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -23,7 +23,6 @@ from bot.embedding import Embedder
 from bot.errors import QuestionError
 from bot.keyword import query_tokens
 from bot.records import Answer, ArticleRef, CopyRef, Quote
-from bot.retrieval import hybrid_search
 from bot.store import Index
 
 MAX_QUESTION_CHARS = 1000
@@ -128,18 +127,6 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def _date_mask(index: Index, since: str | None, until: str | None) -> np.ndarray | None:
-    if not since and not until:
-        return None
-    days = index.article_days
-    allowed = days != ""
-    if since:
-        allowed &= days >= since[:10]
-    if until:
-        allowed &= days <= until[:10]
-    return index.passage_mask(np.flatnonzero(allowed).tolist())
-
-
 def _recency(index: Index, half_life_days: float | None) -> np.ndarray | None:
     """Per article, 1.0 for the newest dated article, halving every `half_life_days` before it."""
     if half_life_days is None:
@@ -161,6 +148,9 @@ def score_passages(
     mask: np.ndarray | None = None,
     recency: np.ndarray | None = None,
     depth: int = CANDIDATE_PASSAGES,
+    *,
+    since: str | None = None,
+    until: str | None = None,
 ) -> list[_Scored]:
     """Candidate passages with their answering span, ranking score and calibrated confidence."""
     tokens = query_tokens(question)
@@ -168,12 +158,14 @@ def score_passages(
     weights = index.keyword.idf(sorted(set(tokens)))
     vector = vector.astype(np.float32)
     scored: list[_Scored] = []
-    for candidate in hybrid_search(index, vector, tokens, depth, mask):
+    candidates = index.candidates(vector, tokens, depth, mask, since, until)
+    ranges = [(int(index.passages[c.passage, 3]), int(index.passages[c.passage, 4])) for c in candidates]
+    for candidate, unit_vectors in zip(candidates, index.unit_vectors_of(ranges), strict=True):
         article_no, _, _, first, last = (int(x) for x in index.passages[candidate.passage])
         article = index.articles[article_no]
         unit_spans = [(int(index.units[u, 1]), int(index.units[u, 2])) for u in range(first, last)]
         unit_tokens = [index.unit_tokens(u) for u in range(first, last)]
-        dense = np.asarray(index.unit_vectors[first:last], dtype=np.float32) @ vector
+        dense = unit_vectors @ vector
         lexical = np.array([_coverage(t, weights) for t in unit_tokens])
         sentence = dense + SENTENCE_LEXICAL * lexical
         if numeric:
@@ -258,9 +250,11 @@ def answer_with_vector(
         index,
         question,
         vector,
-        _date_mask(index, since, until),
+        None,
         _recency(index, recency_half_life_days),
         max(CANDIDATE_PASSAGES, 2 * k),
+        since=since,
+        until=until,
     )
     chosen = choose_quotes(scored, k)
     answered = bool(chosen) and chosen[0].confidence >= threshold

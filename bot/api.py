@@ -35,7 +35,7 @@ from bot.errors import BotError, QuestionError
 from bot.http_ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware, bearer_matches, configure_logging
 from bot.live_index import LiveIndex
 from bot.records import Answer
-from bot.settings import Settings, get_settings
+from bot.settings import Settings, get_settings, milvus_target
 
 log = logging.getLogger("bot.api")
 
@@ -113,7 +113,7 @@ class Service:
                 from bot.embedding import get_embedder
 
                 self.embedder = get_embedder(self.settings.model)
-            live = LiveIndex(self.settings.index_dir, self.embedder.name)
+            live = LiveIndex(self.settings.index_dir, self.embedder.name, milvus_target(self.settings))
             live.refresh()
             live.watch()
             self.live = live

@@ -16,6 +16,7 @@ from bot import __version__
 from bot.errors import BotError
 
 if TYPE_CHECKING:
+    from bot.milvus_store import MilvusTarget
     from bot.records import Answer
     from bot.settings import Settings
 
@@ -24,6 +25,12 @@ def _settings() -> Settings:
     from bot.settings import get_settings
 
     return get_settings()
+
+
+def milvus_target(settings: Settings) -> MilvusTarget | None:
+    from bot.settings import milvus_target as target
+
+    return target(settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,8 +121,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings()
     corpus = args.corpus or settings.corpus_dir
     index_dir = args.index or settings.index_dir
-    if args.if_stale and not args.full and is_current(corpus, index_dir, settings.model):
-        print(f"The index in {index_dir} is up to date with {corpus}.")
+    milvus = milvus_target(settings)
+    where = milvus.describe() if milvus else str(index_dir)
+    if args.if_stale and not args.full and is_current(corpus, index_dir, settings.model, milvus):
+        print(f"The index in {where} is up to date with {corpus}.")
         return 0
     report = build_index(
         corpus,
@@ -124,10 +133,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         approximate_above=settings.approximate_above,
         full=args.full,
+        milvus=milvus,
     )
     print(
         f"Indexed {report.articles} articles into {report.passages} passages "
-        f"({report.units} sentences) in {report.seconds:.1f}s: {index_dir}/versions/{report.version}"
+        f"({report.units} sentences) in {report.seconds:.1f}s: "
+        + (f"Milvus {where}, version {report.version}" if milvus else f"{index_dir}/versions/{report.version}")
     )
     for error in report.errors:
         print(f"skipped {error}", file=sys.stderr)
@@ -155,13 +166,13 @@ def format_answer(answer: Answer) -> str:
 def cmd_ask(args: argparse.Namespace) -> int:
     from bot.answering import answer, validate_question
     from bot.embedding import get_embedder
-    from bot.store import open_index
+    from bot.live_index import open_search_index
 
     settings = _settings()
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
     if args.question is not None:
         validate_question(args.question, args.k, settings.max_question_chars)
-    index = open_index(args.index or settings.index_dir)
+    index = open_search_index(args.index or settings.index_dir, milvus_target(settings))
     index.check_model(settings.model)
     embedder = get_embedder(settings.model)
 
@@ -205,7 +216,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from bot import evaluation
     from bot.embedding import get_embedder
-    from bot.store import open_index
+    from bot.live_index import open_search_index
 
     settings = _settings()
     threshold = settings.threshold if args.threshold is None else args.threshold
@@ -233,7 +244,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.corpus:
             index = evaluation.cached_index(args.corpus, embedder, cache)
         else:
-            index = open_index(args.index or settings.index_dir)
+            index = open_search_index(args.index or settings.index_dir, milvus_target(settings))
             index.check_model(settings.model)
         result, _ = evaluation.evaluate(index, embedder, questions, args.baseline or "product", threshold=threshold)
         report = result.as_dict()
@@ -260,6 +271,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         allow_private=settings.allow_private_urls,
         progress=sys.stderr.isatty(),
         approximate_above=settings.approximate_above,
+        milvus=milvus_target(settings),
     )
     for outcome in report.outcomes:
         print(outcome.line(), file=sys.stderr if outcome.status == "rejected" else sys.stdout)
@@ -288,6 +300,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         ),
         on_error=lambda e: print(f"error: {e}", file=sys.stderr, flush=True),
         approximate_above=settings.approximate_above,
+        milvus=milvus_target(settings),
     )
     return 0
 

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from filelock import FileLock
@@ -32,6 +33,9 @@ from bot.indexer import BuildReport, build_index, is_current
 from bot.records import Article
 from bot.sources import Draft, Rejection
 from bot.store import APPROXIMATE_ABOVE, fsync_path
+
+if TYPE_CHECKING:
+    from bot.milvus_store import MilvusTarget
 
 STATUSES = ("added", "updated", "linked", "duplicate", "rejected")
 
@@ -244,12 +248,15 @@ def ingest(
     allow_private: bool = False,
     progress: bool = False,
     approximate_above: int = APPROXIMATE_ABOVE,
+    milvus: MilvusTarget | None = None,
 ) -> tuple[IngestReport, BuildReport | None]:
     """Read the sources into the corpus, then bring the index up to date (also when an earlier
     run stopped between the two)."""
     writer = CorpusWriter(corpus_dir, index_dir / ".ingest.lock")
     report = writer.accept(read_sources(sources, feeds, allow_private, writer.known_urls()))
     build = None
-    if report.changed or (writer.articles() and not is_current(corpus_dir, index_dir, embedder.name)):
-        build = build_index(corpus_dir, index_dir, embedder, progress=progress, approximate_above=approximate_above)
+    if report.changed or (writer.articles() and not is_current(corpus_dir, index_dir, embedder.name, milvus)):
+        build = build_index(
+            corpus_dir, index_dir, embedder, progress=progress, approximate_above=approximate_above, milvus=milvus
+        )
     return report, build

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.errors import CorpusError, IngestError
 from bot.http_ops import bearer_matches
 from bot.ingest import CorpusWriter, Outcome
+from bot.settings import milvus_target
 from bot.sources import Draft, draft_from_fields, read_url
 
 
@@ -96,6 +97,7 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
             settings.index_dir,
             service.embedder,
             approximate_above=settings.approximate_above,
+            milvus=milvus_target(settings),
         )
         service.live.refresh()
         index = service.live.current()
@@ -124,7 +126,7 @@ def add_article_routes(app: FastAPI, service: Any) -> None:
 
         # A duplicate needs no build, unless a crash left the corpus ahead of the index.
         stale = outcome.status != "duplicate" or not is_current(
-            settings.corpus_dir, settings.index_dir, service.embedder.name
+            settings.corpus_dir, settings.index_dir, service.embedder.name, milvus_target(settings)
         )
         return outcome, publish() if stale else None
 

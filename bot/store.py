@@ -29,13 +29,16 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bot.errors import IndexMismatchError, IndexMissingError
 from bot.keyword import KeywordIndex, tokenize
 from bot.records import Article
+
+if TYPE_CHECKING:
+    from bot.retrieval import Candidate
 
 FORMAT_VERSION = 1
 UNIT_TOKEN_CACHE = 200_000
@@ -288,6 +291,38 @@ class Index:
         allowed[list(allowed_articles)] = True
         mask: np.ndarray = allowed[self.passage_article].astype(np.float32)
         return mask
+
+    def date_mask(self, since: str | None, until: str | None) -> np.ndarray | None:
+        """A passage mask of the articles dated within [since, until] (None: no date limit)."""
+        if not since and not until:
+            return None
+        allowed = self.article_days != ""
+        if since:
+            allowed &= self.article_days >= since[:10]
+        if until:
+            allowed &= self.article_days <= until[:10]
+        return self.passage_mask(np.flatnonzero(allowed).tolist())
+
+    def candidates(
+        self,
+        vector: np.ndarray,
+        tokens: list[str],
+        n: int,
+        mask: np.ndarray | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[Candidate]:
+        """The best `n` passages for a question (its vector and `keyword.query_tokens`), best first."""
+        from bot.retrieval import hybrid_search
+
+        dated = self.date_mask(since, until)
+        if dated is not None:
+            mask = dated if mask is None else dated * mask
+        return hybrid_search(self, vector, tokens, n, mask)
+
+    def unit_vectors_of(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The sentence-unit vectors of each [first, last) range of units."""
+        return [np.asarray(self.unit_vectors[first:last], dtype=np.float32) for first, last in ranges]
 
     def dense_search(self, vector: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-`n` passages by inner product (cosine, vectors being normalised)."""

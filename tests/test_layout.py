@@ -27,7 +27,13 @@ def modules() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     ("library", "home"),
-    [("sentence_transformers", {"embedding"}), ("faiss", {"store"}), ("bm25s", {"keyword"})],
+    [
+        ("sentence_transformers", {"embedding"}),
+        ("faiss", {"store"}),
+        ("bm25s", {"keyword"}),
+        ("pymilvus", {"milvus_store"}),
+        ("milvus_lite", {"milvus_store"}),
+    ],
 )
 def test_heavy_library_is_imported_by_one_module(library: str, home: set[str]) -> None:
     users = {

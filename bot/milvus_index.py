@@ -152,6 +152,8 @@ class MilvusIndex(Index):
             lambda: hybrid_hits(self.client, self.names[0], vector, " ".join(tokens), depth, where, 2 * depth)
         )
         rows, scores = self._rows([h[0] for h in hits], np.array([h[1] for h in hits], dtype=np.float64))
+        if not len(rows):
+            return []
         fused = _z(scores)
         return [Candidate(int(rows[i]), float(fused[i]), 0.0, 0.0) for i in range(min(n, len(rows)))]
 

@@ -116,7 +116,12 @@ def client(target: MilvusTarget) -> Any:
             try:
                 made = MilvusClient(**kwargs)
             except Exception as exc:  # pymilvus raises its own and grpc's errors alike
-                raise StoreError(f"Cannot reach Milvus at {target.describe()}: {reason(exc)}") from None
+                hint = (
+                    " (a Milvus Lite file is opened by one process at a time: is another bot process using it?)"
+                    if target.local
+                    else ""
+                )
+                raise StoreError(f"Cannot reach Milvus at {target.describe()}: {reason(exc)}{hint}") from None
         # Milvus Lite (a .db file, or one served on a port) has FLAT, IVF_FLAT and AUTOINDEX only, and no aliases.
         made._bot_lite = target.local or _server_version(made) is None
         _clients[target] = made
@@ -142,6 +147,10 @@ def release(target: MilvusTarget) -> None:
         made = _clients.pop(target, None)
     if made is not None:
         made.close()
+    if target.local:
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(str(Path(target.uri).absolute()))
 
 
 def reason(exc: BaseException) -> str:

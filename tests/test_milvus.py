@@ -193,9 +193,8 @@ def test_serve_follows_versions_published_by_bot_index_with_no_failed_request(
     done = subprocess.run([*bot, "index"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     port = free_port()
-    server = subprocess.Popen(
-        [*bot, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = (tmp_path / "serve.log").open("wb")  # a pipe nobody reads would fill and block the server
+    server = subprocess.Popen([*bot, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         ready = wait_until(lambda: _ready(url), timeout=180)
@@ -242,6 +241,7 @@ def test_serve_follows_versions_published_by_bot_index_with_no_failed_request(
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 def _ready(url: str) -> dict[str, Any] | None:

@@ -90,7 +90,9 @@ def main() -> None:
         results[name] = row
         release(target)
         print(f"  agreement {row['top_quote_agreement']}", file=sys.stderr, flush=True)
-    print(f"{'set':<24} {'n':>5} {'top quote same':>15} {'ans@top FAISS':>14} {'ans@top Milvus':>15} {'R@1 FAISS':>10} {'R@1 Milvus':>11}")
+    print(
+        f"{'set':<24} {'n':>5} {'top quote same':>15} {'ans@top FAISS':>14} {'ans@top Milvus':>15} {'R@1 FAISS':>10} {'R@1 Milvus':>11}"
+    )
     for name, row in results.items():
         f, m = row["faiss"], row["milvus"]
         assert isinstance(f, dict) and isinstance(m, dict)

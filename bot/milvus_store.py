@@ -216,7 +216,7 @@ def current_version(target: MilvusTarget) -> str:
 # ---------------------------------------------------------------------------------- writing
 
 
-def _create_collections(c: Any, version: str, dimension: int) -> tuple[str, str, str]:
+def create_collections(c: Any, version: str, dimension: int) -> tuple[str, str, str]:
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     p_name, u_name, a_name = collection_names(version)
@@ -280,7 +280,7 @@ class Rows:
     articles: list[dict[str, Any]]
 
 
-def _insert(c: Any, names: tuple[str, str, str], rows: Rows) -> None:
+def insert_rows(c: Any, names: tuple[str, str, str], rows: Rows) -> None:
     for name, batch in zip(names, (rows.passages, rows.units, rows.articles), strict=True):
         for i in range(0, len(batch), INSERT_BATCH):
             chunk = batch[i : i + INSERT_BATCH]
@@ -305,8 +305,8 @@ def publish_version(
     c = client(target)
     try:
         _ensure_meta(c)
-        names = _create_collections(c, version, dimension)
-        _insert(c, names, rows)
+        names = create_collections(c, version, dimension)
+        insert_rows(c, names, rows)
         expected = (len(rows.passages), len(rows.units), len(rows.articles))
         found = tuple(_count(c, name) for name in names)
         if found != expected:
@@ -349,7 +349,7 @@ def update_in_place(
             keys = ", ".join(str(k) for k in removed)
             for name in names:
                 c.delete(name, filter=f"article in [{keys}]")
-        _insert(c, (names[0], names[1], names[2]), rows)
+        insert_rows(c, (names[0], names[1], names[2]), rows)
         manifest = {**manifest, **changes, "revision": int(manifest.get("revision", 0)) + 1}
         _write_pointer(c, manifest)
     except Exception as exc:

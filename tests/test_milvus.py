@@ -255,3 +255,45 @@ def _ready(url: str) -> dict[str, Any] | None:
 def _changed(url: str, version: str) -> str | None:
     now = (_ready(url) or {}).get("index_version")
     return now if now and now != version else None
+
+
+def test_post_and_delete_articles_on_a_lite_file(
+    target: MilvusTarget,
+    seed_corpus: Path,
+    tmp_path: Path,
+    real_embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    """With a .db file the server is the one process that opens it: it publishes POST /articles itself."""
+    from fastapi.testclient import TestClient
+
+    from bot.api import create_app
+    from bot.indexer import build_index
+    from bot.settings import Settings
+
+    build_index(seed_corpus, tmp_path / "index", real_embedder, milvus=target)
+    settings = Settings(
+        corpus_dir=seed_corpus,
+        index_dir=tmp_path / "index",
+        api_key="s3cret",  # type: ignore[arg-type]
+        search_backend="milvus",
+        milvus_uri=target.uri,
+    )
+    auth = {"Authorization": "Bearer s3cret"}
+    with TestClient(create_app(settings, embedder=real_embedder)) as http:
+        wait_until(lambda: http.get("/readyz").status_code == 200, timeout=120)
+        before = http.get("/readyz").json()["index_version"]
+        posted = http.post("/articles", json={"title": NEW_TITLE, "text": NEW_BODY, "date": "2025-03-03"}, headers=auth)
+        assert posted.status_code == 201, posted.text
+        change = posted.json()
+        assert change["passages"] >= 1 and change["index_version"] > before
+        assert change["index_version"].split("+")[0] == before.split("+")[0]  # in place, not a rebuild
+        asked = http.post("/ask", json={"question": NEW_QUESTION, "k": 1}, headers=auth)
+        assert asked.status_code == 200, asked.text
+        top = asked.json()["quotes"][0]
+        assert top["article"]["id"] == change["id"] and "740 people" in top["text"]
+        assert http.delete(f"/articles/{change['id']}", headers=auth).status_code == 200
+        quotes = http.post("/ask", json={"question": NEW_QUESTION, "k": 3}, headers=auth).json()["quotes"]
+        assert all(q["article"]["id"] != change["id"] for q in quotes)
+        assert (
+            "Masayoshi Son" in http.post("/ask", json={"question": QUESTION}, headers=auth).json()["quotes"][0]["text"]
+        )

@@ -34,9 +34,6 @@ from bot.errors import CorpusError, StoreError
 from bot.indexer import BuildReport, chunk_corpus, chunker_key, link_copies
 from bot.keyword import tokenize
 from bot.milvus_store import (
-    MAX_PARTS,
-    MAX_TERMS_BYTES,
-    TEXT_PART_CHARS,
     MilvusTarget,
     Rows,
     live_articles,
@@ -47,6 +44,10 @@ from bot.milvus_store import (
 )
 from bot.records import Article
 from bot.store import FORMAT_VERSION
+
+TEXT_PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 16,000 characters of UTF-8 at most
+MAX_PARTS = 255  # the part is the low 8 bits of an article row's id
+MAX_TERMS_BYTES = 60_000
 
 
 def record_hash(article: Article) -> str:

@@ -61,9 +61,6 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF = 96
 INSERT_BATCH = 1000
-TEXT_PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 16,000 characters of UTF-8 at most
-MAX_PARTS = 255
-MAX_TERMS_BYTES = 60_000
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,20 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 SHARED ?= ../shared
 
-.PHONY: install test lint run index serve bench eval lock clean
+# `make quick`: the unit tests on fakes (no real model, no server), in well under a minute.
+.PHONY: install quick test lint run index serve bench eval lock clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt scripts/install.sh
 	bash scripts/install.sh $(VENV)
 
+quick: install
+	$(BIN)/pytest -m "not slow" -q
+
 test: install
 	$(BIN)/ruff check bot tests
+	$(BIN)/ruff format --check bot tests
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import evaluation  # noqa: E402
-from bot.embedding import get_embedder  # noqa: E402
-from bot.milvus_build import build_milvus  # noqa: E402
-from bot.milvus_index import open_milvus_index  # noqa: E402
-from bot.milvus_store import MilvusTarget, release  # noqa: E402
+from bot.indexing.embedding import get_embedder  # noqa: E402
+from bot.indexing.milvus_build import build_milvus  # noqa: E402
+from bot.indexing.milvus_index import open_milvus_index  # noqa: E402
+from bot.indexing.milvus_store import MilvusTarget, release  # noqa: E402
+from bot.quality import evaluation  # noqa: E402
 
 
 def sets(shared: Path, news: Path | None) -> list[tuple[str, Path, list[Path], int]]:

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 from data import clustered, queries_near
 
-from bot import milvus_store
-from bot.keyword import KeywordIndex
-from bot.milvus_store import MilvusTarget, release
-from bot.retrieval import hybrid_search
-from bot.store import build_faiss
+from bot.answer.retrieval import hybrid_search
+from bot.indexing import milvus_store
+from bot.indexing.dense import build_faiss
+from bot.indexing.keyword import KeywordIndex
+from bot.indexing.milvus_store import MilvusTarget, release
 
 WORDS = 16
 VOCABULARY = 20_000
@@ -109,7 +109,7 @@ def search_figures(n: int, work: Path, queries: int = 200) -> dict[str, Any]:
 
 def seed_on_milvus(embedder: Any, corpus: Path, work: Path) -> tuple[dict[str, str], float]:
     """The seed indexed into a Milvus Lite file for a server to open; (its env, build seconds)."""
-    from bot.milvus_build import build_milvus
+    from bot.indexing.milvus_build import build_milvus
 
     target = MilvusTarget(str(work / "seed.db"))
     started = time.perf_counter()

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 from data import write_jsonl
+from update_cost import make_vocabulary, synthetic_article, write_synthetic_corpus
 
-from bot.corpus import load_corpus
-from bot.embedding import Embedder
-from bot.indexer import build_index, chunk_corpus
-from bot.update_cost import _vocabulary, synthetic_article, write_synthetic_corpus
+from bot.articles.corpus import load_corpus
+from bot.indexing.build import build_index, chunk_corpus
+from bot.indexing.embedding import Embedder
 
 
 def encode_floor(embedder: Embedder, questions: list[str]) -> dict[str, float]:
@@ -94,7 +94,7 @@ class CostedEmbedder:
 
 def incremental(embedder: Embedder, work: Path, articles: int = 10_000) -> dict[str, Any]:
     """Add one article to an `articles`-article corpus: its cost as a fraction of a full rebuild."""
-    corpus = write_synthetic_corpus(work / "incremental-corpus", articles)  # the corpus of bot.update_cost
+    corpus = write_synthetic_corpus(work / "incremental-corpus", articles)  # the corpus of bench/update_cost.py
     _, units, passage_texts, _ = chunk_corpus(load_corpus(corpus))
     corpus_texts = load_corpus(corpus).articles
     unit_texts = [corpus_texts[a].text[s:e] for a, s, e in units]
@@ -111,7 +111,7 @@ def incremental(embedder: Embedder, work: Path, articles: int = 10_000) -> dict[
     full_run = time.perf_counter() - started
     full_texts, full_encode = costed.texts, costed.seconds
     rng = np.random.default_rng(1)
-    write_jsonl([synthetic_article(articles, rng, _vocabulary(5000, rng))], corpus / "new.jsonl")
+    write_jsonl([synthetic_article(articles, rng, make_vocabulary(5000, rng))], corpus / "new.jsonl")
     costed.texts, costed.seconds = 0, 0.0
     started = time.perf_counter()
     build_index(corpus, index_dir, costed)

@@ -66,7 +66,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def http_section(embedder: Any, shared: Path | None, work: Path, results: dict[str, Any]) -> list[Row]:
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     questions, source = data.questions(shared, 48 + 160 + 40 + 96 + 192 + 8)
     floor = pipeline.encode_floor(embedder, questions[:208])
@@ -166,7 +166,7 @@ def search_section(cache: Path, results: dict[str, Any]) -> tuple[list[Row], Pat
         figures.append(fig)
     folder, timings = scale.million_version(cache, log=log)
     results["million_version"] = timings
-    from bot.store import open_index
+    from bot.indexing.versions import open_index
 
     index = open_index(folder)
     import numpy as np
@@ -205,7 +205,7 @@ def search_section(cache: Path, results: dict[str, Any]) -> tuple[list[Row], Pat
 
 def milvus_section(embedder: Any, shared: Path | None, work: Path, results: dict[str, Any]) -> list[Row]:
     """The Milvus backend (Milvus Lite 2.5) next to FAISS, in one run: build, search, /ask."""
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     rows: list[Row] = []
     figures = []
@@ -271,7 +271,7 @@ def million_server_section(folder: Path, work: Path, shared: Path | None, result
 
 
 def import_time() -> float:
-    code = "import time; t = time.perf_counter(); import bot.api; print(time.perf_counter() - t)"
+    code = "import time; t = time.perf_counter(); import bot.http.app; print(time.perf_counter() - t)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(out.stdout.strip())
 
@@ -321,7 +321,7 @@ def main() -> int:
     started = time.perf_counter()
     import torch
 
-    from bot.embedding import get_embedder
+    from bot.indexing.embedding import get_embedder
 
     embedder = get_embedder()
     results: dict[str, Any] = {
@@ -333,7 +333,7 @@ def main() -> int:
         },
         "import_bot_api_s": import_time(),
     }
-    rows: list[Row] = [row("import bot.api (fastapi, numpy, bot)", results["import_bot_api_s"], "s")]
+    rows: list[Row] = [row("import bot.http.app (fastapi, numpy, bot)", results["import_bot_api_s"], "s")]
     args.cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bot-bench-"))
     try:

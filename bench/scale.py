@@ -2,7 +2,7 @@
 
 The vectors are synthetic (`data.clustered`): 384-d, L2-normalised, in clusters of ~100, with
 queries that are stored vectors moved by noise. The 1M version is a complete index folder
-(articles, offset tables, vectors, FAISS, BM25) written by `bot.store.write_version`, so the
+(articles, offset tables, vectors, FAISS, BM25) written by `bot.indexing.versions.write_version`, so the
 server loads it exactly as it loads a real one; its texts are generated words. It is cached
 between runs under the cache folder, keyed by the store's format and FAISS parameters.
 """
@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from data import clustered, queries_near
 
-from bot import store
-from bot.keyword import KeywordIndex
+from bot.indexing import dense
+from bot.indexing import versions as store
+from bot.indexing.keyword import KeywordIndex
 from bot.records import Article
 
 PASSAGES_PER_ARTICLE = 10
@@ -31,10 +32,10 @@ WORDS_PER_PASSAGE = 16
 
 def store_key(n: int) -> str:
     """Changes whenever the store's format or FAISS building changes (then the cache is rebuilt)."""
-    parts = [str(store.FORMAT_VERSION), inspect.getsource(store.build_faiss), inspect.getsource(store.ivf_lists)]
+    parts = [str(store.FORMAT_VERSION), inspect.getsource(dense.build_faiss), inspect.getsource(dense.ivf_lists)]
     parts += [
-        f"{name}={getattr(store, name)}"
-        for name in sorted(dir(store))
+        f"{name}={getattr(dense, name)}"
+        for name in sorted(dir(dense))
         if name.startswith(("IVF_", "APPROX")) and name != "IVF_NPROBE"
     ]
     return f"{n}-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
@@ -67,7 +68,7 @@ def search_figures(n: int, vectors: np.ndarray, built: Any | None, queries: int 
     exact_ms, _ = _single_query_ms(exact, qs[: 20 if n >= 500_000 else 100])
     del exact
     started = time.perf_counter()
-    index = built if built is not None else store.build_faiss(vectors)
+    index = built if built is not None else dense.build_faiss(vectors)
     build_s = time.perf_counter() - started if built is None else float("nan")
     cold_ms, _ = _single_query_ms(index, qs[:50])  # first touches of a memory-mapped index fault pages in
     sweep: dict[int, dict[str, float]] = {}
@@ -76,7 +77,7 @@ def search_figures(n: int, vectors: np.ndarray, built: Any | None, queries: int 
             index.nprobe = nprobe
             ms, found = _single_query_ms(index, qs)
             sweep[nprobe] = {"p50_ms": ms, "recall_at_10": _recall(found, truth)}
-        index.nprobe = store.IVF_NPROBE
+        index.nprobe = dense.IVF_NPROBE
     ms, found = _single_query_ms(index, qs)
     return {
         "passages": n,

@@ -16,7 +16,7 @@ from bot import __version__
 from bot.errors import BotError
 
 if TYPE_CHECKING:
-    from bot.milvus_store import MilvusTarget
+    from bot.indexing.milvus_store import MilvusTarget
     from bot.records import Answer
     from bot.settings import Settings
 
@@ -115,8 +115,8 @@ def _iso_date(value: str | None, flag: str) -> str | None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from bot.embedding import get_embedder
-    from bot.indexer import build_index, is_current
+    from bot.indexing.build import build_index, is_current
+    from bot.indexing.embedding import get_embedder
 
     settings = _settings()
     corpus = args.corpus or settings.corpus_dir
@@ -164,9 +164,10 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.answering import answer, validate_question
-    from bot.embedding import get_embedder
-    from bot.live_index import open_search_index
+    from bot.answer.answering import validate_question
+    from bot.indexing.embedding import get_embedder
+    from bot.indexing.live import open_search_index
+    from bot.service import Filters, Service
 
     settings = _settings()
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
@@ -174,20 +175,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         validate_question(args.question, args.k, settings.max_question_chars)
     index = open_search_index(args.index or settings.index_dir, milvus_target(settings))
     index.check_model(settings.model)
-    embedder = get_embedder(settings.model)
+    service = Service(settings, get_embedder(settings.model), index=index)
 
     def respond(question: str) -> None:
-        result = answer(
-            index,
-            embedder,
-            question,
-            args.k,
-            since=since,
-            until=until,
-            recency_half_life_days=args.recent,
-            threshold=settings.threshold,
-            max_chars=settings.max_question_chars,
-        )
+        result = service.answer(question, args.k, Filters(since, until, args.recent))
         print(
             result.model_dump_json(indent=2) if args.json else format_answer(result), end="" if not args.json else "\n"
         )
@@ -214,9 +205,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
-    from bot import evaluation
-    from bot.embedding import get_embedder
-    from bot.live_index import open_search_index
+    from bot.indexing.embedding import get_embedder
+    from bot.indexing.live import open_search_index
+    from bot.quality import evaluation
 
     settings = _settings()
     threshold = settings.threshold if args.threshold is None else args.threshold
@@ -229,7 +220,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     embedder = get_embedder(settings.model)
     report: dict[str, object]
     if args.shared is not None and args.calibrate:
-        from bot.calibration import shared_calibration
+        from bot.quality.calibration import shared_calibration
 
         report = {"calibration": shared_calibration(args.shared, settings.corpus_dir, embedder, cache)}
         print(json.dumps(report, indent=2))
@@ -256,8 +247,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from bot.embedding import get_embedder
-    from bot.ingest import ingest
+    from bot.indexing.embedding import get_embedder
+    from bot.service import ingest
 
     settings = _settings()
     if not args.sources and not args.feed:
@@ -285,8 +276,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from bot.embedding import get_embedder
-    from bot.watcher import watch
+    from bot.indexing.embedding import get_embedder
+    from bot.indexing.watcher import watch
 
     settings = _settings()
     corpus, index_dir = args.corpus or settings.corpus_dir, args.index or settings.index_dir
@@ -306,7 +297,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.api import serve
+    from bot.http.app import serve
 
     settings = _settings()
     if args.index:
@@ -316,7 +307,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_slack(args: argparse.Namespace) -> int:
-    from bot.slack_socket import run_socket_mode
+    from bot.slack.socket_mode import run_socket_mode
 
     settings = _settings()
     if args.index:

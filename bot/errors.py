@@ -7,7 +7,14 @@
     │   └── IndexMismatchError the index was built with another model or format
     ├── ModelError             the embedding model cannot be loaded or fails its checksum
     ├── QuestionError          the question is empty, too long or otherwise unusable
-    └── IngestError            a source to ingest cannot be fetched or read
+    ├── IngestError            a source to ingest cannot be fetched or read
+    │   └── ReadOnlyCorpusError the corpus cannot be written (e.g. BOT_CORPUS_DIR is a .jsonl file)
+    ├── NotFoundError          no article (or other thing) with the id asked for
+    ├── ConflictError          the change would break an invariant (e.g. leave the corpus empty)
+    └── UnavailableError       the model or the index is not loaded (yet); worth retrying
+
+Each edge turns a type into its answer in one place: `bot/http/errors.py` (a status per type),
+`bot/slack/app.py` (REPLIES, a reply per type), `bot/cli.py` (`error: <message>`, exit 1).
 
 Every message says what went wrong and, where there is one, what to do next.
 """
@@ -50,3 +57,19 @@ class QuestionError(BotError):
 
 class IngestError(BotError):
     """A source to ingest cannot be fetched, decoded or parsed."""
+
+
+class NotFoundError(BotError):
+    """No article (or other resource) with the id asked for."""
+
+
+class ReadOnlyCorpusError(IngestError):
+    """The corpus cannot take changes (a .jsonl file, or a folder that is not writable)."""
+
+
+class ConflictError(BotError):
+    """The change would break an invariant of the corpus (e.g. removing its last article)."""
+
+
+class UnavailableError(BotError):
+    """The model or the index is not loaded (yet); the same request may succeed later."""

@@ -12,8 +12,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.embedding import DEFAULT_MODEL
-from bot.milvus_store import MilvusTarget
+from bot.answer.answering import MAX_QUESTION_CHARS, THRESHOLD
+from bot.indexing.dense import APPROXIMATE_ABOVE
+from bot.indexing.embedding import DEFAULT_MODEL
+from bot.indexing.milvus_store import MilvusTarget
 
 
 class Settings(BaseSettings):
@@ -27,9 +29,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = Field(None, description="When set, /ask needs 'Authorization: Bearer <key>'.")
     rate_limit: str | None = Field(None, description="Per-client limit on /ask, e.g. '60/minute'.")
-    max_question_chars: int = Field(1000, ge=1)
-    threshold: float = Field(0.5, ge=0, le=1, description="Confidence below which the bot declines.")
-    approximate_above: int = Field(200_000, ge=0, description="Passages above which FAISS uses IVF.")
+    max_question_chars: int = Field(MAX_QUESTION_CHARS, ge=1)
+    threshold: float = Field(THRESHOLD, ge=0, le=1, description="Confidence below which the bot declines.")
+    approximate_above: int = Field(APPROXIMATE_ABOVE, ge=0, description="Passages above which FAISS uses IVF.")
     search_backend: Literal["faiss", "milvus"] = Field("faiss", description="Where passages are searched.")
     milvus_uri: str = Field(
         "index/milvus.db", description="A Milvus server (http://host:19530) or a Milvus Lite .db file."

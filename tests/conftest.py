@@ -58,9 +58,9 @@ def fake_embedder() -> FakeEmbedder:
 
 
 @pytest.fixture(scope="session")
-def real_embedder():  # type: ignore[no-untyped-def]
+def real_embedder():
     """The bundled all-MiniLM-L6-v2, loaded once per test session."""
-    from bot.embedding import get_embedder
+    from bot.indexing.embedding import get_embedder
 
     return get_embedder()
 
@@ -81,9 +81,9 @@ def seed_corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
+def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
     """The seed corpus indexed with the real model, once per session (read-only for tests)."""
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     index_dir = tmp_path_factory.mktemp("seed") / "index"
     build_index(SEED_CORPUS, index_dir, real_embedder)
@@ -98,7 +98,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05):
     """Poll `predicate` until it returns something truthy, or fail at the deadline."""
     import time
 
@@ -118,7 +118,7 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05):  # typ
 class ServerThread:
     """A real uvicorn server on a free loopback port, in a thread of the test process."""
 
-    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app) -> None:
         import threading
 
         import uvicorn
@@ -149,7 +149,7 @@ class ServerThread:
 @pytest.fixture
 def fake_index(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
     """The seed corpus indexed with the fake embedder."""
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     index_dir = tmp_path / "index"
     build_index(seed_corpus, index_dir, fake_embedder)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.answering import answer
+from bot.answer.answering import answer
 from bot.errors import QuestionError
-from bot.indexer import build_index
-from bot.keyword import query_tokens
-from bot.store import Index, open_index
+from bot.indexing.build import build_index
+from bot.indexing.keyword import query_tokens
+from bot.indexing.versions import Index, open_index
 from tests.conftest import FakeEmbedder, write_article
 
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api import create_app
+from bot.http.app import create_app
 from bot.settings import Settings
 from tests.conftest import ROOT, FakeEmbedder, ServerThread, free_port, wait_until
 
@@ -71,7 +71,7 @@ def test_get_ask_matches_post(client: TestClient) -> None:
         ({"content": b"x" * (64 * 1024 + 1), "headers": {"content-type": "application/json"}}, 413, "over 64 KiB"),
     ],
 )
-def test_bad_input_gets_a_clear_4xx(client: TestClient, kwargs: dict, status: int, message: str) -> None:  # type: ignore[type-arg]
+def test_bad_input_gets_a_clear_4xx(client: TestClient, kwargs: dict, status: int, message: str) -> None:
     response = client.post("/ask", **kwargs)
     assert response.status_code == status
     assert message in response.json()["error"]
@@ -173,12 +173,13 @@ class SlowEmbedder(FakeEmbedder):
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def encode(self, texts, *, batch_size=64, progress=False):  # type: ignore[no-untyped-def]
+    def encode(self, texts, *, batch_size=64, progress=False):
         self.calls.append(len(texts))
         time.sleep(0.1)
         return super().encode(texts)
 
 
+@pytest.mark.slow
 def test_concurrent_questions_are_encoded_in_batches_over_real_http(fake_index: Path) -> None:
     embedder = SlowEmbedder()
     with ServerThread(create_app(Settings(index_dir=fake_index), embedder=embedder)) as server:
@@ -203,6 +204,7 @@ def test_concurrent_questions_are_encoded_in_batches_over_real_http(fake_index: 
         assert len(embedder.calls) == before
 
 
+@pytest.mark.slow
 def test_shutdown_finishes_in_flight_requests(fake_index: Path) -> None:
     embedder = SlowEmbedder()
     server = ServerThread(create_app(Settings(index_dir=fake_index), embedder=embedder))
@@ -271,7 +273,7 @@ def test_access_log_is_json_when_asked(
 
 
 def test_date_filters_and_recency_on_ask(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
     from tests.conftest import write_article
 
     write_article(
@@ -318,7 +320,7 @@ def test_a_413_still_gets_a_request_id_and_a_metric(client: TestClient) -> None:
 
 
 def test_a_jsonl_corpus_serves_and_refuses_changes_clearly(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     collection = tmp_path / "articles.jsonl"
     collection.write_text(

@@ -7,15 +7,16 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Err
 
-from bot.api import create_app
+from bot.http.app import create_app
 from bot.settings import Settings
 from tests.conftest import FakeEmbedder, ServerThread
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
     from tests.conftest import SEED_CORPUS
 
     index_dir = tmp_path_factory.mktemp("schema") / "index"
@@ -29,10 +30,13 @@ def schema_from(server: ServerThread) -> schemathesis.schemas.BaseSchema:
     return schemathesis.openapi.from_url(server.url + "/openapi.json")
 
 
+@pytest.mark.slow
 def test_schema_fuzz_finds_no_server_error_and_no_schema_violation(server: ServerThread) -> None:
     schema = schema_from(server)
     failures: list[str] = []
     for operation in schema.get_all_operations():
+        if isinstance(operation, Err):
+            raise operation.err()
         op = operation.ok()
 
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.chunking import MAX_WORDS, chunk_article, split_units
-from bot.corpus import load_corpus
+from bot.articles.corpus import load_corpus
+from bot.indexing.chunking import MAX_WORDS, chunk_article, split_units
 from tests.conftest import SEED_CORPUS
 
 

@@ -55,10 +55,11 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
         (("ask", "Who?", "-k", "many"), 2, "invalid int value"),
         (("ask", "Who?", "--since", "yesterday"), 1, "is not an ISO date"),
         (("ask", "Who?", "--index", "/nonexistent/index"), 1, "No index in /nonexistent/index: run `bot index` first."),
-        (
+        pytest.param(
             ("index", "--corpus", "/nonexistent/corpus", "--index", "/tmp/unused-index"),
             1,
             "/nonexistent/corpus: no such file or folder",
+            marks=pytest.mark.slow,  # loads the real model before it reads the corpus
         ),
         (("frobnicate",), 2, "invalid choice"),
     ],
@@ -77,6 +78,7 @@ def test_bad_setting_is_one_clear_line() -> None:
     assert result.returncode == 1 and "BOT_PORT" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_index_reports_malformed_files_and_indexes_the_rest(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.corpus import load_corpus, slugify
+from bot.articles.corpus import load_corpus, slugify
 from bot.errors import CorpusError
 from tests.conftest import SEED_CORPUS, write_article
 

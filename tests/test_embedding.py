@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.embedding import BUNDLED_SHA256, DEFAULT_MODEL, bundled_model_dir, sha256_file, verify_bundled
 from bot.errors import ModelError
+from bot.indexing.embedding import BUNDLED_SHA256, DEFAULT_MODEL, bundled_model_dir, sha256_file, verify_bundled
 
 
 def test_bundled_weights_are_the_official_file() -> None:
@@ -28,15 +28,16 @@ def test_tampered_weights_are_refused_naming_the_file(tmp_path: Path) -> None:
         verify_bundled(folder)
 
 
+@pytest.mark.slow
 def test_unknown_model_is_a_clear_error() -> None:
-    from bot.embedding import SentenceTransformerEmbedder
+    from bot.indexing.embedding import SentenceTransformerEmbedder
 
     with pytest.raises(ModelError, match="cannot load model '/nonexistent/model-folder'"):
         SentenceTransformerEmbedder("/nonexistent/model-folder")
 
 
 @pytest.mark.slow
-def test_real_model_gives_normalised_vectors_that_rank_by_meaning(real_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_real_model_gives_normalised_vectors_that_rank_by_meaning(real_embedder) -> None:
     assert real_embedder.name == DEFAULT_MODEL and real_embedder.dimension == 384
     vectors = real_embedder.encode(
         ["Who will chair Stargate?", "Masayoshi Son will be the chairman.", "A recipe for bread."]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluation import (
+from bot.quality.evaluation import (
     EvalQuestion,
     Outcome,
     cached_index,
@@ -150,7 +150,7 @@ def test_bot_eval_without_shared_sets_skips_cleanly(tmp_path: Path) -> None:
 def test_fit_logistic_recovers_a_known_rule() -> None:
     import numpy as np
 
-    from bot.calibration import fit_logistic
+    from bot.quality.calibration import fit_logistic
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2000, 2))
@@ -160,7 +160,7 @@ def test_fit_logistic_recovers_a_known_rule() -> None:
 
 
 def test_calibration_rows_add_a_hidden_source_negative(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from bot.calibration import calibration_rows
+    from bot.quality.calibration import calibration_rows
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

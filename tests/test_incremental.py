@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.update_cost import measure_update_cost
 from bot.cli import main
-from bot.embedding_cache import EmbeddingCache
-from bot.indexer import build_index
-from bot.store import open_index
-from bot.update_cost import measure_update_cost
+from bot.indexing.build import build_index
+from bot.indexing.embedding_cache import EmbeddingCache
+from bot.indexing.versions import open_index
 from tests.conftest import FakeEmbedder, write_article
 
 NEW_BODY = (
@@ -67,14 +67,14 @@ def test_adding_an_article_embeds_only_its_texts(seed_corpus: Path, tmp_path: Pa
 def test_chunks_are_reused_only_from_a_version_chunked_by_the_same_rules(
     seed_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.indexer import previous_chunks
+    from bot.indexing.build import previous_chunks
 
     build_index(seed_corpus, tmp_path / "index", FakeEmbedder())
     known = previous_chunks(tmp_path / "index")
     assert len(known) == 1
     units, passages = next(iter(known.values()))
     assert passages[0, 2] == 0 and passages[-1, 3] == len(units)
-    monkeypatch.setattr("bot.indexer.chunker_key", lambda: "other rules")
+    monkeypatch.setattr("bot.indexing.build.chunker_key", lambda: "other rules")
     assert previous_chunks(tmp_path / "index") == {}
     assert previous_chunks(tmp_path / "none") == {}
 
@@ -102,7 +102,7 @@ def test_full_rebuild_and_another_model_embed_everything(seed_corpus: Path, tmp_
 def test_a_build_that_fails_mid_way_keeps_what_it_embedded(
     seed_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.embedding_cache.FLUSH_EVERY", 4)
+    monkeypatch.setattr("bot.indexing.embedding_cache.FLUSH_EVERY", 4)
 
     class Failing(CountingEmbedder):
         def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
@@ -129,7 +129,7 @@ def test_a_damaged_cache_is_ignored_and_a_grown_one_pruned(
     for shard in (index_dir / "embeddings").glob("*/shard-*"):
         (shard / "vectors.npy").write_bytes(b"not numpy")
     assert build_index(seed_corpus, index_dir, embedder).embedded == first.embedded
-    monkeypatch.setattr("bot.embedding_cache.PRUNE_SLACK", 0)
+    monkeypatch.setattr("bot.indexing.embedding_cache.PRUNE_SLACK", 0)
     path = write_article(seed_corpus, "ohio.md", "Ohio campus", NEW_BODY)
     build_index(seed_corpus, index_dir, embedder)
     path.unlink()

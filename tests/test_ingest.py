@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.corpus import load_corpus
+from bot.articles.corpus import load_corpus
+from bot.articles.fetching import MAX_BYTES, fetch
 from bot.errors import IngestError
-from bot.fetching import MAX_BYTES, fetch
-from bot.ingest import ingest
-from bot.store import open_index
+from bot.indexing.versions import open_index
+from bot.service import ingest
 from tests.conftest import FakeEmbedder, write_article
 
 Route = tuple[int, dict[str, str], bytes]
@@ -245,7 +245,7 @@ def test_a_slow_server_times_out(site: Site) -> None:
 def test_duplicates_are_skipped_updates_replace_and_copies_are_linked(
     seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    from bot.answering import answer
+    from bot.answer.answering import answer
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()
@@ -255,6 +255,7 @@ def test_duplicates_are_skipped_updates_replace_and_copies_are_linked(
     first, _ = ingest([str(incoming / "a.md")], [], seed_corpus, index_dir, fake_embedder)
     assert [o.status for o in first.outcomes] == ["added"]
     original = first.outcomes[0].id
+    assert original is not None
     # The same page again (tracking parameters, trailing slash), and the same text elsewhere.
     write_article(incoming, "b.md", "Stargate breaks ground", text, url="https://EXAMPLE.com/a/?utm_source=x")
     write_article(incoming, "c.md", "A headline of our own", text.upper().replace(".", " ."), url="https://b.example/c")
@@ -346,7 +347,7 @@ def test_front_matter_files_keep_their_metadata_and_the_corpus_reads_them_back(
 def test_hosts_resolving_to_non_public_addresses_are_refused(
     address: str, allowed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.fetching import check_address
+    from bot.articles.fetching import check_address
 
     # DNS answers with `address` for any name (a name that rebinds to the intranet, say).
     monkeypatch.setattr("socket.getaddrinfo", lambda *a, **k: [(0, 0, 0, "", (address, 80))])
@@ -361,13 +362,18 @@ def test_hosts_resolving_to_non_public_addresses_are_refused(
 def test_a_long_lived_writer_fingerprints_each_article_once(
     seed_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.duplicates
-    from bot.ingest import CorpusWriter
-    from bot.sources import Draft
+    import bot.articles.duplicates
+    from bot.articles.ingest import CorpusWriter
+    from bot.articles.sources import Draft
 
     calls: list[str] = []
-    real = bot.duplicates.fingerprint
-    monkeypatch.setattr(bot.duplicates, "fingerprint", lambda text: calls.append(text) or real(text))
+    real = bot.articles.duplicates.fingerprint
+
+    def counted(text: str) -> object:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(bot.articles.duplicates, "fingerprint", counted)
     writer = CorpusWriter(seed_corpus, tmp_path / ".ingest.lock")
     first = writer.accept([Draft(title="One", text="The first new article.", origin="test")])
     second = writer.accept([Draft(title="Two", text="The second new article.", origin="test")])
@@ -376,14 +382,14 @@ def test_a_long_lived_writer_fingerprints_each_article_once(
 
 
 def test_articles_with_the_same_long_headline_get_distinct_ids(tmp_path: Path) -> None:
-    from bot.ingest import CorpusWriter
-    from bot.sources import draft_from_fields
+    from bot.articles.ingest import CorpusWriter
+    from bot.articles.sources import draft_from_fields
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     writer = CorpusWriter(corpus, tmp_path / ".lock")
     title = "Stargate live updates: what we know about the OpenAI and SoftBank project so far today"
-    ids = []
+    ids: list[str] = []
     for n in range(3):
         draft = draft_from_fields(
             {
@@ -395,13 +401,14 @@ def test_articles_with_the_same_long_headline_get_distinct_ids(tmp_path: Path) -
         )
         outcome = writer.accept([draft]).outcomes[0]
         assert outcome.status == "added", outcome
+        assert outcome.id is not None
         ids.append(outcome.id)
     assert len(set(ids)) == 3 and all(len(i) <= 80 for i in ids)
     assert len(load_corpus(corpus).articles) == 3
 
 
 def test_shared_and_special_purpose_addresses_are_refused() -> None:
-    from bot.fetching import check_address
+    from bot.articles.fetching import check_address
 
     for url in ("http://100.100.100.200/latest/meta-data", "http://192.0.2.1/", "http://[::1]/", "http://0.0.0.0/"):
         with pytest.raises(IngestError, match="non-public address"):

@@ -10,21 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from bot.corpus import load_corpus
-from bot.ingest import ingest
-from bot.store import open_index
+from bot.articles.corpus import load_corpus
+from bot.indexing.versions import open_index
+from bot.service import ingest
 from tests.conftest import ROOT, FakeEmbedder, write_article
 
 # Where the ingest process is killed: patched into it before it starts.
 KILL_POINTS = {
     "mid-file": """
-        import bot.ingest as target
+        import bot.durable as target
         def dying_replace(src, dst):
             os.kill(os.getpid(), signal.SIGKILL)  # the temporary file is written, not yet renamed
         target.os.replace = dying_replace
     """,
     "between-files": """
-        import bot.ingest as target
+        import bot.articles.ingest as target
         real = target.write_atomically
         written = []
         def dying_write(path, content):
@@ -35,7 +35,7 @@ KILL_POINTS = {
         target.write_atomically = dying_write
     """,
     "mid-build": """
-        import bot.embedding_cache as target
+        import bot.indexing.embedding_cache as target
         real = target.EmbeddingCache._append
         def dying_append(self, keys, vectors):
             real(self, keys, vectors)
@@ -43,7 +43,7 @@ KILL_POINTS = {
         target.EmbeddingCache._append = dying_append
     """,
     "publishing": """
-        import bot.store as target
+        import bot.indexing.versions as target
         def dying_publish(index_dir, version):
             os.kill(os.getpid(), signal.SIGKILL)  # the version is complete, CURRENT not yet switched
         target.publish = dying_publish
@@ -74,7 +74,7 @@ def test_sigkill_during_ingest_loses_nothing_and_the_rerun_finishes(
         + textwrap.dedent(KILL_POINTS[point])
         + textwrap.dedent(
             f"""
-        from bot.ingest import ingest
+        from bot.service import ingest
         ingest([{str(incoming)!r}], [], Path({str(seed_corpus)!r}), Path({str(index_dir)!r}), FakeEmbedder())
         """
         )

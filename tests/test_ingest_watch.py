@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from bot.articles.corpus import is_article_file
 from bot.errors import BotError
-from bot.indexer import BuildReport
-from bot.store import open_index
-from bot.watcher import is_article_file, watch
+from bot.indexing.build import BuildReport
+from bot.indexing.versions import open_index
+from bot.indexing.watcher import watch
 from tests.conftest import FakeEmbedder, wait_until, write_article
 
 

@@ -27,7 +27,7 @@ from tests.conftest import SEED_CORPUS, free_port, wait_until, write_article
 try:  # the engine ships as a wheel for Linux and macOS only
     import pymilvus  # noqa: F401
 
-    from bot.milvus_store import MilvusTarget, collect_garbage, read_pointer, release
+    from bot.indexing.milvus_store import MilvusTarget, collect_garbage, read_pointer, release
 except ImportError as exc:  # pragma: no cover - exercised where the wheel cannot install
     pytest.skip(f"the Milvus backend's packages cannot be imported here: {exc}", allow_module_level=True)
 
@@ -51,7 +51,7 @@ def target(tmp_path: Path) -> Iterator[MilvusTarget]:
 
 
 def ask(index: Any, embedder: Any, question: str) -> Any:
-    from bot.answering import answer
+    from bot.answer.answering import answer
 
     return answer(index, embedder, question, 3)
 
@@ -60,11 +60,11 @@ def test_seed_on_milvus_lite_answers_as_faiss_does(
     target: MilvusTarget,
     tmp_path: Path,
     seed_index: Path,
-    real_embedder,  # type: ignore[no-untyped-def]
+    real_embedder,
 ) -> None:
-    from bot.indexer import build_index
-    from bot.live_index import open_search_index
-    from bot.store import open_index
+    from bot.indexing.build import build_index
+    from bot.indexing.live import open_search_index
+    from bot.indexing.versions import open_index
 
     report = build_index(SEED_CORPUS, tmp_path / "index", real_embedder, milvus=target)
     assert report.version.endswith("+r000000") and report.passages > 0
@@ -75,7 +75,7 @@ def test_seed_on_milvus_lite_answers_as_faiss_does(
     assert on_milvus.quotes[0].model_dump() == on_faiss.quotes[0].model_dump()
     assert len(index.articles) == 1 and len(index) == report.passages
     # A date filter runs in the engine: nothing before the seed's day.
-    from bot.answering import answer
+    from bot.answer.answering import answer
 
     assert answer(index, real_embedder, QUESTION, 3, until="2024-12-31").quotes == []
 
@@ -84,10 +84,10 @@ def test_add_and_delete_touch_only_that_articles_rows_and_survive_a_restart(
     target: MilvusTarget,
     seed_corpus: Path,
     tmp_path: Path,
-    real_embedder,  # type: ignore[no-untyped-def]
+    real_embedder,
 ) -> None:
-    from bot.indexer import build_index, is_current
-    from bot.milvus_index import open_milvus_index
+    from bot.indexing.build import build_index, is_current
+    from bot.indexing.milvus_index import open_milvus_index
 
     index_dir = tmp_path / "index"
     first = build_index(seed_corpus, index_dir, real_embedder, milvus=target)
@@ -123,10 +123,10 @@ def test_add_and_delete_touch_only_that_articles_rows_and_survive_a_restart(
 def test_full_build_is_a_new_version_and_old_ones_are_dropped_after_the_grace(
     target: MilvusTarget,
     tmp_path: Path,
-    real_embedder,  # type: ignore[no-untyped-def]
+    real_embedder,
 ) -> None:
-    from bot.indexer import build_index
-    from bot.milvus_store import client
+    from bot.indexing.build import build_index
+    from bot.indexing.milvus_store import client
 
     index_dir = tmp_path / "index"
     versions = [build_index(SEED_CORPUS, index_dir, real_embedder, milvus=target, full=True).version for _ in range(5)]
@@ -141,11 +141,11 @@ def test_full_build_is_a_new_version_and_old_ones_are_dropped_after_the_grace(
 
 
 def test_a_lite_file_belongs_to_one_process(target: MilvusTarget, tmp_path: Path) -> None:
-    from bot.milvus_store import client
+    from bot.indexing.milvus_store import client
 
     client(target)  # this process holds the file
     code = (
-        "import sys; from bot.milvus_store import MilvusTarget, client\n"
+        "import sys; from bot.indexing.milvus_store import MilvusTarget, client\n"
         "from bot.errors import StoreError\n"
         f"try:\n    client(MilvusTarget({target.uri!r}))\nexcept StoreError as e:\n    print(e); sys.exit(3)\n"
     )
@@ -249,7 +249,7 @@ def _ready(url: str) -> dict[str, Any] | None:
         response = httpx.get(url + "/readyz", timeout=5)
     except httpx.TransportError:
         return None
-    return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+    return response.json() if response.status_code == 200 else None
 
 
 def _changed(url: str, version: str) -> str | None:
@@ -261,20 +261,20 @@ def test_post_and_delete_articles_on_a_lite_file(
     target: MilvusTarget,
     seed_corpus: Path,
     tmp_path: Path,
-    real_embedder,  # type: ignore[no-untyped-def]
+    real_embedder,
 ) -> None:
     """With a .db file the server is the one process that opens it: it publishes POST /articles itself."""
     from fastapi.testclient import TestClient
 
-    from bot.api import create_app
-    from bot.indexer import build_index
+    from bot.http.app import create_app
+    from bot.indexing.build import build_index
     from bot.settings import Settings
 
     build_index(seed_corpus, tmp_path / "index", real_embedder, milvus=target)
     settings = Settings(
         corpus_dir=seed_corpus,
         index_dir=tmp_path / "index",
-        api_key="s3cret",  # type: ignore[arg-type]
+        api_key="s3cret",
         search_backend="milvus",
         milvus_uri=target.uri,
     )

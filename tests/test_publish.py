@@ -15,11 +15,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.answering import answer
-from bot.api import create_app
-from bot.indexer import build_index
+from bot.answer.answering import answer
+from bot.http.app import create_app
+from bot.indexing.build import build_index
+from bot.indexing.versions import collect_garbage, open_index
 from bot.settings import Settings
-from bot.store import collect_garbage, open_index
 from tests.conftest import ROOT, FakeEmbedder, ServerThread, free_port, wait_until, write_article
 from tests.test_ingest import ABILENE, Site, article_html
 
@@ -27,6 +27,7 @@ NAMES = ["alpha", "bravo", "charlie"]
 QUESTION = "Where are the alpha, bravo and charlie campuses being built?"
 
 
+@pytest.mark.slow
 def test_a_stream_of_questions_sees_no_failure_while_three_versions_are_published(
     seed_corpus: Path, fake_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
@@ -90,7 +91,7 @@ def key_headers(key: str = "s3cret") -> dict[str, str]:
 
 @pytest.fixture
 def articles_client(seed_corpus: Path, fake_index: Path, fake_embedder: FakeEmbedder) -> Iterator[TestClient]:
-    settings = Settings(corpus_dir=seed_corpus, index_dir=fake_index, api_key="s3cret", allow_private_urls=True)  # type: ignore[arg-type]
+    settings = Settings(corpus_dir=seed_corpus, index_dir=fake_index, api_key="s3cret", allow_private_urls=True)
     with TestClient(create_app(settings, embedder=fake_embedder)) as client:
         wait_until(lambda: client.get("/readyz").status_code == 200)
         yield client
@@ -172,7 +173,7 @@ def test_an_article_posted_to_one_server_is_answered_by_another_process(
         stderr=subprocess.DEVNULL,
     )
     try:
-        settings = Settings(corpus_dir=seed_corpus, index_dir=index_dir, api_key="s3cret")  # type: ignore[arg-type]
+        settings = Settings(corpus_dir=seed_corpus, index_dir=index_dir, api_key="s3cret")
         with ServerThread(create_app(settings, embedder=real_embedder)) as server:  # type: ignore[arg-type]
             server.wait_ready()
             body = {
@@ -202,8 +203,9 @@ def test_an_article_posted_to_one_server_is_answered_by_another_process(
         shutil.rmtree(index_dir, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_concurrent_posts_are_all_searchable(seed_corpus: Path, fake_index: Path, fake_embedder: FakeEmbedder) -> None:
-    settings = Settings(corpus_dir=seed_corpus, index_dir=fake_index, api_key="s3cret")  # type: ignore[arg-type]
+    settings = Settings(corpus_dir=seed_corpus, index_dir=fake_index, api_key="s3cret")
     results: dict[str, httpx.Response] = {}
 
     def post(name: str, url: str) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.answering import answer
-from bot.store import open_index
+from bot.answer.answering import answer
+from bot.indexing.versions import open_index
 
 # Questions the answering does not get right yet on the published post (wrong sentence, a quote
 # running over 60 words, or the right sentence declined). Strict: each must be unmarked once fixed.
@@ -42,7 +42,7 @@ OFF_TOPIC = [
 
 
 @pytest.fixture(scope="module")
-def index(seed_index: Path):  # type: ignore[no-untyped-def]
+def index(seed_index: Path):
     return open_index(seed_index)
 
 
@@ -50,7 +50,7 @@ def index(seed_index: Path):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("question", "evidence"), ANSWERABLE)
 def test_answerable_question_has_its_evidence_in_the_top_quote(
     index, real_embedder, question: str, evidence: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     result = answer(index, real_embedder, question, 3)
     assert result.answered, f"declined: {result.quotes[0].score if result.quotes else None}"
     top = result.quotes[0]
@@ -62,7 +62,7 @@ def test_answerable_question_has_its_evidence_in_the_top_quote(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("question", OFF_TOPIC)
-def test_off_topic_question_is_declined_with_nearest_passages(index, real_embedder, question: str) -> None:  # type: ignore[no-untyped-def]
+def test_off_topic_question_is_declined_with_nearest_passages(index, real_embedder, question: str) -> None:
     result = answer(index, real_embedder, question, 2)
     assert not result.answered
     assert result.message == "I couldn't find that in the 1 article I know."

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from bot.indexer import build_index
+from bot.indexing.build import build_index
 from tests.conftest import SEED_CORPUS, free_port, wait_until, write_article
 
 
@@ -34,7 +35,7 @@ def serve(index_dir: Path, workdir: Path) -> Iterator[str]:
 
 def ready(url: str) -> dict[str, Any] | None:
     response = httpx.get(url + "/readyz", timeout=5)
-    return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+    return response.json() if response.status_code == 200 else None
 
 
 def ask(url: str, question: str) -> dict[str, Any]:
@@ -45,10 +46,11 @@ def ask(url: str, question: str) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_index_answer_alike_and_follow_current(
     seed_index: Path,
     tmp_path: Path,
-    real_embedder,  # type: ignore[no-untyped-def]
+    real_embedder,
 ) -> None:
     index_dir = tmp_path / "index"
     shutil.copytree(seed_index, index_dir)

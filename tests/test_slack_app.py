@@ -17,13 +17,13 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from bot.answering import answer
-from bot.api import create_app
-from bot.feedback import FeedbackStore
-from bot.indexer import build_index
+from bot.answer.answering import answer
+from bot.http.app import create_app
+from bot.indexing.build import build_index
+from bot.indexing.versions import open_index
 from bot.settings import Settings
-from bot.slack_blocks import SHARE, VOTE_UP, escape, unescape
-from bot.store import open_index
+from bot.slack.blocks import SHARE, VOTE_UP, escape, unescape
+from bot.slack.feedback import FeedbackStore
 from tests.conftest import ROOT, SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
 from tests.fake_slack import (
     APP_TOKEN,
@@ -71,7 +71,7 @@ def slack_settings(index_dir: Path, data_dir: Path, fake: FakeSlack, **extra: An
         "SLACK_API_URL": fake.api_url,
         **extra,
     }
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values)
 
 
 @contextmanager
@@ -107,6 +107,7 @@ def expected_quote(index_dir: Path, question: str) -> str:
     return answer(open_index(index_dir), FakeEmbedder(), question, 3).quotes[0].text
 
 
+@pytest.mark.slow
 def test_a_mention_is_answered_once_in_its_thread_with_the_verbatim_quote(
     url: str, fake: FakeSlack, slack_index: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,6 +133,7 @@ def test_a_mention_is_answered_once_in_its_thread_with_the_verbatim_quote(
     assert BOT_TOKEN not in logged and SIGNING_SECRET not in logged
 
 
+@pytest.mark.slow
 def test_retries_and_twin_deliveries_are_answered_once(url: str, fake: FakeSlack) -> None:
     first = event_body(mention("Who are the initial equity funders?", ts="1700000001.000100"), "Ev100")
     assert post(url, first).status_code == 200
@@ -160,6 +162,7 @@ def test_retries_and_twin_deliveries_are_answered_once(url: str, fake: FakeSlack
     assert 'bot_http_requests_total{method="POST",route="/slack/events",status="200"} 7.0' in metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "headers_for",
     [
@@ -183,6 +186,7 @@ def test_bad_or_stale_signatures_get_401_and_no_answer(
     assert call.body["thread_ts"] == "1700000005.000100"  # only the signed one
 
 
+@pytest.mark.slow
 def test_url_verification_echoes_the_challenge(url: str) -> None:
     body = json.dumps(
         {
@@ -196,6 +200,7 @@ def test_url_verification_echoes_the_challenge(url: str) -> None:
     assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
 
 
+@pytest.mark.slow
 def test_ask_command_is_acked_at_once_then_answered_privately_and_shareable(
     url: str, fake: FakeSlack, tmp_path: Path
 ) -> None:
@@ -224,6 +229,7 @@ def test_ask_command_is_acked_at_once_then_answered_privately_and_shareable(
     assert removed.body["delete_original"] is True
 
 
+@pytest.mark.slow
 def test_ask_command_without_a_question_gets_usage_in_the_ack(url: str, fake: FakeSlack) -> None:
     response = post(url, command_body("   ", fake.response_url("cmd2")), "application/x-www-form-urlencoded")
     assert response.status_code == 200 and response.json()["response_type"] == "ephemeral"
@@ -234,6 +240,7 @@ def test_ask_command_without_a_question_gets_usage_in_the_ack(url: str, fake: Fa
     assert not fake.of("/response/cmd2")
 
 
+@pytest.mark.slow
 def test_ask_command_in_channel_when_not_ephemeral(slack_index: Path, tmp_path: Path, fake: FakeSlack) -> None:
     with running(slack_index, tmp_path / "data", fake, slack_ephemeral=False) as base:
         response = post(
@@ -245,6 +252,7 @@ def test_ask_command_in_channel_when_not_ephemeral(slack_index: Path, tmp_path: 
     assert SHARE not in json.dumps(reply.body["blocks"])
 
 
+@pytest.mark.slow
 def test_a_thumbs_up_is_stored_and_counted(url: str, fake: FakeSlack, tmp_path: Path, slack_index: Path) -> None:
     assert (
         post(url, event_body(mention("Who will chair Stargate?", ts="1700000006.000100"), "Ev300")).status_code == 200
@@ -262,6 +270,7 @@ def test_a_thumbs_up_is_stored_and_counted(url: str, fake: FakeSlack, tmp_path: 
     assert 'bot_feedback_total{channel="slack",vote="up"} 1.0' in httpx.get(url + "/metrics").text
 
 
+@pytest.mark.slow
 def test_an_article_full_of_slack_markup_renders_harmless(url: str, fake: FakeSlack, slack_index: Path) -> None:
     question = "What did the memo say staff should read?"
     assert DANGER in expected_quote(slack_index, question)
@@ -274,6 +283,7 @@ def test_an_article_full_of_slack_markup_renders_harmless(url: str, fake: FakeSl
     assert "<https://news.example/memo|link>" in sent
 
 
+@pytest.mark.slow
 def test_answers_go_to_the_right_conversation_and_bot_messages_are_ignored(url: str, fake: FakeSlack) -> None:
     ignored = [
         {
@@ -318,6 +328,7 @@ def test_answers_go_to_the_right_conversation_and_bot_messages_are_ignored(url: 
     assert where == [("C0000001", "3.0"), ("D1", "2.0"), ("D1", "None")]
 
 
+@pytest.mark.slow
 def test_while_there_is_no_index_the_bot_says_so(tmp_path: Path, fake: FakeSlack) -> None:
     app = create_app(slack_settings(tmp_path / "no-index", tmp_path / "data", fake), embedder=FakeEmbedder())
     with ServerThread(app) as server:
@@ -328,6 +339,7 @@ def test_while_there_is_no_index_the_bot_says_so(tmp_path: Path, fake: FakeSlack
     assert call.body["thread_ts"] == "4.1"
 
 
+@pytest.mark.slow
 def test_an_empty_mention_gets_a_private_hint(url: str, fake: FakeSlack) -> None:
     assert post(url, event_body(mention("", ts="1700000008.000100"), "Ev600")).status_code == 200
     (hint,) = wait_until(lambda: fake.of("chat.postEphemeral"))
@@ -335,6 +347,7 @@ def test_an_empty_mention_gets_a_private_hint(url: str, fake: FakeSlack) -> None
     assert not fake.of("chat.postMessage")
 
 
+@pytest.mark.slow
 def test_home_tab_shows_how_to_ask_and_the_corpus(url: str, fake: FakeSlack) -> None:
     event = {"type": "app_home_opened", "user": "UASKER01", "channel": "D1", "tab": "home", "event_ts": "1.0"}
     assert post(url, event_body(event, "Ev700")).status_code == 200
@@ -345,6 +358,7 @@ def test_home_tab_shows_how_to_ask_and_the_corpus(url: str, fake: FakeSlack) -> 
     assert "What does “Memo &lt;!here&gt; leaks” say?" in view
 
 
+@pytest.mark.slow
 def test_ratelimited_posts_are_retried_after_retry_after(slack_index: Path, tmp_path: Path) -> None:
     with (
         FakeSlack(ratelimit_once={"chat.postMessage"}, retry_after=1) as fake,
@@ -357,6 +371,7 @@ def test_ratelimited_posts_are_retried_after_retry_after(slack_index: Path, tmp_
         assert call.body["thread_ts"] == "1.5"
 
 
+@pytest.mark.slow
 def test_slack_web_api_errors_are_logged_not_fatal(url: str, fake: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="bot.slack")
     assert (
@@ -367,6 +382,7 @@ def test_slack_web_api_errors_are_logged_not_fatal(url: str, fake: FakeSlack, ca
     wait_until(lambda: [c for c in fake.of("chat.postMessage") if c.body["channel"] == "C0000001"])
 
 
+@pytest.mark.slow
 def test_a_wrong_token_is_never_logged(slack_index: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with FakeSlack() as fake:
@@ -380,19 +396,20 @@ def test_a_wrong_token_is_never_logged(slack_index: Path, tmp_path: Path, caplog
     assert "xoxb-wrong-token-0000" not in caplog.text
 
 
+@pytest.mark.slow
 def test_slack_is_off_without_both_secrets(slack_index: Path, tmp_path: Path) -> None:
     with ServerThread(
         create_app(
             Settings(index_dir=slack_index, data_dir=tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN), embedder=FakeEmbedder()
         )
-    ) as server:  # type: ignore[call-arg]
+    ) as server:
         assert httpx.post(server.url + "/slack/events", content="{}").status_code in (404, 405)
 
 
 def test_socket_mode_envelopes_are_acked_and_answered(slack_index: Path, tmp_path: Path, fake: FakeSlack) -> None:
     """Through the SDK's own Socket Mode client: a raw envelope as the websocket would deliver it."""
-    from bot.api import Service
-    from bot.slack_app import SlackBot
+    from bot.service import Service
+    from bot.slack.app import SlackBot
 
     settings = slack_settings(slack_index, tmp_path / "d", fake, SLACK_APP_TOKEN=APP_TOKEN)
     service = Service(settings, FakeEmbedder())
@@ -400,7 +417,7 @@ def test_socket_mode_envelopes_are_acked_and_answered(slack_index: Path, tmp_pat
     bot = SlackBot(service, token=BOT_TOKEN, signing_secret=None)
     handler = bot.socket_mode_handler(APP_TOKEN)
     sent: list[Any] = []
-    handler.client.send_socket_mode_response = sent.append  # type: ignore[method-assign]
+    setattr(handler.client, "send_socket_mode_response", sent.append)  # noqa: B010 (a fake for one method)
     try:
         event = mention("Who will chair Stargate?", ts="1.7")
         envelope = {"type": "events_api", "envelope_id": "env-1", "accepts_response_payload": False}
@@ -447,9 +464,9 @@ def test_a_mention_is_answered_with_the_real_model(
 def test_the_manifest_asks_for_what_the_app_uses() -> None:
     import yaml
 
-    from bot.slack_app import COMMAND
+    from bot.slack.app import COMMAND
 
-    manifest = yaml.safe_load((ROOT / "bot" / "slack_manifest.yaml").read_text(encoding="utf-8"))
+    manifest = yaml.safe_load((ROOT / "bot" / "slack" / "manifest.yaml").read_text(encoding="utf-8"))
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "app_mentions:read",
         "chat:write",
@@ -486,7 +503,7 @@ def test_bot_slack_checks_both_tokens_with_slack(
 ) -> None:
     from bot.cli import main
 
-    monkeypatch.setattr("bot.http_ops.configure_logging", lambda *args: None)
+    monkeypatch.setattr("bot.observability.configure_logging", lambda *args: None)
     for name, value in {
         "SLACK_API_URL": fake.api_url,
         "SLACK_APP_TOKEN": "xapp-1-not-valid",
@@ -506,7 +523,7 @@ def test_bot_slack_checks_both_tokens_with_slack(
 
 
 def test_anything_like_a_token_is_redacted_from_the_slack_log(caplog: pytest.LogCaptureFixture) -> None:
-    from bot.slack_app import log
+    from bot.slack.app import log
 
     caplog.set_level(logging.DEBUG, logger="bot.slack")
     log.debug("headers: %s", {"Authorization": "Bearer xoxb-9999-8888-abcdef", "app": "xapp-1-A1-2-xyz"})

@@ -12,9 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import BotError
-from bot.feedback import FeedbackStore
 from bot.records import Answer, ArticleRef, Quote
-from bot.slack_blocks import (
+from bot.slack.blocks import (
     MAX_BLOCKS,
     SECTION_LIMIT,
     SHARE,
@@ -31,6 +30,7 @@ from bot.slack_blocks import (
     safe_url,
     unescape,
 )
+from bot.slack.feedback import FeedbackStore
 
 
 def make_quote(passage: str, sentence: str, url: str | None = "https://example.com/a", title: str = "A title") -> Quote:

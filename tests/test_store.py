@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from bot.errors import CorpusError, IndexMismatchError, IndexMissingError
-from bot.indexer import build_index, is_current
-from bot.store import current_version, open_index
+from bot.indexing.build import build_index, is_current
+from bot.indexing.versions import current_version, open_index
 from tests.conftest import ROOT, FakeEmbedder, write_article
 
 
@@ -72,7 +72,7 @@ def test_empty_corpus_is_refused(tmp_path: Path, fake_embedder: FakeEmbedder) ->
 def test_old_versions_are_collected(
     seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.store.KEEP_REPLACED_SECONDS", 0.0)  # no server is loading any of them
+    monkeypatch.setattr("bot.indexing.versions.KEEP_REPLACED_SECONDS", 0.0)  # no server is loading any of them
     for n in range(5):
         write_article(seed_corpus, f"extra{n}.md", f"Extra {n}", f"Text number {n}.")
         build_index(seed_corpus, tmp_path / "index", fake_embedder)
@@ -94,14 +94,14 @@ def test_killed_build_leaves_the_previous_index_loadable(
         sys.path.insert(0, {str(ROOT)!r})
         import numpy as np
         from tests.conftest import FakeEmbedder
-        import bot.store as store
+        import bot.indexing.versions as store
         real_save = np.save
         def dying_save(path, array, *a, **k):
             real_save(path, array, *a, **k)
             if str(path).endswith("units.npy"):
                 os.kill(os.getpid(), signal.SIGKILL)
         store.np.save = dying_save
-        from bot.indexer import build_index
+        from bot.indexing.build import build_index
         build_index({str(seed_corpus)!r}, {str(index_dir)!r}, FakeEmbedder())
         """
     )

@@ -7,8 +7,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bot.indexer import build_index
-from bot.store import IVF_NPROBE, build_faiss, ivf_lists, open_index
+from bot.indexing.build import build_index
+from bot.indexing.dense import IVF_NPROBE, build_faiss, ivf_lists
+from bot.indexing.versions import open_index
 from tests.conftest import FakeEmbedder, write_article
 
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from bot.api import create_app
+from bot.http.app import create_app
 from bot.settings import Settings
 from tests.conftest import ROOT, SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
 
@@ -108,7 +108,7 @@ def real_server(seed_index: Path, real_embedder: Any) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def fake_seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     index_dir = tmp_path_factory.mktemp("web-fake") / "index"
     build_index(SEED_CORPUS, index_dir, FakeEmbedder())
@@ -143,7 +143,7 @@ def test_page_and_assets_are_served_by_the_app_with_a_strict_csp(fake_seed_index
             assert asset.status_code == 200, src
             assert asset.headers["x-content-type-options"] == "nosniff"
         assert not re.search(r"https?://", page.text), "the page must not load anything from elsewhere"
-        assert httpx.get(server.url + "/static/../api.py").status_code == 404
+        assert httpx.get(server.url + "/static/../app.py").status_code == 404
         assert httpx.get(server.url + "/static/nothing.js").status_code == 404
         metrics = httpx.get(server.url + "/metrics").text
         assert 'route="/static",status="200"' in metrics and 'route="/",status="200"' in metrics
@@ -387,7 +387,7 @@ def test_articles_view_lists_the_corpus(web: Page, real_server: ServerThread) ->
 
 def test_article_text_is_never_markup(web: Page, tmp_path: Path) -> None:
     """Titles, passages and urls from articles are shown as text; offsets count code points."""
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from bot.errors import IndexMissingError, StoreError
-from bot.keyword import KeywordIndex
-from bot.milvus_store import (
+from bot.indexing.keyword import KeywordIndex
+from bot.indexing.milvus_store import (
     MilvusTarget,
     client,
     dense_hits,
@@ -31,9 +31,8 @@ from bot.milvus_store import (
     served_version,
     unit_rows,
 )
+from bot.indexing.versions import UNIT_TOKEN_CACHE, Index, _ordinal
 from bot.records import Article
-from bot.retrieval import CANDIDATES, Candidate
-from bot.store import UNIT_TOKEN_CACHE, Index, _ordinal
 
 
 class DocFreq(KeywordIndex):
@@ -129,16 +128,18 @@ class MilvusIndex(Index):
         known = (rows < len(self.passage_keys)) & (self.passage_keys[safe] == keys) if len(keys) else rows > 0
         return rows[known].astype(np.int64), scores[known]
 
-    def candidates(
+    def fused_candidates(
         self,
         vector: np.ndarray,
         tokens: list[str],
         n: int,
+        depth: int,
         mask: np.ndarray | None = None,
         since: str | None = None,
         until: str | None = None,
-    ) -> list[Candidate]:
-        """Dense and BM25 hits fused by reciprocal rank in the engine, best first. `fused` is the
+    ) -> list[tuple[int, float]]:
+        """(passage row, fused score) of the dense and BM25 hits (`depth` each) fused by reciprocal
+        rank in the engine, best first. `fused` is the
         RRF score standardised over the hits, so it weighs against the sentence score in the
         answering core's re-ranking as the FAISS backend's z-scores do."""
         where = _date_filter(since, until)
@@ -147,7 +148,7 @@ class MilvusIndex(Index):
             if not len(allowed):
                 return []
             where = " and ".join(filter(None, [where, f"pid in [{', '.join(str(int(k)) for k in allowed)}]"]))
-        depth = max(CANDIDATES, n)
+        depth = max(depth, n)
         hits = self._engine(
             lambda: hybrid_hits(self.client, self.names[0], vector, " ".join(tokens), depth, where, 2 * depth)
         )
@@ -155,7 +156,7 @@ class MilvusIndex(Index):
         if not len(rows):
             return []
         fused = _z(scores)
-        return [Candidate(int(rows[i]), float(fused[i]), 0.0, 0.0) for i in range(min(n, len(rows)))]
+        return [(int(rows[i]), float(fused[i])) for i in range(min(n, len(rows)))]
 
     def unit_vectors_of(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
         """The sentence-unit vectors of each [first, last) range, fetched from the engine in one call."""

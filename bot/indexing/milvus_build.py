@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from bot.corpus import Corpus, load_corpus
-from bot.embedding import Embedder
-from bot.embedding_cache import EmbeddingCache
+from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import CorpusError, StoreError
-from bot.indexer import BuildReport, chunk_corpus, chunker_key, link_copies
-from bot.keyword import tokenize
-from bot.milvus_store import (
+from bot.indexing.build import BuildReport, chunk_corpus, chunker_key, link_copies
+from bot.indexing.embedding import Embedder
+from bot.indexing.embedding_cache import EmbeddingCache
+from bot.indexing.keyword import tokenize
+from bot.indexing.milvus_store import (
     MilvusTarget,
     Rows,
     live_articles,
@@ -42,8 +42,8 @@ from bot.milvus_store import (
     served_version,
     update_in_place,
 )
+from bot.indexing.versions import FORMAT_VERSION
 from bot.records import Article
-from bot.store import FORMAT_VERSION
 
 TEXT_PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 16,000 characters of UTF-8 at most
 MAX_PARTS = 255  # the part is the low 8 bits of an article row's id

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from bot.errors import IndexMissingError, StoreError
-from bot.store import KEEP_REPLACED_SECONDS, KEEP_VERSIONS, version_time
+from bot.indexing.versions import KEEP_REPLACED_SECONDS, KEEP_VERSIONS, version_time
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from bot.embedding import Embedder
+from bot.indexing.embedding import Embedder
 
 MAX_BATCH = 64
 CACHE_SIZE = 2048

@@ -1,25 +1,26 @@
 """`bot slack`: the Slack app over Socket Mode, for workspaces where the bot has no public URL.
 
 The app opens a websocket to Slack with the app-level token (SLACK_APP_TOKEN, `xapp-…`) and gets
-the same events, commands and button clicks as over HTTP, so the listeners are `bot/slack_app.py`'s.
+the same events, commands and button clicks as over HTTP, so the listeners are `bot/slack/app.py`'s.
 Both tokens are checked with Slack before the model loads, so a wrong one fails in a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import BotError
 from bot.settings import Settings
-from bot.slack_app import EXAMPLE, SlackBot, api_base
+from bot.slack.app import EXAMPLE, SlackBot, api_base
 
 
 def run_socket_mode(settings: Settings) -> None:
     """Check the tokens, load the model and index, connect over Socket Mode, answer until Ctrl-C."""
-    from bot.api import Service
-    from bot.http_ops import configure_logging
+    from bot.observability import configure_logging
+    from bot.service import Service
 
     if settings.slack_bot_token is None or settings.slack_app_token is None:
         raise BotError(
@@ -41,9 +42,7 @@ def run_socket_mode(settings: Settings) -> None:
         except OSError as exc:
             raise BotError(f"Cannot reach Slack at {api_base(settings.slack_api_url)}: {exc}") from None
         service.load()
-        index = service.live.current() if service.live is not None else None
-        if index is None:
-            raise BotError(service.error)
+        index = service.index()
         try:
             handler.connect()  # type: ignore[no-untyped-call]
         except SlackApiError as exc:
@@ -59,5 +58,4 @@ def run_socket_mode(settings: Settings) -> None:
         threading.Event().wait()
     finally:
         handler.close()  # type: ignore[no-untyped-call]
-        if service.live is not None:
-            service.live.close()
+        asyncio.run(service.close())

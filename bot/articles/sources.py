@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.corpus import clean_text, decode, is_ignored, json_lines, make_article, parse_article_file
+from bot.articles.corpus import clean_text, decode, is_ignored, json_lines, make_article, parse_article_file
+from bot.articles.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch
 from bot.errors import CorpusError, IngestError
-from bot.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch
 
 FILE_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".jsonl"}
 
@@ -162,7 +162,7 @@ def read_feed(url: str, allow_private: bool, seen: set[str]) -> Iterator[Draft |
     the entry's link, else the entry's own content when the page cannot be had."""
     import feedparser
 
-    from bot.duplicates import canonical_url
+    from bot.articles.duplicates import canonical_url
 
     try:
         page = fetch(url, allow_private=allow_private, accept=FEED_TYPES | HTML_TYPES | TEXT_TYPES)

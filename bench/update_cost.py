@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.embedding import Embedder
-from bot.indexer import build_index
+from bot.indexing.build import build_index
+from bot.indexing.embedding import Embedder
 
 _SYLLABLES = ["ta", "ro", "mi", "ken", "sa", "lu", "dor", "vi", "pe", "gan", "chi", "mo", "rel", "ba", "nu", "tes"]
 
@@ -42,7 +42,7 @@ class UpdateCost:
         return {**asdict(self), "fraction": round(self.fraction, 5)}
 
 
-def _vocabulary(size: int, rng: np.random.Generator) -> list[str]:
+def make_vocabulary(size: int, rng: np.random.Generator) -> list[str]:
     words = {"".join(rng.choice(_SYLLABLES, size=int(rng.integers(1, 4)))) for _ in range(size * 2)}
     return sorted(words)[:size]
 
@@ -75,7 +75,7 @@ def synthetic_article(number: int, rng: np.random.Generator, vocabulary: list[st
 def write_synthetic_corpus(folder: Path, articles: int, seed: int = 0, words: int = 250) -> Path:
     """A corpus folder holding `articles` synthetic articles in one .jsonl file."""
     rng = np.random.default_rng(seed)
-    vocabulary = _vocabulary(5000, rng)
+    vocabulary = make_vocabulary(5000, rng)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "synthetic.jsonl").open("w", encoding="utf-8") as handle:
         for number in range(articles):
@@ -94,7 +94,7 @@ def measure_update_cost(
         full = build_index(corpus, index_dir, embedder, full=True)
         full_seconds = time.perf_counter() - started
         rng = np.random.default_rng(1)
-        extra = synthetic_article(articles, rng, _vocabulary(5000, rng), words)
+        extra = synthetic_article(articles, rng, make_vocabulary(5000, rng), words)
         front = f"---\ntitle: {extra['title']}\ndate: {extra['date']}\nurl: {extra['url']}\n---\n"
         (corpus / "new-article.md").write_text(front + extra["text"] + "\n", encoding="utf-8")
         started = time.perf_counter()

@@ -4,10 +4,10 @@
 - a direct message → the answer in the DM (in its thread when the question was in one);
 - `/ask question` → acknowledged at once, answered through the command's `response_url`,
   only to the asker (BOT_SLACK_EPHEMERAL, default) with a "Share in channel" button;
-- 👍 / 👎 under every answer → stored in SQLite (bot/feedback.py), counted in /metrics;
+- 👍 / 👎 under every answer → stored in SQLite (bot/slack/feedback.py), counted in /metrics;
 - the App Home tab → how to ask, examples, how many articles and how fresh.
 
-Over HTTP (`mount()`: `POST /slack/events` when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set;
+Over HTTP (`bot/http/slack.py`: `POST /slack/events` when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set;
 bolt checks signatures and timestamps) or Socket Mode (`bot slack`, SLACK_APP_TOKEN). The bolt app
 is the synchronous one: `dispatch` runs in a worker thread and acks at once; answers are computed
 in bolt's listener threads, never on the event loop.
@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Request, Response  # module level: FastAPI resolves the route's annotations here
 from prometheus_client import Counter
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.answering import answer, validate_question
+from bot.answer.answering import validate_question
 from bot.errors import BotError, QuestionError
-from bot.feedback import FeedbackStore
 from bot.records import Answer
-from bot.slack_blocks import (
+from bot.slack.blocks import (
     SHARE,
     VOTE_DOWN,
     VOTE_UP,
@@ -47,20 +45,17 @@ from bot.slack_blocks import (
     home_view,
     notice_blocks,
 )
+from bot.slack.feedback import FeedbackStore
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.embedding import Embedder
-    from bot.http_ops import Metrics
-    from bot.live_index import LiveIndex
-    from bot.settings import Settings
+    from bot.service import Service
 
 log = logging.getLogger("bot.slack")
 
 QUOTES = 3
-COMMAND = "/ask"  # as in slack_manifest.yaml
+COMMAND = "/ask"  # as in manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
 GONE = "I no longer have that answer; ask again."
 # Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), and the other xox? kinds.
@@ -90,16 +85,16 @@ _redact = RedactTokens()
 log.addFilter(_redact)
 
 
-class Backend(Protocol):
-    """What the Slack app answers from: `bot.api.Service` in both modes."""
+# What the asker reads when there is no answer, by error type (most specific first).
+REPLIES: list[tuple[type[BotError], str]] = [
+    (QuestionError, "{error}"),
+    (BotError, "I can't answer right now: {error}"),
+]
 
-    settings: Settings
-    embedder: Embedder | None
-    live: LiveIndex | None
-    metrics: Metrics
 
-    @property
-    def error(self) -> str: ...
+def reply_for(error: BotError) -> str:
+    """The one line Slack shows for `error`."""
+    return next(text for kind, text in REPLIES if isinstance(error, kind)).format(error=error)
 
 
 def api_base(url: str | None) -> str:
@@ -110,7 +105,7 @@ def api_base(url: str | None) -> str:
 class SlackBot:
     """The bolt app with its listeners, its SQLite memory and its metrics."""
 
-    def __init__(self, service: Backend, *, token: str, signing_secret: str | None) -> None:
+    def __init__(self, service: Service, *, token: str, signing_secret: str | None) -> None:
         self.service = service
         self.settings = service.settings
         self.store = FeedbackStore(self.settings.data_dir / "slack.sqlite3")
@@ -140,21 +135,19 @@ class SlackBot:
     # -- the answering core, shared by every listener ------------------------------------
 
     def ask(self, question: str) -> Answer:
-        """Answer with the served index; BotError while the model or index is not loaded."""
-        live, embedder = self.service.live, self.service.embedder
-        index = live.current() if live is not None else None
-        if index is None or embedder is None:
-            raise BotError(self.service.error or "The articles are loading; ask again in a minute.")
-        settings = self.settings
-        result = answer(
-            index, embedder, question, QUOTES, threshold=settings.threshold, max_chars=settings.max_question_chars
-        )
-        self.service.metrics.answers.labels(answered=str(result.answered).lower()).inc()
-        return result
+        """Answer with the served index; UnavailableError while the model or index is not loaded."""
+        return self.service.answer(question, QUOTES)
+
+    def dispatch(
+        self, body: str, query: dict[str, str], headers: dict[str, str | Sequence[str]]
+    ) -> tuple[int, str, dict[str, str]]:
+        """One HTTP request from Slack (verified, acked, listeners started): status, body, headers."""
+        result = self.app.dispatch(BoltRequest(body=body, query=query, headers=headers))
+        return result.status, result.body, result.first_headers_without_set_cookie()
 
     def home(self, user: str) -> dict[str, Any]:
         """The Home tab view of `user` for the current index."""
-        index = self.service.live.current() if self.service.live is not None else None
+        index = self.service.current()
         if index is None:
             return home_view(articles=None, passages=None, built_at=None, newest=None, examples=[])
         dated = sorted((a for a in index.articles if a.date), key=lambda a: a.date or "", reverse=True)
@@ -213,11 +206,9 @@ class SlackBot:
         question = clean_question(str(event.get("text", "")), bot_user)
         try:
             result = self.ask(question)
-        except QuestionError as exc:
-            self._post_notice(channel, user, thread, f"{exc}", private=surface == "mention")
-            return
         except BotError as exc:
-            self._post_notice(channel, user, thread, f"I can't answer right now: {exc}", private=False)
+            private = isinstance(exc, QuestionError) and surface == "mention"
+            self._post_notice(channel, user, thread, reply_for(exc), private=private)
             return
         answer_id = self.store.record_answer(result, surface, channel, user)
         self._call(
@@ -263,7 +254,7 @@ class SlackBot:
         try:
             result = self.ask(question)
         except BotError as exc:
-            self._respond(respond, text=f"I can't answer right now: {exc}", response_type="ephemeral")
+            self._respond(respond, text=reply_for(exc), response_type="ephemeral")
             return
         answer_id = self.store.record_answer(result, "command", command.get("channel_id"), command.get("user_id"))
         self._respond(
@@ -342,28 +333,12 @@ def _answerable(event: dict[str, Any]) -> bool:
     )
 
 
-def mount(app: FastAPI, service: Backend) -> SlackBot | None:
-    """Add `POST /slack/events` (events, commands, interactions) when the bot token and the
-    signing secret are set; returns the bot (also at `app.state.slack`), or None."""
-    from fastapi.concurrency import run_in_threadpool
-    from slack_bolt import BoltRequest
-
+def slack_over_http(service: Service) -> SlackBot | None:
+    """The bot for `POST /slack/events` when the bot token and the signing secret are set, else None."""
     settings = service.settings
     token, secret = settings.slack_bot_token, settings.slack_signing_secret
     if token is None or secret is None:
         if token is not None or secret is not None:
             log.warning("Slack over HTTP needs both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; /slack/events is off.")
         return None
-    bot = SlackBot(service, token=token.get_secret_value(), signing_secret=secret.get_secret_value())
-
-    @app.post("/slack/events", include_in_schema=False)
-    async def slack_events(request: Request) -> Response:
-        body = (await request.body()).decode("utf-8", errors="replace")
-        bolt_request = BoltRequest(body=body, query=dict(request.query_params), headers=dict(request.headers))
-        # dispatch verifies, acks and hands listeners to bolt's threads; a worker thread keeps
-        # its first-event auth.test call off the event loop too.
-        result = await run_in_threadpool(bot.app.dispatch, bolt_request)
-        return Response(result.body, status_code=result.status, headers=result.first_headers_without_set_cookie())
-
-    app.state.slack = bot
-    return bot
+    return SlackBot(service, token=token.get_secret_value(), signing_secret=secret.get_secret_value())

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.store import fsync_path
+from bot.durable import fsync_path
 
 log = logging.getLogger(__name__)
 

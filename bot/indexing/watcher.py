@@ -14,14 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.corpus import is_article_file
-from bot.embedding import Embedder
+from bot.articles.corpus import is_article_file
 from bot.errors import BotError, CorpusError
-from bot.indexer import BuildReport, build_index, is_current
-from bot.store import APPROXIMATE_ABOVE
+from bot.indexing.build import BuildReport, build_index, is_current
+from bot.indexing.dense import APPROXIMATE_ABOVE
+from bot.indexing.embedding import Embedder
 
 if TYPE_CHECKING:
-    from bot.milvus_store import MilvusTarget
+    from bot.indexing.milvus_store import MilvusTarget
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 800

@@ -1,4 +1,4 @@
-"""The index on disk: immutable versions, switched atomically. The only module importing FAISS.
+"""The index on disk: its layout, immutable versions, the manifest, publishing and garbage collection.
 
     index/
       CURRENT                 name of the live version (replaced atomically)
@@ -14,31 +14,29 @@
       .lock                   held by the one indexer at work
 
 A build is written to a hidden folder, fsynced, renamed into `versions/`, and only then named in
-CURRENT; a crash at any moment leaves the previous version loadable.
+CURRENT; a crash at any moment leaves the previous version loadable. The dense index inside a
+version is `bot.indexing.dense`'s; the BM25 one is `bot.indexing.keyword`'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-import os
 import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from bot.errors import IndexMismatchError, IndexMissingError
-from bot.keyword import KeywordIndex, tokenize
+from bot.durable import fsync_path, write_atomically
+from bot.errors import IndexMismatchError, IndexMissingError, StoreError
+from bot.indexing.dense import APPROXIMATE_ABOVE, build_faiss, read_faiss, search_faiss, write_faiss
+from bot.indexing.keyword import KeywordIndex, tokenize
 from bot.records import Article
-
-if TYPE_CHECKING:
-    from bot.retrieval import Candidate
 
 FORMAT_VERSION = 1
 UNIT_TOKEN_CACHE = 200_000
@@ -46,17 +44,6 @@ KEEP_VERSIONS = 3
 # A version stays this long after it stopped being current: a server that read CURRENT just
 # before the switch may still be loading it (a load that fails anyway is retried by LiveIndex).
 KEEP_REPLACED_SECONDS = 60.0
-# Above this many passages exact search gives way to an inverted-file index (IVF): at 1M
-# passages exact search costs 70-400 ms a query here (with the load), IVF ~0.7 ms at recall@10
-# 0.977 (`make bench`). IVF with a flat quantizer was chosen by measurement: HNSW as IVF's
-# quantizer (default efSearch) capped recall at ~0.77; HNSW as the whole index was not built at
-# 1M here, as its graph (~256 bytes a vector at M=32) stays in RAM and cannot be memory-mapped.
-APPROXIMATE_ABOVE = 200_000
-IVF_LISTS_PER_SQRT = 4  # lists ~ 4·sqrt(n), a power of two: 4096 at 1M passages
-IVF_TRAIN_PER_LIST = 40  # k-means sample: 40 vectors a list (FAISS wants >= 39)
-IVF_TRAIN_ITERATIONS = 10
-IVF_NPROBE = 32  # lists searched per query
-HNSW_EF_SEARCH = 96  # for versions written with HNSW by earlier releases
 
 
 @dataclass
@@ -81,49 +68,8 @@ def _fsync_tree(folder: Path) -> None:
     fsync_path(folder)
 
 
-def fsync_path(path: Path) -> None:
-    """Flush a file's or a folder's entries to disk (a rename is durable once its folder is)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def ivf_lists(n: int) -> int:
-    """How many IVF lists for `n` vectors: ~4·sqrt(n) rounded to a power of two, at most n/40."""
-    target = int(2 ** round(math.log2(max(1.0, IVF_LISTS_PER_SQRT * math.sqrt(n)))))
-    return max(1, min(target, n // IVF_TRAIN_PER_LIST))
-
-
-def build_faiss(vectors: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> Any:
-    """An exact inner-product index, or IVF once there are more than `approximate_above` vectors."""
-    import faiss
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    count, dimension = vectors.shape
-    index: Any
-    if count > approximate_above and count >= IVF_TRAIN_PER_LIST:
-        lists = ivf_lists(count)
-        index = faiss.index_factory(dimension, f"IVF{lists},Flat", faiss.METRIC_INNER_PRODUCT)
-        ivf = faiss.extract_index_ivf(index)
-        ivf.cp.niter = IVF_TRAIN_ITERATIONS
-        ivf.cp.seed = 1234
-        sample_size = min(count, lists * IVF_TRAIN_PER_LIST)
-        sample = vectors[np.sort(np.random.default_rng(0).choice(count, sample_size, replace=False))]
-        index.train(sample)
-        ivf.nprobe = IVF_NPROBE
-    else:
-        index = faiss.IndexFlatIP(dimension)
-    if count:
-        index.add(vectors)
-    return index
-
-
 def write_version(data: IndexData, index_dir: Path, approximate_above: int = APPROXIMATE_ABOVE) -> str:
     """Write a complete version and publish it as current; returns its name."""
-    import faiss
-
     index_dir.mkdir(parents=True, exist_ok=True)
     (index_dir / "versions").mkdir(exist_ok=True)
     built = dt.datetime.now(dt.UTC)
@@ -139,7 +85,7 @@ def write_version(data: IndexData, index_dir: Path, approximate_above: int = APP
         np.save(staging / "units.npy", data.units.astype(np.int64))
         np.save(staging / "passage_vectors.npy", data.passage_vectors.astype(np.float32))
         np.save(staging / "unit_vectors.npy", data.unit_vectors.astype(np.float16))
-        faiss.write_index(faiss_index, str(staging / "passages.faiss"))
+        write_faiss(faiss_index, staging / "passages.faiss")
         data.keyword.save(staging / "keyword")
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -166,12 +112,7 @@ def write_version(data: IndexData, index_dir: Path, approximate_above: int = APP
 
 def publish(index_dir: Path, version: str) -> None:
     """Point CURRENT at `version` with an atomic rename."""
-    pointer = index_dir / f".CURRENT-{uuid.uuid4().hex}"
-    pointer.write_text(version + "\n", encoding="utf-8")
-    with pointer.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer, index_dir / "CURRENT")
-    fsync_path(index_dir)
+    write_atomically(index_dir / "CURRENT", version + "\n", prefix=".CURRENT-")
 
 
 def current_version(index_dir: Path) -> str:
@@ -215,12 +156,36 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+Chunks = tuple[np.ndarray, np.ndarray]  # units (U, 2): start, end; passages (P, 4): start, end, first, last + 1
+
+
+def current_chunks(index_dir: Path, chunker: str) -> list[tuple[str, Chunks]]:
+    """Every article text of the live version with its units and passages (unit numbers counted
+    from the article's first), when that version was chunked by the rules `chunker` names; empty
+    when there is no such version."""
+    try:
+        folder = index_dir / "versions" / current_version(index_dir)
+        if read_manifest(folder).get("chunker") != chunker:
+            return []
+        with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
+            texts = [str(json.loads(line)["text"]) for line in handle]
+        passages, units = np.load(folder / "passages.npy"), np.load(folder / "units.npy")
+    except (StoreError, OSError, ValueError, KeyError):
+        return []  # no usable previous version: chunk everything
+    numbers = np.arange(len(texts) + 1)
+    p_bounds, u_bounds = np.searchsorted(passages[:, 0], numbers), np.searchsorted(units[:, 0], numbers)
+    found: list[tuple[str, Chunks]] = []
+    for n, text in enumerate(texts):
+        rows = passages[p_bounds[n] : p_bounds[n + 1], 1:5].copy()
+        rows[:, 2:4] -= u_bounds[n]
+        found.append((text, (units[u_bounds[n] : u_bounds[n + 1], 1:3], rows)))
+    return found
+
+
 class Index:
     """One loaded version: read-only, safe to share between threads."""
 
     def __init__(self, folder: Path) -> None:
-        import faiss
-
         self.folder = folder
         self.manifest = read_manifest(folder)
         if self.manifest.get("format_version") != FORMAT_VERSION:
@@ -235,13 +200,7 @@ class Index:
         self.units = np.load(folder / "units.npy", mmap_mode="r")
         self.passage_vectors = np.load(folder / "passage_vectors.npy", mmap_mode="r")
         self.unit_vectors = np.load(folder / "unit_vectors.npy", mmap_mode="r")
-        # Memory-mapped, not copied: the vectors stay in the page cache, shared by every server
-        # process on the machine, and a 1M-passage index costs no resident memory until searched.
-        self.faiss = faiss.read_index(str(folder / "passages.faiss"), faiss.IO_FLAG_MMAP_IFC)
-        if isinstance(self.faiss, faiss.IndexIVF):
-            self.faiss.nprobe = IVF_NPROBE
-        elif isinstance(self.faiss, faiss.IndexHNSWFlat):
-            self.faiss.hnsw.efSearch = HNSW_EF_SEARCH
+        self.faiss = read_faiss(folder / "passages.faiss")
         self.keyword = KeywordIndex.load(folder / "keyword")
         # Stemmed tokens of the units and titles that questions reach, computed once per version:
         # re-stemming them on every request was most of the answering thread's Python time.
@@ -303,51 +262,22 @@ class Index:
             allowed &= self.article_days <= until[:10]
         return self.passage_mask(np.flatnonzero(allowed).tolist())
 
-    def candidates(
-        self,
-        vector: np.ndarray,
-        tokens: list[str],
-        n: int,
-        mask: np.ndarray | None = None,
-        since: str | None = None,
-        until: str | None = None,
-    ) -> list[Candidate]:
-        """The best `n` passages for a question (its vector and `keyword.query_tokens`), best first."""
-        from bot.retrieval import hybrid_search
-
-        dated = self.date_mask(since, until)
-        if dated is not None:
-            mask = dated if mask is None else dated * mask
-        return hybrid_search(self, vector, tokens, n, mask)
-
     def unit_vectors_of(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
         """The sentence-unit vectors of each [first, last) range of units."""
         return [np.asarray(self.unit_vectors[first:last], dtype=np.float32) for first, last in ranges]
 
     def dense_search(self, vector: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-`n` passages by inner product (cosine, vectors being normalised)."""
-        import faiss
-
-        faiss_any: Any = faiss  # the SWIG bindings' stubs lack the search-parameter classes
         n = min(n, len(self))
         if n <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        params = None
+        allowed = None
         if mask is not None:
             allowed = np.flatnonzero(mask).astype(np.int64)
             if not len(allowed):
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-            selector = faiss.IDSelectorBatch(allowed)
-            if isinstance(self.faiss, faiss.IndexIVF):
-                params = faiss_any.SearchParametersIVF(sel=selector, nprobe=IVF_NPROBE)
-            elif isinstance(self.faiss, faiss.IndexHNSWFlat):
-                params = faiss_any.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, n))
-            else:
-                params = faiss_any.SearchParameters(sel=selector)
-        scores, ids = self.faiss.search(query, n, params=params)
-        keep = ids[0] >= 0
-        return ids[0][keep].astype(np.int64), scores[0][keep]
+        return search_faiss(self.faiss, query, n, allowed)
 
 
 def _ordinal(day: str) -> float:

@@ -19,18 +19,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.embedding import Embedder
+from bot.answer.retrieval import search
 from bot.errors import QuestionError
-from bot.keyword import query_tokens
+from bot.indexing.embedding import Embedder
+from bot.indexing.keyword import query_tokens
+from bot.indexing.versions import Index
 from bot.records import Answer, ArticleRef, CopyRef, Quote
-from bot.store import Index
 
 MAX_QUESTION_CHARS = 1000
 EMPTY_QUESTION = "The question is empty: ask something, e.g. “Who will chair Stargate?”"
 MAX_K = 20
 THRESHOLD = 0.5
 # Logistic calibration of the top quote's confidence: the probability that the articles answer.
-# Refit with `bot eval --shared ../shared/eval --calibrate` (bot/calibration.py): the top quote's
+# Refit with `bot eval --shared ../shared/eval --calibrate` (bot/quality/calibration.py): the top quote's
 # features for every 50th SQuAD v1.1 dev question asked of all 2,067 paragraphs (label 1) and
 # again with every paragraph of its Wikipedia page hidden (label 0: the topic is absent), plus
 # stargate-dev over the seed article alone and with the SQuAD paragraphs as distractors, weighted
@@ -158,7 +159,7 @@ def score_passages(
     weights = index.keyword.idf(sorted(set(tokens)))
     vector = vector.astype(np.float32)
     scored: list[_Scored] = []
-    candidates = index.candidates(vector, tokens, depth, mask, since, until)
+    candidates = search(index, vector, tokens, depth, mask, since, until)
     ranges = [(int(index.passages[c.passage, 3]), int(index.passages[c.passage, 4])) for c in candidates]
     for candidate, unit_vectors in zip(candidates, index.unit_vectors_of(ranges), strict=True):
         article_no, _, _, first, last = (int(x) for x in index.passages[candidate.passage])

@@ -1,4 +1,4 @@
-"""Taking new articles into the corpus: duplicate checks, atomic writes, then the index.
+"""Taking new articles into the corpus: duplicate checks, atomic writes (the index follows: `bot.service`).
 
 Each accepted article becomes one front-matter file in the corpus folder, written to a hidden
 temporary file, read back and checked, fsynced and renamed into place; the corpus file *is* the
@@ -8,34 +8,27 @@ leaves the previous index serving and a corpus of whole files, and the next `bot
 
 An article repeating one the corpus has (same canonical URL or id with the same text, or the
 same normalised text) is skipped; a changed text at the same URL replaces the old one; a
-near-duplicate (see `bot.duplicates`) is kept on disk with `duplicate_of:` naming its original,
+near-duplicate (see `bot.articles.duplicates`) is kept on disk with `duplicate_of:` naming its original,
 which the indexer lists under "also reported by" instead of indexing it twice.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 from filelock import FileLock
 
-from bot.corpus import load_corpus, parse_article_file, slugify
-from bot.duplicates import Catalog, Fingerprint, text_key
-from bot.embedding import Embedder
-from bot.errors import CorpusError, IngestError
-from bot.indexer import BuildReport, build_index, is_current
+from bot.articles.corpus import load_corpus, parse_article_file, slugify
+from bot.articles.duplicates import Catalog, Fingerprint, text_key
+from bot.articles.sources import Draft, Rejection
+from bot.durable import fsync_path, write_atomically
+from bot.errors import CorpusError, IngestError, NotFoundError, ReadOnlyCorpusError
 from bot.records import Article
-from bot.sources import Draft, Rejection
-from bot.store import APPROXIMATE_ABOVE, fsync_path
-
-if TYPE_CHECKING:
-    from bot.milvus_store import MilvusTarget
 
 STATUSES = ("added", "updated", "linked", "duplicate", "rejected")
 
@@ -69,20 +62,6 @@ class IngestReport:
         return ", ".join(f"{self.count(s)} {s}" for s in STATUSES)
 
 
-def write_atomically(path: Path, content: str) -> None:
-    """Replace `path` with `content` all at once: hidden temp file, fsync, rename, fsync folder."""
-    temporary = path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}"
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_path(path.parent)
-
-
 def render(article: Article) -> str:
     """The front-matter file of an article."""
     fields = {k: getattr(article, k) for k in ("id", "title", "date", "url", "source", "author", "duplicate_of")}
@@ -96,7 +75,7 @@ class CorpusWriter:
     def __init__(self, corpus_dir: Path, lock_path: Path) -> None:
         self.corpus_dir = Path(corpus_dir)
         if self.corpus_dir.exists() and not self.corpus_dir.is_dir():
-            raise IngestError(f"{corpus_dir} is a file: ingesting needs BOT_CORPUS_DIR to be a folder")
+            raise ReadOnlyCorpusError(f"{corpus_dir} is a file: ingesting needs BOT_CORPUS_DIR to be a folder")
         self.lock = FileLock(str(lock_path))
         self._fingerprints: dict[str, Fingerprint] = {}  # unchanged articles are not re-shingled
 
@@ -104,7 +83,7 @@ class CorpusWriter:
         return load_corpus(self.corpus_dir).articles if self.corpus_dir.is_dir() else []
 
     def known_urls(self) -> set[str]:
-        from bot.duplicates import canonical_url
+        from bot.articles.duplicates import canonical_url
 
         return {canonical_url(a.url) for a in self.articles() if a.url}
 
@@ -200,7 +179,7 @@ class CorpusWriter:
         with self.lock:
             found = next((a for a in self.articles() if a.id == article_id), None)
             if found is None or found.path is None:
-                raise IngestError(f"no article with id {article_id!r} in {self.corpus_dir}")
+                raise NotFoundError(f"no article with id {article_id!r} in {self.corpus_dir}")
             path = Path(found.path)
             if path.suffix.lower() == ".jsonl":
                 lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: see corpus.py
@@ -222,7 +201,7 @@ def _line_id(line: str) -> str | None:
 
 def read_sources(sources: list[str], feeds: list[str], allow_private: bool, seen: set[str]) -> list[Draft | Rejection]:
     """Drafts from paths, URLs and feeds (`seen`: canonical URLs the corpus already has)."""
-    from bot.sources import read_feed, read_path, read_url
+    from bot.articles.sources import read_feed, read_path, read_url
 
     items: list[Draft | Rejection] = []
     for source in sources:
@@ -236,27 +215,3 @@ def read_sources(sources: list[str], feeds: list[str], allow_private: bool, seen
     for feed in feeds:
         items.extend(read_feed(feed, allow_private, seen))
     return items
-
-
-def ingest(
-    sources: list[str],
-    feeds: list[str],
-    corpus_dir: Path,
-    index_dir: Path,
-    embedder: Embedder,
-    *,
-    allow_private: bool = False,
-    progress: bool = False,
-    approximate_above: int = APPROXIMATE_ABOVE,
-    milvus: MilvusTarget | None = None,
-) -> tuple[IngestReport, BuildReport | None]:
-    """Read the sources into the corpus, then bring the index up to date (also when an earlier
-    run stopped between the two)."""
-    writer = CorpusWriter(corpus_dir, index_dir / ".ingest.lock")
-    report = writer.accept(read_sources(sources, feeds, allow_private, writer.known_urls()))
-    build = None
-    if report.changed or (writer.articles() and not is_current(corpus_dir, index_dir, embedder.name, milvus)):
-        build = build_index(
-            corpus_dir, index_dir, embedder, progress=progress, approximate_above=approximate_above, milvus=milvus
-        )
-    return report, build

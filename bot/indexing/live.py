@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.errors import BotError, IndexMissingError
-from bot.store import Index, current_version, open_index
+from bot.indexing.versions import Index, current_version, open_index
 
 if TYPE_CHECKING:
-    from bot.milvus_store import MilvusTarget
+    from bot.indexing.milvus_store import MilvusTarget
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def search_version(index_dir: Path, milvus: MilvusTarget | None = None) -> str:
     """The published version's name, from CURRENT or from Milvus's pointer."""
     if milvus is None:
         return current_version(index_dir)
-    from bot.milvus_store import current_version as milvus_version
+    from bot.indexing.milvus_store import current_version as milvus_version
 
     return milvus_version(milvus)
 
@@ -34,7 +34,7 @@ def open_search_index(index_dir: Path, milvus: MilvusTarget | None = None) -> In
     """The published version, on FAISS files (`index_dir`) or in Milvus."""
     if milvus is None:
         return open_index(index_dir)
-    from bot.milvus_index import open_milvus_index
+    from bot.indexing.milvus_index import open_milvus_index
 
     return open_milvus_index(milvus)
 

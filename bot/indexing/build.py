@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,17 +11,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from filelock import FileLock
 
-from bot.chunking import chunk_article
-from bot.corpus import Corpus, load_corpus
-from bot.embedding import Embedder
-from bot.embedding_cache import EmbeddingCache
+from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import CorpusError
-from bot.keyword import KeywordIndex
+from bot.indexing.chunking import chunk_article
+from bot.indexing.dense import APPROXIMATE_ABOVE
+from bot.indexing.embedding import Embedder
+from bot.indexing.embedding_cache import EmbeddingCache
+from bot.indexing.keyword import KeywordIndex
+from bot.indexing.versions import Chunks, IndexData, current_chunks, write_version
 from bot.records import Article, Copy
-from bot.store import APPROXIMATE_ABOVE, IndexData, write_version
 
 if TYPE_CHECKING:
-    from bot.milvus_store import MilvusTarget
+    from bot.indexing.milvus_store import MilvusTarget
 
 
 @dataclass
@@ -54,14 +54,11 @@ def link_copies(articles: list[Article]) -> list[Article]:
     return [replace(a, copies=tuple(copies[a.id])) if a.id in copies else a for a in kept]
 
 
-Chunks = tuple[np.ndarray, np.ndarray]  # units (U, 2): start, end; passages (P, 4): start, end, first, last + 1
-
-
 def chunker_key() -> str:
     """Changes whenever the chunking rules may have: a hash of their source."""
-    import bot.chunking
+    import bot.indexing.chunking
 
-    return hashlib.sha256(Path(bot.chunking.__file__).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(Path(bot.indexing.chunking.__file__).read_bytes()).hexdigest()[:16]
 
 
 def text_hash(text: str) -> str:
@@ -71,26 +68,7 @@ def text_hash(text: str) -> str:
 def previous_chunks(index_dir: Path) -> dict[str, Chunks]:
     """The units and passages of every article in the live version, by text hash, when that
     version was chunked by these same rules: unchanged articles need not be chunked again."""
-    from bot.errors import StoreError
-    from bot.store import current_version, read_manifest
-
-    try:
-        folder = index_dir / "versions" / current_version(index_dir)
-        if read_manifest(folder).get("chunker") != chunker_key():
-            return {}
-        with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
-            texts = [str(json.loads(line)["text"]) for line in handle]
-        passages, units = np.load(folder / "passages.npy"), np.load(folder / "units.npy")
-    except (StoreError, OSError, ValueError, KeyError):
-        return {}  # no usable previous version: chunk everything
-    numbers = np.arange(len(texts) + 1)
-    p_bounds, u_bounds = np.searchsorted(passages[:, 0], numbers), np.searchsorted(units[:, 0], numbers)
-    known: dict[str, Chunks] = {}
-    for n, text in enumerate(texts):
-        rows = passages[p_bounds[n] : p_bounds[n + 1], 1:5].copy()
-        rows[:, 2:4] -= u_bounds[n]
-        known[text_hash(text)] = (units[u_bounds[n] : u_bounds[n + 1], 1:3], rows)
-    return known
+    return {text_hash(text): chunks for text, chunks in current_chunks(index_dir, chunker_key())}
 
 
 def _chunk(article: Article) -> Chunks:
@@ -133,10 +111,10 @@ def is_current(corpus_path: Path, index_dir: Path, model: str, milvus: MilvusTar
     from bot.errors import StoreError
 
     if milvus is not None:
-        from bot.milvus_build import milvus_is_current
+        from bot.indexing.milvus_build import milvus_is_current
 
         return milvus_is_current(milvus, corpus_path, model)
-    from bot.store import FORMAT_VERSION, current_version, read_manifest
+    from bot.indexing.versions import FORMAT_VERSION, current_version, read_manifest
 
     try:
         manifest = read_manifest(index_dir / "versions" / current_version(index_dir))
@@ -163,7 +141,7 @@ def build_index(
     """Read the corpus, embed the passages and sentence units not embedded before (all of them
     when `full`), and publish a new index version (into Milvus when `milvus` says where)."""
     if milvus is not None:
-        from bot.milvus_build import build_milvus
+        from bot.indexing.milvus_build import build_milvus
 
         return build_milvus(milvus, corpus_path, index_dir, embedder, progress=progress, full=full)
     started = time.perf_counter()

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.answering import choose_quotes, score_passages
-from bot.embedding import Embedder
-from bot.evaluation import EvalQuestion, cached_index, load_questions
-from bot.store import Index
+from bot.answer.answering import choose_quotes, score_passages
+from bot.indexing.embedding import Embedder
+from bot.indexing.versions import Index
+from bot.quality.evaluation import EvalQuestion, cached_index, load_questions
 
 FEATURES = ("sentence", "sentence_lexical", "passage_lexical", "answer_type")
 

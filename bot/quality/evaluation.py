@@ -23,12 +23,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from bot.answering import THRESHOLD, answer
-from bot.corpus import Corpus, load_corpus
-from bot.embedding import Embedder
+from bot.answer.answering import THRESHOLD, answer
+from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import BotError, StoreError
-from bot.keyword import tokenize
-from bot.store import FORMAT_VERSION, Index, open_index
+from bot.indexing.embedding import Embedder
+from bot.indexing.keyword import tokenize
+from bot.indexing.versions import FORMAT_VERSION, Index, open_index
 
 BASELINES = ("bm25", "dense")
 MODES = ("product", *BASELINES)
@@ -271,7 +271,7 @@ def merged_corpus(paths: Sequence[Path]) -> Corpus:
 
 def cached_index(paths: Sequence[Path], embedder: Embedder, cache_dir: Path) -> Index:
     """An index of the corpora, built once per corpus content and model under `cache_dir`."""
-    from bot.indexer import build_index
+    from bot.indexing.build import build_index
 
     corpus = merged_corpus(paths)
     if not corpus.articles:

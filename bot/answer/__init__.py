@@ -1,0 +1,1 @@
+"""Answering: hybrid retrieval, verbatim quotes with confidence, batched question encoding."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: the FastAPI app, its routers, middleware and the web page."""

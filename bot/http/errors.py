@@ -1,0 +1,81 @@
+"""Errors as HTTP responses: one status per error type, every body `{"error": ...}`."""
+
+# No `from __future__ import annotations`: FastAPI reads the handler signatures.
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from bot.answer.answering import EMPTY_QUESTION
+from bot.errors import (
+    BotError,
+    ConflictError,
+    CorpusError,
+    IngestError,
+    NotFoundError,
+    QuestionError,
+    ReadOnlyCorpusError,
+    UnavailableError,
+)
+
+# Most specific first: the first type an error is an instance of gives its status. A BotError
+# not listed (a broken index, a model that failed its checksum) is the server's state, so 503.
+STATUS: list[tuple[type[BotError], int]] = [
+    (QuestionError, 422),
+    (CorpusError, 422),  # with the path and the reason
+    (NotFoundError, 404),
+    (ReadOnlyCorpusError, 409),
+    (ConflictError, 409),
+    (IngestError, 422),
+    (UnavailableError, 503),
+    (BotError, 503),
+]
+RETRY_AFTER = {503: {"Retry-After": "5"}}
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What is wrong, in one sentence.")
+    detail: list[dict[str, Any]] | None = Field(default=None, description="Field-level problems, if any.")
+
+
+def responses(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses, each with the error body."""
+    return {code: {"model": ErrorBody, "description": text} for code, text in described.items()}
+
+
+def status_of(error: BotError) -> int:
+    return next(status for kind, status in STATUS if isinstance(error, kind))
+
+
+def add_error_handlers(app: FastAPI, max_chars: int) -> None:
+    """Every error the app can raise, as `{"error": ...}` with its status."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
+        first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            message = "The body is not valid JSON."
+        elif first.get("loc", [])[-1:] in (["question"], ["q"]) and first.get("type") in (
+            "string_too_short",
+            "string_pattern_mismatch",
+        ):
+            message = EMPTY_QUESTION
+        elif first.get("loc", [])[-1:] in (["question"], ["q"]) and first.get("type") == "string_too_long":
+            message = f"The question is over {max_chars} characters long; the limit is {max_chars}."
+        else:
+            where = ".".join(str(p) for p in first.get("loc", []) if p not in ("body", "query"))
+            message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "Invalid request."))
+        return JSONResponse({"error": message, "detail": errors}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(BotError)
+    async def bot_error(request: Request, exc: BotError) -> JSONResponse:
+        status = status_of(exc)
+        return JSONResponse({"error": str(exc)}, status_code=status, headers=RETRY_AFTER.get(status))

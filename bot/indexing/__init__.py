@@ -1,0 +1,1 @@
+"""Indexing: the corpus into a searchable index (chunks, vectors, keywords), its versions on disk, the live one."""

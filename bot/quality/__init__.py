@@ -1,0 +1,1 @@
+"""Quality: evaluation against question sets and the calibration of the confidence."""

@@ -1,0 +1,258 @@
+"""The service core under every edge: the model, the live index, the metrics and the two paths
+that change what a server holds.
+
+    ask:     index or UnavailableError → answer → count
+    change:  accept into the corpus → rebuild if the index is stale → switch the live index
+
+The HTTP app, the Slack app (over HTTP or Socket Mode) and the CLI's `bot ingest` all go through
+here; they only translate what comes back (or the BotError raised) for their audience.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bot.answer.answering import answer_with_vector, validate_question
+from bot.answer.batching import BatchingEncoder
+from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_sources
+from bot.articles.sources import Draft, Rejection
+from bot.errors import BotError, ConflictError, IngestError, NotFoundError, UnavailableError
+from bot.indexing.build import BuildReport, build_index, is_current
+from bot.indexing.dense import APPROXIMATE_ABOVE
+from bot.indexing.embedding import Embedder
+from bot.indexing.live import LiveIndex
+from bot.indexing.versions import Index
+from bot.observability import Metrics
+from bot.records import Answer
+from bot.settings import milvus_target
+
+if TYPE_CHECKING:
+    from bot.indexing.milvus_store import MilvusTarget
+    from bot.settings import Settings
+
+log = logging.getLogger("bot.api")
+LOADING = "The model and index are loading; retry in a few seconds."
+
+
+def accept_then_build(
+    writer: CorpusWriter,
+    items: list[Draft | Rejection],
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    progress: bool = False,
+    approximate_above: int = APPROXIMATE_ABOVE,
+    milvus: MilvusTarget | None = None,
+) -> tuple[IngestReport, BuildReport | None]:
+    """Write the items into the corpus, then rebuild the index when it no longer matches the corpus
+    (also when an earlier run stopped between the two)."""
+    report = writer.accept(items)
+    build = None
+    if report.changed or (writer.articles() and not is_current(writer.corpus_dir, index_dir, embedder.name, milvus)):
+        build = build_index(
+            writer.corpus_dir,
+            index_dir,
+            embedder,
+            progress=progress,
+            approximate_above=approximate_above,
+            milvus=milvus,
+        )
+    return report, build
+
+
+def ingest(
+    sources: list[str],
+    feeds: list[str],
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    allow_private: bool = False,
+    progress: bool = False,
+    approximate_above: int = APPROXIMATE_ABOVE,
+    milvus: MilvusTarget | None = None,
+) -> tuple[IngestReport, BuildReport | None]:
+    """`bot ingest`: read the sources into the corpus, then bring the index up to date."""
+    writer = CorpusWriter(corpus_dir, index_dir / ".ingest.lock")
+    items = read_sources(sources, feeds, allow_private, writer.known_urls())
+    return accept_then_build(
+        writer, items, index_dir, embedder, progress=progress, approximate_above=approximate_above, milvus=milvus
+    )
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a question is asked of, and how much newer ones are preferred."""
+
+    since: str | None = None  # ISO day, inclusive
+    until: str | None = None  # ISO day, inclusive
+    recent: float | None = None  # half-life in days of the recency boost
+
+
+NO_FILTERS = Filters()
+
+
+class Service:
+    """What a running bot holds: settings, model, live index, question encoder, metrics."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, *, index: Index | None = None) -> None:
+        """`index`: answer from this one version (the CLI) instead of following the index folder."""
+        self.settings = settings
+        self.embedder = embedder
+        self.fixed = index
+        self.live: LiveIndex | None = None
+        self.encoder: BatchingEncoder | None = None
+        self.load_error: str | None = None
+        self.metrics = Metrics(self)
+        self._writer: CorpusWriter | None = None
+
+    def load(self) -> None:
+        """Load the model and the index (runs in a thread at start-up); a failure is kept in `error`."""
+        try:
+            if self.embedder is None:
+                from bot.indexing.embedding import get_embedder
+
+                self.embedder = get_embedder(self.settings.model)
+            live = LiveIndex(self.settings.index_dir, self.embedder.name, milvus_target(self.settings))
+            live.refresh()
+            live.watch()
+            self.live = live
+        except BotError as exc:
+            self.load_error = str(exc)
+            log.error("cannot load: %s", exc)
+
+    @property
+    def error(self) -> str:
+        """Why there is no index to answer from ("" when there is one)."""
+        if self.load_error:
+            return self.load_error
+        if self.live is None:
+            return LOADING
+        return self.live.error or ""
+
+    def current(self) -> Index | None:
+        """The served index, or None while there is none."""
+        if self.fixed is not None:
+            return self.fixed
+        return self.live.current() if self.live is not None else None
+
+    def index(self) -> Index:
+        """The served index with its model, or UnavailableError saying why not."""
+        index = self.current()
+        if index is None or self.embedder is None:
+            raise UnavailableError(self.error or LOADING)
+        return index
+
+    def _prepare(self, question: str, k: int) -> tuple[str, Index, Embedder]:
+        question = validate_question(question, k, self.settings.max_question_chars)
+        index = self.index()
+        assert self.embedder is not None  # index() checked it
+        return question, index, self.embedder
+
+    def _answer(
+        self, index: Index, question: str, vector: np.ndarray, k: int, filters: Filters, started: float
+    ) -> Answer:
+        result = answer_with_vector(
+            index,
+            question,
+            vector,
+            k,
+            since=filters.since,
+            until=filters.until,
+            recency_half_life_days=filters.recent,
+            threshold=self.settings.threshold,
+            started=started,
+        )
+        self.metrics.answers.labels(answered=str(result.answered).lower()).inc()
+        return result
+
+    def answer(self, question: str, k: int = 3, filters: Filters = NO_FILTERS) -> Answer:
+        """Answer with the served index, encoding the question here (Slack's listeners, the CLI)."""
+        started = time.perf_counter()
+        question, index, embedder = self._prepare(question, k)
+        return self._answer(index, question, embedder.encode([question])[0], k, filters, started)
+
+    async def ask(self, question: str, k: int = 3, filters: Filters = NO_FILTERS) -> Answer:
+        """Answer with the served index, questions encoded in micro-batches (the HTTP app)."""
+        started = time.perf_counter()
+        question, index, embedder = self._prepare(question, k)
+        if self.encoder is None:
+            self.encoder = BatchingEncoder(embedder)
+        vector = await self.encoder.encode(question)
+        return await asyncio.to_thread(self._answer, index, question, vector, k, filters, started)
+
+    # -- changing the corpus while serving ----------------------------------------------------
+
+    def writer(self) -> CorpusWriter:
+        """Made on first use, so a read-only deployment (e.g. BOT_CORPUS_DIR=x.jsonl) still starts."""
+        if self._writer is None:
+            self._writer = CorpusWriter(self.settings.corpus_dir, self.settings.index_dir / ".ingest.lock")
+        return self._writer
+
+    def _switch(self, build: BuildReport | None) -> str:
+        """Load the version `build` published (or the current one); its name."""
+        live = self.live
+        assert live is not None  # index() was checked first
+        if build is not None:
+            live.refresh()
+        index = live.current()
+        if index is None or (build is not None and index.version < build.version):
+            raise UnavailableError(f"Written, but the new index is not loaded yet: {live.error or 'retry'}")
+        return str(index.version)
+
+    def add_article(self, draft: Draft) -> tuple[Outcome, str]:
+        """Accept one article, rebuild if stale, serve the result; the outcome and the index version."""
+        self.index()
+        assert self.embedder is not None
+        report, build = accept_then_build(
+            self.writer(),
+            [draft],
+            self.settings.index_dir,
+            self.embedder,
+            approximate_above=self.settings.approximate_above,
+            milvus=milvus_target(self.settings),
+        )
+        outcome = report.outcomes[0]
+        if outcome.status == "rejected":
+            raise IngestError(outcome.detail or "The article was rejected.")
+        return outcome, self._switch(build)
+
+    def remove_article(self, article_id: str) -> str:
+        """Remove one article and serve an index without it; the index version."""
+        self.index()
+        assert self.embedder is not None
+        writer = self.writer()
+        articles = writer.articles()
+        if not any(a.id == article_id for a in articles):
+            raise NotFoundError(f"No article with id {article_id!r}.")
+        if len(articles) == 1:
+            raise ConflictError(f"{article_id!r} is the only article; the index cannot be empty.")
+        writer.delete(article_id)
+        build = build_index(
+            self.settings.corpus_dir,
+            self.settings.index_dir,
+            self.embedder,
+            approximate_above=self.settings.approximate_above,
+            milvus=milvus_target(self.settings),
+        )
+        return self._switch(build)
+
+    def passages_of(self, article_id: str) -> int:
+        """How many passages of the article the served index has (0 for links and deletions)."""
+        index = self.index()
+        number = index.article_number.get(article_id)
+        return 0 if number is None else int((index.passage_article == number).sum())
+
+    async def close(self) -> None:
+        """Stop following the index folder and the encoder."""
+        if self.live is not None:
+            self.live.close()
+        if self.encoder is not None:
+            await self.encoder.close()

@@ -4,7 +4,8 @@
     ├── CorpusError            an article file or line cannot be read
     ├── StoreError
     │   ├── IndexMissingError  no index has been built yet
-    │   └── IndexMismatchError the index was built with another model or format
+    │   ├── IndexMismatchError the index was built with another model or format
+    │   └── IndexCorruptError  a version's files are unreadable or disagree with each other
     ├── ModelError             the embedding model cannot be loaded or fails its checksum
     ├── QuestionError          the question is empty, too long or otherwise unusable
     ├── IngestError            a source to ingest cannot be fetched or read
@@ -45,6 +46,10 @@ class IndexMissingError(StoreError):
 
 class IndexMismatchError(StoreError):
     """The index was built with another model or an older format."""
+
+
+class IndexCorruptError(StoreError):
+    """A version's files are missing, unreadable, or disagree with each other or the manifest."""
 
 
 class ModelError(BotError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from bot.answer.answering import answer_with_vector, validate_question
 from bot.answer.batching import BatchingEncoder
 from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_sources
 from bot.articles.sources import Draft, Rejection
-from bot.errors import BotError, ConflictError, IngestError, NotFoundError, UnavailableError
+from bot.errors import BotError, IngestError, UnavailableError
 from bot.indexing.build import BuildReport, build_index, is_current
 from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.embedding import Embedder
@@ -112,6 +113,7 @@ class Service:
         self.load_error: str | None = None
         self.metrics = Metrics(self)
         self._writer: CorpusWriter | None = None
+        self._making_writer = threading.Lock()  # requests run in worker threads: one writer for all
 
     def load(self) -> None:
         """Load the model and the index (runs in a thread at start-up); a failure is kept in `error`."""
@@ -127,6 +129,9 @@ class Service:
         except BotError as exc:
             self.load_error = str(exc)
             log.error("cannot load: %s", exc)
+        except Exception as exc:  # a thread that dies silently would leave /readyz "loading" forever
+            self.load_error = f"The model or index failed to load: {type(exc).__name__}: {exc}"
+            log.exception("cannot load")
 
     @property
     def error(self) -> str:
@@ -192,9 +197,10 @@ class Service:
 
     def writer(self) -> CorpusWriter:
         """Made on first use, so a read-only deployment (e.g. BOT_CORPUS_DIR=x.jsonl) still starts."""
-        if self._writer is None:
-            self._writer = CorpusWriter(self.settings.corpus_dir, self.settings.index_dir / ".ingest.lock")
-        return self._writer
+        with self._making_writer:
+            if self._writer is None:
+                self._writer = CorpusWriter(self.settings.corpus_dir, self.settings.index_dir / ".ingest.lock")
+            return self._writer
 
     def _switch(self, build: BuildReport | None) -> str:
         """Load the version `build` published (or the current one); its name."""
@@ -228,13 +234,9 @@ class Service:
         """Remove one article and serve an index without it; the index version."""
         self.index()
         assert self.embedder is not None
-        writer = self.writer()
-        articles = writer.articles()
-        if not any(a.id == article_id for a in articles):
-            raise NotFoundError(f"No article with id {article_id!r}.")
-        if len(articles) == 1:
-            raise ConflictError(f"{article_id!r} is the only article; the index cannot be empty.")
-        writer.delete(article_id)
+        # Checked and removed in one step under the writer's lock (NotFoundError, ConflictError):
+        # checked here, concurrent deletes could each see another article left and empty the corpus.
+        self.writer().delete(article_id, keep_one=True)
         build = build_index(
             self.settings.corpus_dir,
             self.settings.index_dir,

@@ -28,7 +28,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = Field(None, description="When set, /ask needs 'Authorization: Bearer <key>'.")
-    rate_limit: str | None = Field(None, description="Per-client limit on /ask, e.g. '60/minute'.")
+    rate_limit: str | None = Field(None, description="Per-client limit on /ask and /articles, e.g. '60/minute'.")
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description="Reverse proxies (comma-separated addresses, or '*') whose X-Forwarded-For names the client; "
+        "unset: none, the connecting address is the client.",
+    )
     max_question_chars: int = Field(MAX_QUESTION_CHARS, ge=1)
     threshold: float = Field(THRESHOLD, ge=0, le=1, description="Confidence below which the bot declines.")
     approximate_above: int = Field(APPROXIMATE_ABOVE, ge=0, description="Passages above which FAISS uses IVF.")

@@ -61,12 +61,14 @@ class BatchingEncoder:
             self.batch_sizes.append(len(texts))
             try:
                 vectors = await loop.run_in_executor(self._executor, self._encode, texts)
+                # Inside the try: a model answering with the wrong number of rows must fail this
+                # batch's waiters, not end the worker with them waiting forever.
+                by_text = dict(zip(texts, vectors, strict=True))
             except Exception as exc:  # the model failed: every waiter gets the error, the loop lives
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            by_text = dict(zip(texts, vectors, strict=True))
             for text, vector in by_text.items():
                 self._remember(text, vector)
             for text, future in batch:

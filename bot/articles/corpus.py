@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -127,6 +128,10 @@ def parse_article_file(path: Path) -> Article:
     except yaml.YAMLError as exc:
         reason = str(exc).splitlines()[0]
         raise CorpusError(where, f"front matter is not valid YAML ({reason})") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. `date: 2025-02-30`: PyYAML builds the date itself
+        raise CorpusError(where, f"front matter has a value that cannot be read ({exc})") from None
+    except RecursionError:  # PyYAML composes nested collections recursively: thousands of levels
+        raise CorpusError(where, f"front matter is nested too deeply (over {sys.getrecursionlimit()} levels)") from None
     if not isinstance(meta, dict):
         raise CorpusError(where, "front matter must be 'key: value' lines")
     unknown = set(meta) - _KNOWN_FIELDS
@@ -152,6 +157,12 @@ def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | CorpusError]]
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             yield where, CorpusError(where, f"invalid JSON ({exc.msg})")
+            continue
+        except RecursionError:  # json decodes nested arrays and objects recursively
+            yield where, CorpusError(where, "invalid JSON (nested too deeply)")
+            continue
+        except ValueError as exc:  # not a JSONDecodeError: an integer past Python's 4300-digit limit
+            yield where, CorpusError(where, f"invalid JSON ({exc})")
             continue
         yield where, data if isinstance(data, dict) else CorpusError(where, "each line must be a JSON object")
 

@@ -35,11 +35,15 @@ _WORD_HASHES: dict[str, int] = {}  # the corpus vocabulary: bounded in practice
 
 
 def canonical_url(url: str) -> str:
-    """The form two links to the same page share."""
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
+    """The form two links to the same page share (a URL that does not parse stays as it is)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:  # "http://[::1", a port past 65535: an older corpus file may hold one
+        return url.strip()
     default_port = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    netloc = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+    netloc = host if port in (None, default_port) else f"{host}:{port}"
     query = urlencode(
         sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k))
     )

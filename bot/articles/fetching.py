@@ -1,13 +1,21 @@
 """Fetch a web page or feed for ingestion, carefully: the URL comes from a user.
 
-- Only http(s). Every address the host name resolves to is checked, and private, loopback,
-  link-local, multicast and reserved ones are refused (no reaching the metadata service or the
-  intranet through the bot) unless `allow_private` (BOT_ALLOW_PRIVATE_URLS=1).
+- Only http(s); a URL that does not parse (a port past 65535, an unclosed `[`) is refused by name.
+- The connection goes to an address that was checked: the host name is resolved once, at
+  connect time, inside the transport (`_GuardedBackend`), every address it resolves to is
+  checked, and the socket is opened to one of those very addresses (TLS still names the host,
+  so SNI and certificates work). A name that answers a public address to a check and a private
+  one to a second lookup (DNS rebinding) gets no second lookup. Private, loopback, link-local,
+  multicast and reserved addresses are refused unless `allow_private` (BOT_ALLOW_PRIVATE_URLS=1).
 - Redirects are followed by hand, at most `MAX_REDIRECTS`, each target checked again.
-- Connect/read timeouts; the body is streamed and cut off past `MAX_BYTES`.
+- `timeout` is a deadline for the whole fetch (redirects and body included), enforced at every
+  socket read and write: a server dripping a byte a second cannot hold a fetch past it.
+- The body is streamed and cut off past `MAX_BYTES`.
 - Only HTML, plain text and feed (XML) content types; anything else is refused by name.
 - Text is decoded by the declared charset, else the HTML <meta> charset, else UTF-8, else a
-  detected charset; bytes that fit none are refused.
+  detected charset; bytes that fit none (or a charset Python cannot use) are refused.
+- Proxies from the environment are not used: the address check is only meaningful when this
+  process opens the connection itself.
 """
 
 from __future__ import annotations
@@ -15,10 +23,19 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from bot.errors import IngestError
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpcore
+    import httpx
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -39,30 +56,57 @@ class Page:
     text: str
 
 
-def check_address(url: str, allow_private: bool) -> None:
-    """Refuse non-http(s) URLs and hosts that resolve to a non-public address."""
-    parts = urlsplit(url)
+def parse_url(url: str) -> tuple[SplitResult, str, int]:
+    """The parts, host and port of an http(s) URL; IngestError for anything else or unparsable."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port out of range or not a number
+        host = parts.hostname
+    except ValueError as exc:
+        raise IngestError(f"{url}: not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise IngestError(f"{url}: only http and https URLs can be fetched")
-    if not parts.hostname:
+    if not host:
         raise IngestError(f"{url}: the URL has no host")
-    if allow_private:
-        return
+    return parts, host, port or (443 if parts.scheme == "https" else 80)
+
+
+def checked_addresses(host: str, port: int, allow_private: bool) -> list[str]:
+    """Every address `host` resolves to (one lookup), all public unless `allow_private`;
+    IngestError naming the first that is not."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except (socket.gaierror, UnicodeError) as exc:
-        raise IngestError(f"{url}: cannot resolve {parts.hostname} ({exc})") from None
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise IngestError(f"cannot resolve {host} ({exc})") from None
+    addresses: list[str] = []
     for info in infos:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        text = str(info[4][0]).split("%")[0]
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(text)
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
         # is_global also excludes shared (100.64/10, cloud metadata), documentation and other
         # special-purpose ranges that are neither "private" nor "reserved".
-        if not address.is_global or address.is_multicast:
+        if not allow_private and (not address.is_global or address.is_multicast):
             raise IngestError(
-                f"{url}: {parts.hostname} resolves to the non-public address {address}; "
+                f"{host} resolves to the non-public address {address}; "
                 "set BOT_ALLOW_PRIVATE_URLS=1 to fetch from private networks"
             )
+        if str(info[4][0]) not in addresses:
+            addresses.append(str(info[4][0]))
+    if not addresses:
+        raise IngestError(f"cannot resolve {host} (no address)")
+    return addresses
+
+
+def check_address(url: str, allow_private: bool) -> None:
+    """Refuse non-http(s) or unparsable URLs and hosts that resolve to a non-public address."""
+    _, host, port = parse_url(url)
+    if allow_private:
+        return
+    try:
+        checked_addresses(host, port, allow_private)
+    except IngestError as exc:
+        raise IngestError(f"{url}: {exc}") from None
 
 
 def decode_body(raw: bytes, charset: str | None, url: str) -> str:
@@ -75,7 +119,10 @@ def decode_body(raw: bytes, charset: str | None, url: str) -> str:
     for name in candidates:
         try:
             return raw.decode(name or "utf-8")
-        except (LookupError, UnicodeDecodeError):
+        # LookupError: no such codec, or not a text codec; UnicodeError (not only the Decode
+        # kind): codecs such as idna raise their own; ValueError/TypeError: codecs that cannot
+        # decode bytes at all. A page declaring any of them falls through to the next candidate.
+        except (LookupError, UnicodeError, ValueError, TypeError):
             continue
     from charset_normalizer import from_bytes
 
@@ -83,6 +130,75 @@ def decode_body(raw: bytes, charset: str | None, url: str) -> str:
     if best is None or best.encoding is None:
         raise IngestError(f"{url}: the text is not UTF-8 and its encoding cannot be recognised")
     return str(best)
+
+
+def _guarded_transport(allow_private: bool, deadline: float) -> httpx.HTTPTransport:
+    """An httpx transport whose connections go only to checked addresses, within `deadline`."""
+    import httpcore
+    import httpx
+
+    class DeadlineStream(httpcore.NetworkStream):
+        """A socket stream whose reads and writes never wait past the fetch's deadline."""
+
+        def __init__(self, inner: httpcore.NetworkStream) -> None:
+            self.inner = inner
+
+        def _left(self, timeout: float | None, error: type[Exception]) -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise error("the fetch's deadline has passed")
+            return left if timeout is None else min(timeout, left)
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self.inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self.inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+
+        def close(self) -> None:
+            self.inner.close()
+
+        def start_tls(
+            self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore.NetworkStream:
+            left = self._left(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(self.inner.start_tls(ssl_context, server_hostname, left))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self.inner.get_extra_info(info)
+
+    class GuardedBackend(httpcore.SyncBackend):
+        """Resolve once, check every address, connect to a checked one (never a second lookup)."""
+
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
+            last: Exception | None = None
+            for address in checked_addresses(host, port, allow_private):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise httpcore.ConnectTimeout("the fetch's deadline has passed")
+                try:
+                    stream = super().connect_tcp(
+                        address, port, min(timeout or left, left), local_address, socket_options
+                    )
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    last = exc
+                    continue
+                return DeadlineStream(stream)
+            assert last is not None
+            raise last
+
+    transport = httpx.HTTPTransport(trust_env=False)
+    # httpx builds its pool without a way to pass a network backend; the same pool, with ours.
+    pool: Any = transport._pool
+    transport._pool = httpcore.ConnectionPool(ssl_context=pool._ssl_context, network_backend=GuardedBackend())
+    return transport
 
 
 def fetch(
@@ -93,22 +209,30 @@ def fetch(
     max_bytes: int = MAX_BYTES,
     timeout: float = TIMEOUT_SECONDS,
 ) -> Page:
-    """GET `url` within the limits above; IngestError says why not."""
+    """GET `url` within the limits above, in at most `timeout` seconds; IngestError says why not."""
     import httpx
 
     current = url
+    deadline = time.monotonic() + timeout
     with httpx.Client(
-        follow_redirects=False, timeout=httpx.Timeout(timeout), headers={"User-Agent": USER_AGENT}
+        transport=_guarded_transport(allow_private, deadline),
+        follow_redirects=False,
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            check_address(current, allow_private)
+            parse_url(current)
             try:
                 with client.stream("GET", current) as response:
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
                             raise IngestError(f"{current}: redirect without a Location header")
-                        current = urljoin(current, location)
+                        try:
+                            current = urljoin(current, location)
+                        except ValueError as exc:
+                            raise IngestError(f"{current}: redirect to an invalid URL ({exc})") from None
                         continue
                     if response.status_code >= 400:
                         raise IngestError(f"{current}: the server answered HTTP {response.status_code}")
@@ -126,10 +250,22 @@ def fetch(
                         if size > max_bytes:
                             raise IngestError(f"{current}: the body is over the {max_bytes}-byte limit")
                         chunks.append(chunk)
-                    text = decode_body(b"".join(chunks), response.charset_encoding, current)
+                    charset = _charset(response)
+                    text = decode_body(b"".join(chunks), charset, current)
                     return Page(url=str(response.url), content_type=media_type, text=text)
+            except IngestError as exc:
+                message = str(exc)
+                raise IngestError(message if message.startswith(current) else f"{current}: {message}") from None
             except httpx.TimeoutException:
                 raise IngestError(f"{current}: timed out after {timeout:g} s") from None
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
                 raise IngestError(f"{current}: {type(exc).__name__}: {exc}") from None
     raise IngestError(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _charset(response: httpx.Response) -> str | None:
+    """The declared charset, or None when the header's value is unusable."""
+    try:
+        return response.charset_encoding
+    except (LookupError, ValueError):
+        return None

@@ -27,7 +27,7 @@ from bot.articles.corpus import load_corpus, parse_article_file, slugify
 from bot.articles.duplicates import Catalog, Fingerprint, text_key
 from bot.articles.sources import Draft, Rejection
 from bot.durable import fsync_path, write_atomically
-from bot.errors import CorpusError, IngestError, NotFoundError, ReadOnlyCorpusError
+from bot.errors import ConflictError, CorpusError, IngestError, NotFoundError, ReadOnlyCorpusError
 from bot.records import Article
 
 STATUSES = ("added", "updated", "linked", "duplicate", "rejected")
@@ -174,12 +174,18 @@ class CorpusWriter:
             raise IngestError(f"{article.id} would not read back unchanged from {path.name}")
         write_atomically(path, content)
 
-    def delete(self, article_id: str) -> Article:
-        """Remove one article from the corpus (its file, or its line of a .jsonl)."""
+    def delete(self, article_id: str, *, keep_one: bool = False) -> Article:
+        """Remove one article from the corpus (its file, or its line of a .jsonl); with `keep_one`,
+        refuse (ConflictError) to remove the only one. The check and the removal happen under
+        the writer's lock: checked outside it, concurrent deletes could each see another article
+        left and together remove them all."""
         with self.lock:
-            found = next((a for a in self.articles() if a.id == article_id), None)
+            articles = self.articles()
+            found = next((a for a in articles if a.id == article_id), None)
             if found is None or found.path is None:
-                raise NotFoundError(f"no article with id {article_id!r} in {self.corpus_dir}")
+                raise NotFoundError(f"No article with id {article_id!r}.")
+            if keep_one and len(articles) == 1:
+                raise ConflictError(f"{article_id!r} is the only article; the index cannot be empty.")
             path = Path(found.path)
             if path.suffix.lower() == ".jsonl":
                 lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: see corpus.py
@@ -194,7 +200,7 @@ class CorpusWriter:
 def _line_id(line: str) -> str | None:
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return str(data.get("id")) if isinstance(data, dict) else None
 

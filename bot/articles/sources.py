@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.articles.corpus import clean_text, decode, is_ignored, json_lines, make_article, parse_article_file
-from bot.articles.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch
+from bot.articles.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch, parse_url
 from bot.errors import CorpusError, IngestError
 
 FILE_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".jsonl"}
@@ -52,6 +52,11 @@ def draft_from_fields(data: dict[str, Any], origin: str, article_id: str | None 
     article = make_article(data, origin, default_id=article_id or "new", path=None)
     if article.url and not re.match(r"https?://", article.url):
         raise CorpusError(origin, f"'url' must be an http(s) URL, got {article.url!r}")
+    if article.url:
+        try:
+            parse_url(article.url)
+        except IngestError as exc:
+            raise CorpusError(origin, str(exc)) from None
     return Draft(
         title=article.title,
         text=article.text,
@@ -68,7 +73,12 @@ def draft_from_html(html: str, origin: str, url: str | None = None) -> Draft:
     """The main text and metadata of an article page."""
     import trafilatura
 
-    document = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
+    try:
+        document = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
+    # A parser fed a stranger's page: whatever lxml or trafilatura raise on it (a declared codec
+    # that cannot decode, nesting past a limit) is that page's problem, not the batch's.
+    except (ValueError, UnicodeError, LookupError, RecursionError, TypeError) as exc:
+        raise CorpusError(origin, f"the page cannot be parsed as HTML ({type(exc).__name__}: {exc})") from None
     meta: dict[str, Any] = {} if document is None else dict(document.as_dict())  # type: ignore[union-attr]
     text = str(meta.get("text") or "")
     title = " ".join(str(meta.get("title") or "").split())
@@ -169,7 +179,12 @@ def read_feed(url: str, allow_private: bool, seen: set[str]) -> Iterator[Draft |
     except IngestError as exc:
         yield Rejection.of(url, exc)
         return
-    feed: Any = feedparser.parse(page.text)
+    try:
+        feed: Any = feedparser.parse(page.text)
+    except (ValueError, UnicodeError, LookupError, RecursionError, TypeError) as exc:  # e.g. an XML
+        # declaration naming a codec that cannot decode the document
+        yield Rejection(url, f"not an RSS or Atom feed ({type(exc).__name__}: {exc})")
+        return
     if feed.bozo and not feed.entries:
         yield Rejection(url, f"not an RSS or Atom feed ({feed.get('bozo_exception', 'unreadable')})")
         return

@@ -90,5 +90,9 @@ def serve(settings: Settings, host: str, port: int) -> None:
         access_log=False,  # ObservabilityMiddleware writes one line per request, with its id
         log_config=None,
         timeout_graceful_shutdown=30,
+        # uvicorn trusts X-Forwarded-For from loopback by default: any local process could then
+        # pick its own client address (and rate-limit bucket). Only named proxies are trusted.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     asyncio.run(uvicorn.Server(config).serve())

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.articles.ingest import Outcome
 from bot.articles.sources import Draft, draft_from_fields, read_url
-from bot.http.deps import IndexDep, ServiceDep, WriteKey, served_index
+from bot.http.deps import IndexDep, Limited, ServiceDep, WriteKey, served_index
 from bot.http.errors import responses
 
 
@@ -94,7 +94,7 @@ async def list_articles(index: IndexDep) -> ArticleList:
     response_model=ArticleChange,
     status_code=201,
     responses=CHANGE_ERRORS,
-    dependencies=[WriteKey, Depends(served_index)],
+    dependencies=[Limited, WriteKey, Depends(served_index)],
 )
 async def post_article(body: ArticleIn, service: ServiceDep) -> JSONResponse:
     """Add an article (title and text, or just a URL to fetch); answers once it is searchable."""
@@ -123,7 +123,7 @@ async def post_article(body: ArticleIn, service: ServiceDep) -> JSONResponse:
     "/articles/{article_id}",
     response_model=ArticleChange,
     responses=CHANGE_ERRORS,
-    dependencies=[WriteKey, Depends(served_index)],
+    dependencies=[Limited, WriteKey, Depends(served_index)],
 )
 async def delete_article(article_id: str, service: ServiceDep) -> ArticleChange:
     """Remove an article; answers once the index no longer has it."""

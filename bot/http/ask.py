@@ -33,14 +33,16 @@ class AskRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"question": "Who will chair Stargate?", "k": 3}]}
     )
 
-    question: str = Field(description="The question, in plain words.", min_length=1, pattern=NOT_BLANK)
-    k: int = Field(default=3, ge=1, le=MAX_K, description="How many quotes to return (1-20).")
+    # Strict: `"k": true` or `"k": "3"` is a 422, as documented, not silently 1 or 3.
+    question: str = Field(description="The question, in plain words.", min_length=1, pattern=NOT_BLANK, strict=True)
+    k: int = Field(default=3, ge=1, le=MAX_K, description="How many quotes to return (1-20).", strict=True)
     since: dt.date | None = Field(default=None, description="Only articles dated on or after this day.")
     until: dt.date | None = Field(default=None, description="Only articles dated on or before this day.")
     recent: float | None = Field(
         default=None,
         gt=0,
         le=36500,
+        strict=True,
         description="Prefer recent articles: a score boost that halves every this many days.",
     )
 
@@ -51,13 +53,20 @@ def _day(value: dt.date | None) -> str | None:
 
 def ask_router(max_chars: int) -> APIRouter:
     """The /ask routes for a deployment whose questions may be `max_chars` long."""
-    router = APIRouter(tags=["ask"], dependencies=[ApiKey, Limited])
+    # The limit first: a wrong API key spends the client's bucket too, so keys cannot be guessed freely.
+    router = APIRouter(tags=["ask"], dependencies=[Limited, ApiKey])
     ask_request: Any = create_model(
         "AskRequest",
         __base__=AskRequest,
         question=(
             str,
-            Field(description="The question, in plain words.", min_length=1, max_length=max_chars, pattern=NOT_BLANK),
+            Field(
+                description="The question, in plain words.",
+                min_length=1,
+                max_length=max_chars,
+                pattern=NOT_BLANK,
+                strict=True,
+            ),
         ),
     )
 

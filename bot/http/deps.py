@@ -61,7 +61,10 @@ def write_key(request: Request, service: ServiceDep) -> None:
 
 
 class RateLimit:
-    """BOT_RATE_LIMIT per client address (a header the client chooses would give it a fresh bucket)."""
+    """BOT_RATE_LIMIT per client address, counted before the API key is checked (wrong keys spend
+    the bucket too). The address is the peer's: uvicorn rewrites it from X-Forwarded-For only for
+    the proxies named in BOT_FORWARDED_ALLOW_IPS, so a header the client chooses cannot buy it a
+    fresh bucket."""
 
     def __init__(self, limit: str | None) -> None:
         self.text = limit

@@ -3,11 +3,12 @@
 # No `from __future__ import annotations`: FastAPI reads the handler signatures.
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.answer.answering import EMPTY_QUESTION
 from bot.errors import (
@@ -71,8 +72,10 @@ def add_error_handlers(app: FastAPI, max_chars: int) -> None:
             message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "Invalid request."))
         return JSONResponse({"error": message, "detail": errors}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's class, FastAPI's parent: routing's 404/405 and the body parser's 400 are raised
+    # as Starlette's own and would otherwise answer {"detail": ...}.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(BotError)

@@ -51,6 +51,7 @@ class LiveIndex:
         self._lock = threading.Lock()  # one reload at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_refusal: str | None = None
 
     def current(self) -> Index | None:
         """The loaded index, or None while loading or when it cannot be loaded (see `error`)."""
@@ -71,20 +72,31 @@ class LiveIndex:
                 index = open_search_index(self.index_dir, self.milvus)
                 index.check_model(self.model)
             except BotError as exc:
+                # A version that cannot be used (corrupt, half-copied, another model) is refused
+                # with its reason; the one in memory keeps serving and the next poll tries again,
+                # so a later good version (or this one, once its copy completes) is picked up.
                 if self._index is None or not isinstance(exc, IndexMissingError):
                     self._error = str(exc)
-                if self._index is not None:
-                    log.warning("keeping index %s: %s", self._index.version, exc)
+                self._refused(str(exc))
                 return False
-            except (OSError, RuntimeError, ValueError) as exc:
-                # A version removed (or cut short) between reading CURRENT and loading it: FAISS
-                # says so with RuntimeError, numpy and JSON with ValueError. The next poll retries.
-                log.warning("index reload failed, will retry: %s", exc)
+            except Exception as exc:  # anything else a damaged version can raise: same treatment
+                self._refused(f"{type(exc).__name__}: {exc}", unexpected=True)
                 return False
             previous = self._index
-            self._index, self._error = index, None
+            self._index, self._error, self._last_refusal = index, None, None
         log.info("serving index %s (%d passages)", index.version, len(index))
         return previous is not None
+
+    def _refused(self, reason: str, unexpected: bool = False) -> None:
+        """Log why the published version is not served: once per distinct reason, not every poll."""
+        if reason == self._last_refusal:
+            return
+        self._last_refusal = reason
+        keeping = f"keeping index {self._index.version}" if self._index is not None else "no index loaded"
+        if unexpected:
+            log.error("index not loaded (%s): %s", keeping, reason, exc_info=True)
+        else:
+            log.warning("index not loaded (%s): %s", keeping, reason)
 
     def watch(self, interval: float = 1.0) -> None:
         """Poll CURRENT (or Milvus's pointer row) every `interval` seconds in a daemon thread."""
@@ -93,7 +105,10 @@ class LiveIndex:
 
         def loop() -> None:
             while not self._stop.wait(interval):
-                self.refresh()
+                try:
+                    self.refresh()
+                except Exception:  # the watch must outlive any one bad poll, or CURRENT is never followed again
+                    log.exception("index watch: poll failed; polling on")
 
         self._thread = threading.Thread(target=loop, name="index-watch", daemon=True)
         self._thread.start()

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from bot.durable import fsync_path, write_atomically
-from bot.errors import IndexMismatchError, IndexMissingError, StoreError
+from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, StoreError
 from bot.indexing.dense import APPROXIMATE_ABOVE, build_faiss, read_faiss, search_faiss, write_faiss
 from bot.indexing.keyword import KeywordIndex, tokenize
 from bot.records import Article
@@ -165,12 +165,16 @@ def current_chunks(index_dir: Path, chunker: str) -> list[tuple[str, Chunks]]:
     when there is no such version."""
     try:
         folder = index_dir / "versions" / current_version(index_dir)
-        if read_manifest(folder).get("chunker") != chunker:
+        manifest = read_manifest(folder)
+        if manifest.get("chunker") != chunker:
             return []
         with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
             texts = [str(json.loads(line)["text"]) for line in handle]
         passages, units = np.load(folder / "passages.npy"), np.load(folder / "units.npy")
-    except (StoreError, OSError, ValueError, KeyError):
+        counts = manifest["counts"]
+        if (len(texts), len(passages), len(units)) != (counts["articles"], counts["passages"], counts["units"]):
+            return []  # a damaged version's chunks must not be carried into the next one
+    except (StoreError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return []  # no usable previous version: chunk everything
     numbers = np.arange(len(texts) + 1)
     p_bounds, u_bounds = np.searchsorted(passages[:, 0], numbers), np.searchsorted(units[:, 0], numbers)
@@ -187,14 +191,38 @@ class Index:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        try:
+            self._load(folder)
+            self._check()
+        except (IndexMismatchError, IndexCorruptError):
+            raise
+        # A half-copied or damaged version: a file missing or cut short (OSError, FAISS's
+        # RuntimeError), JSON or numpy that does not parse (ValueError), a manifest or article
+        # line without a field (KeyError, TypeError). Refused with the reason, never served.
+        except (
+            OSError,
+            RuntimeError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            RecursionError,
+        ) as exc:
+            raise IndexCorruptError(
+                f"index version {folder.name} cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _load(self, folder: Path) -> None:
         self.manifest = read_manifest(folder)
-        if self.manifest.get("format_version") != FORMAT_VERSION:
+        if not isinstance(self.manifest, dict) or self.manifest.get("format_version") != FORMAT_VERSION:
+            found = self.manifest.get("format_version") if isinstance(self.manifest, dict) else None
             raise IndexMismatchError(
-                f"The index in {folder.parent.parent} has format {self.manifest.get('format_version')}, "
+                f"The index in {folder.parent.parent} has format {found}, "
                 f"this bot reads format {FORMAT_VERSION}: run `bot index --full` to rebuild it."
             )
         with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
-            self.articles = [Article.from_dict(json.loads(line)) for line in handle]
+            self.articles = [_article_line(line, n) for n, line in enumerate(handle, start=1)]
         self.article_number = {article.id: n for n, article in enumerate(self.articles)}
         self.passages = np.load(folder / "passages.npy", mmap_mode="r")
         self.units = np.load(folder / "units.npy", mmap_mode="r")
@@ -211,6 +239,49 @@ class Index:
         self.passage_article = np.ascontiguousarray(self.passages[:, 0])
         self.article_days = np.array([(a.date or "")[:10] for a in self.articles], dtype="U10")
         self.article_ordinals = np.array([_ordinal(day) for day in self.article_days], dtype=np.float64)
+
+    def _check(self) -> None:
+        """The tables, the FAISS index and the manifest must agree, or answering would index past
+        an end (a passages.npy cut short, a version half-copied): IndexCorruptError says which."""
+        counts = self.manifest["counts"]
+        # Fields /readyz and /metrics read on every call: a manifest without them is refused now.
+        dt.datetime.fromisoformat(str(self.manifest["built_at"]))
+        if not isinstance(self.manifest["version"], str) or not isinstance(self.manifest["model"]["name"], str):
+            raise ValueError("manifest.json: 'version' and 'model.name' must be text")
+        passages, units = len(self.passages), len(self.units)
+        dimension = int(self.manifest["model"]["dimension"])
+        problems = [
+            f"{name}: {found}, expected {expected}"
+            for name, found, expected in (
+                ("articles in articles.jsonl", len(self.articles), counts["articles"]),
+                ("rows of passages.npy", passages, counts["passages"]),
+                ("rows of passage_vectors.npy", len(self.passage_vectors), passages),
+                ("vectors in passages.faiss", int(self.faiss.ntotal), passages),
+                ("rows of units.npy", units, counts["units"]),
+                ("rows of unit_vectors.npy", len(self.unit_vectors), units),
+                ("columns of passages.npy", self.passages.shape[1:], (5,)),
+                ("columns of units.npy", self.units.shape[1:], (3,)),
+                ("dimension of passage_vectors.npy", self.passage_vectors.shape[1:], (dimension,)),
+                ("dimension of unit_vectors.npy", self.unit_vectors.shape[1:], (dimension,)),
+                ("dimension of passages.faiss", int(self.faiss.d), dimension),
+                ("documents in keyword/", int(self.keyword.num_docs), passages),
+            )
+            if found != expected
+        ]
+        if not problems and passages and units:
+            lengths = np.array([len(a.text) for a in self.articles], dtype=np.int64)
+            article, start, end = (np.asarray(self.units[:, c]) for c in range(3))
+            if article.min() < 0 or article.max() >= len(self.articles):
+                problems.append("units.npy names an article that articles.jsonl does not have")
+            elif (start < 0).any() or (end < start).any() or (end > lengths[article]).any():
+                problems.append("units.npy has a span outside its article's text")
+            table = np.asarray(self.passages)
+            if table[:, 0].min() < 0 or table[:, 0].max() >= len(self.articles):
+                problems.append("passages.npy names an article that articles.jsonl does not have")
+            elif (table[:, 3] < 0).any() or (table[:, 4] > units).any() or (table[:, 4] < table[:, 3]).any():
+                problems.append("passages.npy names units that units.npy does not have")
+        if problems:
+            raise IndexCorruptError(f"index version {self.folder.name} is inconsistent: " + "; ".join(problems))
 
     def _unit_tokens(self, unit: int) -> list[str]:
         article, start, end = (int(x) for x in self.units[unit])
@@ -278,6 +349,20 @@ class Index:
             if not len(allowed):
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return search_faiss(self.faiss, query, n, allowed)
+
+
+def _article_line(line: str, number: int) -> Article:
+    """One line of a version's articles.jsonl, checked: a line missing a field is corruption."""
+    try:
+        article = Article.from_dict(json.loads(line))
+    except (TypeError, AttributeError) as exc:  # a field missing or unknown, or not an object
+        raise ValueError(f"articles.jsonl line {number}: {exc}") from None
+    for name in ("id", "title", "text"):
+        if not isinstance(getattr(article, name), str):
+            raise ValueError(f"articles.jsonl line {number}: {name!r} is not text")
+    if article.date is not None and not isinstance(article.date, str):
+        raise ValueError(f"articles.jsonl line {number}: 'date' is not text")
+    return article
 
 
 def _ordinal(day: str) -> float:

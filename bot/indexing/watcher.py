@@ -57,6 +57,11 @@ def watch(
             if on_error:
                 on_error(exc)
             return
+        except Exception as exc:  # a watch that dies on one bad batch stops following the corpus for good
+            log.exception("index not rebuilt")
+            if on_error:
+                on_error(BotError(f"index not rebuilt: {type(exc).__name__}: {exc}"))
+            return
         if on_build:
             on_build(report)
 

@@ -123,7 +123,7 @@ def load_questions(path: Path | str) -> list[EvalQuestion]:
                     answerable=answerable,
                 )
             )
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise BotError(f"{path}:{number}: not a question line ({exc})") from None
     return questions
 

@@ -19,19 +19,23 @@ message's channel+ts in SQLite first, so each question is answered once.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from prometheus_client import Counter
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 
 from bot.answer.answering import validate_question
 from bot.errors import BotError, QuestionError
+from bot.observability import safe_records
 from bot.records import Answer
 from bot.slack.blocks import (
     SHARE,
@@ -58,31 +62,12 @@ QUOTES = 3
 COMMAND = "/ask"  # as in manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
 GONE = "I no longer have that answer; ask again."
-# Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), and the other xox? kinds.
-_TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
-class RedactTokens(logging.Filter):
-    """Blank out anything that looks like a Slack token, and the known secrets, in log records."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = _TOKEN.sub("(redacted token)", message)
-        for secret in self.secrets:
-            clean = clean.replace(secret, "(redacted)")
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-# On the one logger that bolt, the Web API client and the Socket Mode client are all given.
-_redact = RedactTokens()
-log.addFilter(_redact)
+# On the one logger that bolt, the Web API client and the Socket Mode client are all given (bolt
+# copies its filters to the loggers it makes); configure_logging puts it on the root handler too.
+log.addFilter(safe_records)
 
 
 # What the asker reads when there is no answer, by error type (most specific first).
@@ -109,7 +94,8 @@ class SlackBot:
         self.service = service
         self.settings = service.settings
         self.store = FeedbackStore(self.settings.data_dir / "slack.sqlite3")
-        _redact.secrets.update(s for s in (token, signing_secret) if s)
+        safe_records.add_secret(token, signing_secret)
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret is not None else None
         # Retry 429 `ratelimited` after its Retry-After, and dropped connections; other errors surface.
         self.client = WebClient(
             token=token,
@@ -141,8 +127,25 @@ class SlackBot:
     def dispatch(
         self, body: str, query: dict[str, str], headers: dict[str, str | Sequence[str]]
     ) -> tuple[int, str, dict[str, str]]:
-        """One HTTP request from Slack (verified, acked, listeners started): status, body, headers."""
+        """One HTTP request from Slack (verified, acked, listeners started): status, body, headers.
+
+        Verified and parsed here, before bolt sees it: bolt's request parser raises on a body that
+        is not a JSON object (or a form whose payload is not one), its verifier on a non-numeric
+        timestamp, and it logs the whole body of a request that fails verification."""
+        if self.verifier is not None:
+            timestamp, signature = (str(headers.get(h, "")) for h in ("x-slack-request-timestamp", "x-slack-signature"))
+            if not timestamp.isdigit() or not self.verifier.is_valid(body, timestamp, signature):
+                log.info("refused a Slack request with a missing, stale or wrong signature")
+                return _refusal(401, "invalid request")
+        problem = malformed(body, str(headers.get("content-type", "")))
+        if problem is not None:
+            log.warning("refused a signed Slack request: %s", problem)
+            return _refusal(400, f"Not a Slack request: {problem}.")
         result = self.app.dispatch(BoltRequest(body=body, query=query, headers=headers))
+        if result.status >= 500:
+            # bolt caught an exception from a middleware or listener (and logged it with its
+            # traceback); Slack would only retry the same payload, so it is refused as such.
+            return _refusal(400, "The Slack request could not be processed.")
         return result.status, result.body, result.first_headers_without_set_cookie()
 
     def home(self, user: str) -> dict[str, Any]:
@@ -316,7 +319,7 @@ class SlackBot:
         """A Socket Mode connection for this app (not started)."""
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        _redact.secrets.add(app_token)
+        safe_records.add_secret(app_token)
         return SocketModeHandler(self.app, app_token, logger=log, web_client=self.client)
 
 
@@ -331,6 +334,31 @@ def _answerable(event: dict[str, Any]) -> bool:
         and bool(event.get("channel"))
         and bool(event.get("ts"))
     )
+
+
+def _refusal(status: int, error: str) -> tuple[int, str, dict[str, str]]:
+    return status, json.dumps({"error": error}), {"content-type": "application/json"}
+
+
+def malformed(body: str, content_type: str) -> str | None:
+    """Why a (signed) body is not one Slack sends, or None: Slack posts a JSON object (events),
+    a form (commands), or a form whose `payload` is a JSON object (interactions); an event
+    callback's `event` is an object."""
+    try:
+        if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+            form = dict(parse_qsl(body, keep_blank_values=True))
+            if "payload" not in form:
+                return None
+            data = json.loads(form["payload"])
+        else:
+            data = json.loads(body)
+    except (ValueError, RecursionError):
+        return "the body is not JSON or a form with a JSON payload"
+    if not isinstance(data, dict):
+        return "the body is not a JSON object"
+    if "event" in data and not isinstance(data["event"], dict):
+        return "'event' is not an object"
+    return None
 
 
 def slack_over_http(service: Service) -> SlackBot | None:

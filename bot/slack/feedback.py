@@ -99,6 +99,9 @@ class FeedbackStore:
             raise KeyError(answer_id)
         quotes = json.dumps([q.model_dump() for q in shown.quotes], ensure_ascii=False)
         with self._db() as db:
+            # Read and write in one write transaction: two clicks at once would otherwise both
+            # read "no vote yet" and both count as new in the metrics.
+            db.execute("BEGIN IMMEDIATE")
             before = db.execute("SELECT vote FROM votes WHERE answer_id = ? AND user = ?", (answer_id, user)).fetchone()
             if before is not None and before[0] == vote:
                 return False

@@ -1,0 +1,109 @@
+"""What a hostile or careless HTTP client sends: every answer is 4xx with {"error": ...}, the rate
+limit cannot be dodged with a header or spent on wrong keys, and wrong types are refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.http.app import create_app
+from bot.settings import Settings
+from tests.conftest import ROOT, FakeEmbedder, free_port, wait_until
+
+
+@pytest.fixture
+def client(fake_index: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(index_dir=fake_index), embedder=FakeEmbedder())
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        wait_until(lambda: test_client.get("/readyz").status_code == 200)
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/no/such/route", None, 404),
+        ("DELETE", "/ask", None, 405),
+        ("PUT", "/articles", None, 405),
+        ("POST", "/ask", b'{"question": "Who \xff\xfe chairs it?"}', 400),
+        ("POST", "/ask", b'{"question": ' + b"[" * 100_00 + b"]" * 100_00 + b"}", 400),
+    ],
+    ids=["404", "405-ask", "405-articles", "invalid-utf8", "deeply-nested"],
+)
+def test_every_error_body_has_the_documented_error_shape(
+    client: TestClient, method: str, path: str, body: bytes | None, status: int
+) -> None:
+    response = client.request(method, path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    assert isinstance(response.json().get("error"), str) and response.json()["error"], response.json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": "Who will chair Stargate?", "k": True},
+        {"question": "Who will chair Stargate?", "k": "3"},
+        {"question": "Who will chair Stargate?", "k": 2.0},
+        {"question": "Who will chair Stargate?", "recent": "30"},
+        {"question": "Who will chair Stargate?", "recent": False},
+        {"question": 42},
+    ],
+)
+def test_a_wrong_type_in_the_ask_body_is_a_422(client: TestClient, body: dict[str, object]) -> None:
+    response = client.post("/ask", json=body)
+    assert response.status_code == 422, response.text
+    assert "error" in response.json()
+
+
+def test_the_get_form_of_ask_still_reads_numbers_from_the_query(client: TestClient) -> None:
+    assert client.get("/ask", params={"q": "Who will chair Stargate?", "k": "2", "recent": "30"}).status_code == 200
+
+
+def test_wrong_api_keys_count_against_the_rate_limit(fake_index: Path) -> None:
+    settings = Settings(index_dir=fake_index, api_key="s3cret", rate_limit="3/minute")
+    with TestClient(create_app(settings, embedder=FakeEmbedder())) as client:
+        wrong = {"Authorization": "Bearer guess"}
+        statuses = [client.post("/ask", json={"question": "Who?"}, headers=wrong).status_code for _ in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]
+        deletes = client.delete("/articles/x", headers=wrong)
+        assert deletes.status_code == 429 and "Retry-After" in deletes.headers
+
+
+def test_x_forwarded_for_from_a_local_process_does_not_buy_a_fresh_rate_limit_bucket(fake_index: Path) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "FORWARDED_ALLOW_IPS"))},
+        "BOT_INDEX_DIR": str(fake_index),
+        "BOT_RATE_LIMIT": "2/minute",
+        "HF_HUB_OFFLINE": "1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(url + "/healthz", timeout=1).status_code == 200, timeout=60)
+        # The limit is checked before the model is needed: no need to wait for readiness.
+        statuses = [
+            httpx.get(url + "/ask", params={"q": "Who?"}, headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(4)
+        ]
+        assert statuses[2:] == [429, 429], statuses
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()

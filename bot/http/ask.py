@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from bot.answer.answering import MAX_K
 from bot.http.deps import ApiKey, Limited, ServiceDep
@@ -28,6 +28,11 @@ ERRORS = responses(
 )
 
 
+def _whole(value: object) -> object:
+    """JSON Schema's integer includes 13.0: the schema promises it, so it counts as 13."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"question": "Who will chair Stargate?", "k": 3}]}
@@ -35,7 +40,9 @@ class AskRequest(BaseModel):
 
     # Strict: `"k": true` or `"k": "3"` is a 422, as documented, not silently 1 or 3.
     question: str = Field(description="The question, in plain words.", min_length=1, pattern=NOT_BLANK, strict=True)
-    k: int = Field(default=3, ge=1, le=MAX_K, description="How many quotes to return (1-20).", strict=True)
+    k: Annotated[int, BeforeValidator(_whole)] = Field(
+        default=3, ge=1, le=MAX_K, description="How many quotes to return (1-20).", strict=True
+    )
     since: dt.date | None = Field(default=None, description="Only articles dated on or after this day.")
     until: dt.date | None = Field(default=None, description="Only articles dated on or before this day.")
     recent: float | None = Field(

@@ -39,10 +39,12 @@ bench: install
 	$(BIN)/python bench/run.py --shared $(SHARED)
 
 # Reports, never asserts: the bot next to the bm25 and dense baselines on every set in $(SHARED)/eval
-# (skipped when absent). SQuAD is subsampled to fit two cores; EVAL_FLAGS=--full runs every question.
+# and on the news set in $(NEWS) (each skipped when absent; README says how to build the news set).
+# SQuAD is subsampled to fit two cores; EVAL_FLAGS=--full runs every question.
 EVAL_FLAGS ?=
+NEWS ?= build/eval/realtimeqa-2023
 eval: install
-	$(BIN)/bot eval --shared $(SHARED)/eval --output build/eval-report.json $(EVAL_FLAGS)
+	$(BIN)/bot eval --shared $(SHARED)/eval --news $(NEWS) --output build/eval-report.json $(EVAL_FLAGS)
 
 lock: install
 	$(BIN)/pip freeze --exclude-editable | sed 's/+cpu//' \

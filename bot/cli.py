@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache", type=Path, help="where eval indexes are kept (default: <tmp>/bot-eval-cache)")
     evaluate.add_argument("--shared", type=Path, help="report every set of this folder against both baselines")
     evaluate.add_argument("--full", action="store_true", help="with --shared: every question, no subsampling")
+    evaluate.add_argument(
+        "--news",
+        type=Path,
+        help="with --shared: also a news set folder (articles.jsonl + qa.jsonl), reported when it exists",
+    )
+    evaluate.add_argument("--set", action="append", default=[], help="with --shared: only this set, repeatable")
     evaluate.add_argument("--output", type=Path, help="also write the JSON report to this file")
     evaluate.add_argument(
         "--calibrate", action="store_true", help="with --shared: refit the confidence calibration and print it"
@@ -208,11 +214,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from bot.indexing.embedding import get_embedder
     from bot.indexing.live import open_search_index
     from bot.quality import evaluation
+    from bot.quality.breakdown import format_by_type, format_table
 
     settings = _settings()
     threshold = settings.threshold if args.threshold is None else args.threshold
     cache = args.cache or Path(tempfile.gettempdir()) / "bot-eval-cache"
-    if args.shared is not None and not args.shared.is_dir():
+    if args.shared is not None and not args.shared.is_dir() and not (args.news and args.news.is_dir()):
         print(f"No evaluation sets in {args.shared}: nothing to report.")
         return 0
     if args.shared is None and args.questions is None:
@@ -222,13 +229,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.shared is not None and args.calibrate:
         from bot.quality.calibration import shared_calibration
 
-        report = {"calibration": shared_calibration(args.shared, settings.corpus_dir, embedder, cache)}
+        report = shared_calibration(args.shared, settings.corpus_dir, embedder, cache, news=args.news)
         print(json.dumps(report, indent=2))
     elif args.shared is not None:
         results = evaluation.report_shared(
-            args.shared, settings.corpus_dir, embedder, cache, full=args.full, threshold=threshold, log=sys.stderr
+            args.shared,
+            settings.corpus_dir,
+            embedder,
+            cache,
+            full=args.full,
+            threshold=threshold,
+            log=sys.stderr,
+            news=args.news,
+            only=args.set,
         )
-        print(evaluation.format_table(results))
+        print(format_table(results))
+        print()
+        print(format_by_type(results))
         report = dict(results)
     else:
         questions = evaluation.subsample(evaluation.load_questions(args.questions), args.every, args.limit)

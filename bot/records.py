@@ -84,6 +84,14 @@ class ArticleRef(BaseModel):
     )
 
 
+class AnswerSpan(BaseModel):
+    """The short answer inside a quote (an amount, a date, a number, a name)."""
+
+    text: str = Field(description="Exact substring of the article: article.text[start:end], inside the quote.")
+    start: int = Field(description="Character offset of the answer in the article text.")
+    end: int = Field(description="Character offset just past the answer.")
+
+
 class Quote(BaseModel):
     """A verbatim quote: `text == article.text[start:end]`, inside `passage`."""
 
@@ -94,6 +102,11 @@ class Quote(BaseModel):
     passage_start: int = Field(description="Character offset of the passage in the article text.")
     score: float = Field(description="Relevance, higher is better; comparable within one answer.")
     article: ArticleRef
+    answer: AnswerSpan | None = Field(
+        default=None,
+        exclude_if=lambda span: span is None,  # absent when the answer is not a short span, or unsure
+        description="The short answer inside the quote, when the question asks for one; absent when unsure.",
+    )
 
 
 class Answer(BaseModel):

@@ -136,3 +136,21 @@ def test_a_unit_longer_than_a_passage_stands_alone() -> None:
     text = f"Short one. {long_sentence} Short two."
     _, passages = chunk_article("a", text)
     assert any(p.text == long_sentence for p in passages)
+
+
+def test_straight_quote_left_open_at_a_paragraph_end_does_not_swallow_the_next_item() -> None:
+    # News style: a quoted paragraph that runs on leaves its straight mark open, and the next
+    # paragraph or item opens again; parity across blocks would pair the wrong marks.
+    text = (
+        '"The harbour plan stays as agreed, with the Tollmere ferry running until 2031 – specifically:\n\n'
+        '- Tollmere keeps its berth at Quay Four. "This means riders keep their route.\n\n'
+        '- The fares stay frozen," the harbour board said.\n'
+    )
+    units = units_of(text)
+    assert units[0] == '"The harbour plan stays as agreed, with the Tollmere ferry running until 2031 – specifically:'
+    assert all(len(u.split()) <= 45 for u in units)
+
+
+def test_seed_units_stay_short_enough_to_quote() -> None:
+    longest = max(len(u.split()) for u in units_of(seed_text()))
+    assert longest <= 51  # the two-sentence quotation "All of us look forward … the two companies added."

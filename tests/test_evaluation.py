@@ -187,3 +187,63 @@ def test_threshold_sweep_shows_the_abstention_trade() -> None:
     assert sweep["0.3"] == [None, 0.0, 0.0]  # nothing declined
     assert sweep["0.5"] == [0.5, 0.5, 0.5]
     assert sweep["0.7"] == [round(2 / 3, 4), 1.0, 0.5]
+
+
+def test_a_news_set_folder_is_reported_with_its_types_and_spans(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    from bot.quality.breakdown import format_by_type
+    from bot.quality.evaluation import report_shared
+
+    news = tmp_path / "news-2031"
+    news.mkdir()
+    articles = [
+        {
+            "id": "n1",
+            "title": "Quarry Lane bridge approved",
+            "date": "2031-01-04",
+            "text": "The Quarry Lane bridge will cost US$42 M, the Brindlewood council said on Monday.",
+        },
+        {
+            "id": "n2",
+            "title": "Tollmere ferry",
+            "date": "2031-01-05",
+            "text": "The Tollmere ferry began running in 2019. Orla Quint chairs its board.",
+        },
+    ]
+    questions = [
+        {
+            "id": "q1",
+            "question": "How much will the Quarry Lane bridge cost?",
+            "answers": ["US$42 M"],
+            "date": "2031-01-06",
+            "answerable": True,
+            "context_ids": ["n1"],
+        },
+        {
+            "id": "q2",
+            "question": "When did the Tollmere ferry begin running?",
+            "answers": ["2019"],
+            "date": "2031-01-06",
+            "answerable": True,
+            "context_ids": ["n2"],
+        },
+        {
+            "id": "q3",
+            "question": "Which band won the song contest?",
+            "answers": ["Lumen"],
+            "date": "2031-01-06",
+            "answerable": False,
+            "context_ids": [],
+        },
+    ]
+    (news / "articles.jsonl").write_text("".join(json.dumps(a) + "\n" for a in articles), encoding="utf-8")
+    (news / "qa.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    absent = tmp_path / "no-shared"
+    results = report_shared(absent, SEED_CORPUS, fake_embedder, tmp_path / "cache", news=news, threshold=0.0)
+    assert set(results) == {"news-2031"}  # the shared sets are absent: skipped, the news set runs
+    product, bm25 = results["news-2031"]["product"], results["news-2031"]["bm25"]
+    assert product["answerable"] == 2 and product["recall_at_1"] == 1.0 and bm25["recall_at_1"] == 1.0
+    assert set(product["by_type"]) == {"how much", "when"}
+    assert product["span_exact_match"] == 1.0 and product["span_f1"] == 1.0
+    table = format_by_type(results).splitlines()
+    assert any(line.split()[:4] == ["news-2031", "product", "when", "1"] for line in table)
+    assert report_shared(absent, SEED_CORPUS, fake_embedder, tmp_path / "cache", news=tmp_path / "nope") == {}

@@ -20,14 +20,12 @@ ANSWERABLE = [
     ("Who is responsible for operations?", "OpenAI assuming the operational responsibility"),
     pytest.param("Has construction started?", "The buildout is already underway.", marks=NOT_YET),
     ("Since when have OpenAI and NVIDIA worked together?", "2016"),
-    pytest.param("When did Microsoft's partnership with OpenAI begin?", "which began in 2019", marks=NOT_YET),
-    pytest.param(
-        "What did Microsoft say about Stargate?", "complementary to its existing partnership with OpenAI", marks=NOT_YET
-    ),
+    ("When did Microsoft's partnership with OpenAI begin?", "which began in 2019"),
+    ("What did Microsoft say about Stargate?", "complementary to its existing partnership with OpenAI"),
     ("What does AGI stand for?", "artificial general intelligence"),
     pytest.param("What does IP mean?", "intellectual property", marks=NOT_YET),
     ("Who are the key initial technology partners?", "Arm, Microsoft, NVIDIA, Oracle, and OpenAI"),
-    pytest.param("Until when is Microsoft's contract with OpenAI in place?", "through 2030", marks=NOT_YET),
+    ("Until when is Microsoft's contract with OpenAI in place?", "through 2030"),
     ("Do Microsoft and OpenAI share revenue?", "revenue sharing agreements"),
     ("Is Microsoft still an investor in OpenAI?", "Microsoft remains a major investor in OpenAI"),
     ("Which industry is expected to benefit from Stargate?", "Data centre infrastructure players"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,11 +117,17 @@ def test_a_mention_is_answered_once_in_its_thread_with_the_verbatim_quote(
     assert response.status_code == 200
     (call,) = wait_until(lambda: fake.of("chat.postMessage"))
     assert call.body["channel"] == "C0000001" and call.body["thread_ts"] == "1700000000.000100"
-    quote = expected_quote(slack_index, question)
+    best = answer(open_index(slack_index), FakeEmbedder(), question, 3).quotes[0]
+    quote = best.text
     first = section_texts(call.body["blocks"])[0]
     for line in filter(str.strip, quote.split("\n")):  # the answering sentence, bold line by line
-        assert f"*{escape(line.strip())}*" in first
-    shown = unescape("\n".join(line.removeprefix("> ") for line in first.split("\n")).replace("*", ""))
+        if best.answer is None:
+            assert f"*{escape(line.strip())}*" in first
+        else:  # holding a short answer, the sentence is italic and the answer in it bold
+            marked = line.strip().replace(best.answer.text, f"\0{best.answer.text}\1", 1)
+            assert "_" + escape(marked).replace("\0", "*").replace("\1", "*") + "_" in first
+    shown = unescape("\n".join(line.removeprefix("> ") for line in first.split("\n")))
+    shown = shown.replace("*", "").replace("_", "")
     assert " ".join(quote.split()) in " ".join(shown.split())
     assert escape(quote) in call.body["text"]
     # Cited by title and date; the seed post has no URL, so no link is made up.
@@ -131,6 +136,34 @@ def test_a_mention_is_answered_once_in_its_thread_with_the_verbatim_quote(
     assert [c.method for c in fake.calls] == ["auth.test", "chat.postMessage"]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert BOT_TOKEN not in logged and SIGNING_SECRET not in logged
+
+
+def test_the_short_answer_is_bold_inside_the_italic_sentence_and_escaped(
+    slack_index: Path, tmp_path: Path, fake: FakeSlack
+) -> None:
+    # Made-up news whose answer is an amount next to Slack's special characters.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_article(
+        corpus,
+        "toll.md",
+        "Brindlewood <toll> & bridge",
+        "The Brindlewood <board> & council met on Monday. "
+        "The new Quarry Lane bridge will cost US$42 M & open in spring, the council said.",
+        date="2025-03-01",
+    )
+    index_dir = tmp_path / "index"
+    build_index(corpus, index_dir, FakeEmbedder())
+    question = "How much will the Quarry Lane bridge cost?"
+    best = answer(open_index(index_dir), FakeEmbedder(), question, 1, threshold=0.0).quotes[0]
+    assert best.answer is not None and best.answer.text == "US$42 M"
+    with running(index_dir, tmp_path / "data", fake, BOT_THRESHOLD=0.0) as base:
+        assert post(base, event_body(mention(question, ts="1.9"), "Ev0900")).status_code == 200
+        (call,) = wait_until(lambda: fake.of("chat.postMessage"))
+    first = section_texts(call.body["blocks"])[0]
+    assert "_The new Quarry Lane bridge will cost *US$42 M* &amp; open in spring, the council said._" in first
+    assert first.count("*") == 2  # only the answer is bold
+    assert "<" not in first and "&lt;board&gt; &amp; council" in first
 
 
 @pytest.mark.slow
@@ -452,11 +485,10 @@ def test_a_mention_is_answered_with_the_real_model(
         assert post(base, event_body(mention("Who will chair Stargate?", ts="1.8"), "Ev1100")).status_code == 200
         (call,) = wait_until(lambda: fake.of("chat.postMessage"))
     first = section_texts(call.body["blocks"])[0]
-    # In bold (the answering sentence), escaped, verbatim.
-    assert re.search(
-        r"\*[^*]*Masayoshi Son, Representative Director, Corporate Officer, Chairman &amp; CEO of SoftBank, "
-        r"will be the chairman\.[^*]*\*",
-        first,
+    # The answering sentence in italics with its short answer, the name, in bold; escaped, verbatim.
+    assert (
+        "_*Masayoshi Son*, Representative Director, Corporate Officer, Chairman &amp; CEO of SoftBank, "
+        "will be the chairman._" in first
     )
     assert call.body["thread_ts"] == "1.8"
 

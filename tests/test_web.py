@@ -180,6 +180,22 @@ def test_asking_shows_the_highlighted_quote_and_its_source(web: Page, real_serve
         SCREENSHOT.write_bytes(shot)
 
 
+def test_the_short_answer_is_marked_inside_the_highlighted_sentence(web: Page, real_server: ServerThread) -> None:
+    question = "How much money will Stargate invest?"
+    best = httpx.post(real_server.url + "/ask", json={"question": question, "k": 3}).json()["quotes"][0]
+    assert best["answer"]["text"] == "US$500 B"
+    ask(web, real_server, question)
+    card = web.page.locator("#results .card").first
+    span = card.locator("mark strong.answer-span")
+    span.wait_for()
+    assert span.count() == 1
+    assert span.inner_text() == "US$500 B"
+    # The sentence around it is still the whole quote, marked, and the span does not alter the text.
+    assert card.locator(".quote").inner_text() == best["text"]
+    weight = span.evaluate("el => getComputedStyle(el).fontWeight")
+    assert int(weight) >= 700
+
+
 def test_off_topic_question_says_not_found_and_shows_the_nearest_passages(web: Page, real_server: ServerThread) -> None:
     page = web.page
     ask(web, real_server, OFF_TOPIC)

@@ -107,7 +107,7 @@ def chunk_corpus(
 
 
 def is_current(corpus_path: Path, index_dir: Path, model: str, milvus: MilvusTarget | None = None) -> bool:
-    """True when the live index was built from exactly this corpus with this model."""
+    """True when the live index was built from exactly this corpus with this model and chunking."""
     from bot.errors import StoreError
 
     if milvus is not None:
@@ -125,6 +125,7 @@ def is_current(corpus_path: Path, index_dir: Path, model: str, milvus: MilvusTar
         manifest.get("format_version") == FORMAT_VERSION
         and manifest["model"]["name"] == model
         and manifest["corpus"]["fingerprint"] == corpus.fingerprint()
+        and manifest.get("chunker") == chunker_key()
     )
 
 

@@ -6,7 +6,8 @@ quote is always `text[start:end]`, never re-typed. A *unit* is what a quote is m
 - a sentence of a paragraph ("US$500 B", "Group Corp.", "Chairman & CEO" do not end one);
 - a list item or a footnote (`*AGI stands for …`, `[1] …`), always whole;
 - sentences (or items) joined while a quotation mark is open, so a quotation that spans two
-  sentences, or opens in one bullet and closes in the next, is never cut.
+  sentences, or opens in one bullet with a curly “ and closes in the next, is never cut (a
+  straight " never joins paragraphs or items: its direction is a guess).
 
 Passages pack consecutive units up to about 120 words and overlap by one unit, so an answer
 that straddles a boundary is whole in at least one passage.
@@ -104,20 +105,31 @@ def _open_quotes(text: str) -> int:
     return max(0, text.count("“") - text.count("”")) + text.count('"') % 2
 
 
+def _open_curly(text: str) -> bool:
+    return text.count("“") > text.count("”")
+
+
 def split_units(text: str) -> list[Span]:
     """The quotable units of an article: sentences, list items, footnotes (see module doc)."""
     raw: list[Span] = []
-    for kind, start, end in _blocks(text):
-        if kind == "paragraph":
-            raw.extend(_split_sentences(text[start:end], start))
-        else:
-            raw.append(Span(start, end))
+    block_of: list[int] = []
+    for number, (kind, start, end) in enumerate(_blocks(text)):
+        pieces = _split_sentences(text[start:end], start) if kind == "paragraph" else [Span(start, end)]
+        raw.extend(pieces)
+        block_of.extend([number] * len(pieces))
     units: list[Span] = []
     i = 0
     while i < len(raw):
         j = i
-        # Join following units while a quotation opened here is still open.
-        while j + 1 < len(raw) and j - i + 1 < MAX_QUOTE_UNITS and _open_quotes(text[raw[i].start : raw[j].end]):
+        # Join following units while a quotation opened here is still open. Across a paragraph or
+        # list item only a curly “ says which way it opens: news style leaves a straight " open at
+        # the end of a quoted paragraph and opens the next one again, so parity pairs wrong marks.
+        while (
+            j + 1 < len(raw)
+            and j - i + 1 < MAX_QUOTE_UNITS
+            and _open_quotes(text[raw[i].start : raw[j].end])
+            and (block_of[j + 1] == block_of[j] or _open_curly(text[raw[i].start : raw[j].end]))
+        ):
             j += 1
         if _open_quotes(text[raw[i].start : raw[j].end]):
             j = i  # never closed: a stray mark, not a quotation

@@ -215,4 +215,5 @@ def milvus_is_current(target: MilvusTarget, corpus_path: Path, model: str) -> bo
         and manifest.get("format_version") == FORMAT_VERSION
         and manifest["model"]["name"] == model
         and manifest["corpus"]["fingerprint"] == load_corpus(corpus_path).fingerprint()
+        and manifest.get("chunker") == chunker_key()
     )

@@ -29,6 +29,7 @@ from bot.errors import BotError, StoreError
 from bot.indexing.embedding import Embedder
 from bot.indexing.keyword import tokenize
 from bot.indexing.versions import FORMAT_VERSION, Index, open_index
+from bot.quality import breakdown
 
 BASELINES = ("bm25", "dense")
 MODES = ("product", *BASELINES)
@@ -49,6 +50,8 @@ class EvalQuestion:
     evidence: str | None = None
     context_id: str | None = None
     answerable: bool = True
+    context_ids: tuple[str, ...] = ()  # news sets: every article that holds the answer
+    date: str | None = None  # the day the question was asked ("this week" is relative to it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class Outcome:
     articles: tuple[str, ...]
     top_quote: str
     confidence: float | None = None
+    top_passage: str = ""
+    span: str | None = None  # the top quote's short answer (`Quote.answer.text`), when it has one
 
 
 @dataclass
@@ -80,6 +85,11 @@ class Report:
     abstention_recall: float | None
     questions_per_second: float
     failures: list[str] = field(default_factory=list)
+    span_given: float | None = None
+    span_exact_match: float | None = None
+    span_f1: float | None = None
+    # Per question type: {n, answer_in_top_quote, answered_with_answer, wrong_passage, wrong_sentence, declined}.
+    by_type: dict[str, dict[str, Any]] = field(default_factory=dict)
     # At other thresholds: {threshold: [abstention precision, abstention recall, declined answerable]}.
     threshold_sweep: dict[str, list[float | None]] = field(default_factory=dict)
 
@@ -121,6 +131,8 @@ def load_questions(path: Path | str) -> list[EvalQuestion]:
                     evidence=data.get("evidence") or None,
                     context_id=data.get("context_id") or None,
                     answerable=answerable,
+                    context_ids=tuple(str(c) for c in data.get("context_ids") or ()),
+                    date=data.get("date") or None,
                 )
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -139,8 +151,8 @@ def gold_articles(index: Index, questions: Sequence[EvalQuestion]) -> dict[str, 
     texts: list[str] | None = None
     gold: dict[str, frozenset[str]] = {}
     for q in questions:
-        if q.context_id:
-            gold[q.id] = frozenset({q.context_id})
+        if q.context_id or q.context_ids:
+            gold[q.id] = frozenset({q.context_id} if q.context_id else q.context_ids)
         elif q.evidence:
             texts = texts if texts is not None else [normalize(a.text) for a in index.articles]
             needle = normalize(q.evidence)
@@ -185,6 +197,8 @@ def summarize(
             or (not o.question.answerable and o.answered)
         ][:30],
         threshold_sweep=_sweep(outcomes) if unanswerable else {},
+        by_type=breakdown.by_type(outcomes, contains_answer),
+        **(breakdown.span_figures(outcomes) if mode == "product" else {}),
     )
 
 
@@ -213,6 +227,8 @@ def _product(index: Index, embedder: Embedder, threshold: float) -> Callable[[Ev
             tuple(quote.article.id for quote in result.quotes),
             top.text if top else "",
             top.score if top else None,
+            top.passage if top else "",
+            top.answer.text if top and top.answer else None,
         )
 
     return run
@@ -231,7 +247,7 @@ def _baseline(index: Index, embedder: Embedder, mode: str) -> Callable[[EvalQues
         if order:
             number, start, end = (int(x) for x in index.passages[order[0], :3])
             top = index.span_text(number, start, end)
-        return Outcome(q, True, articles, top)
+        return Outcome(q, True, articles, top, None, top)
 
     return run
 
@@ -271,7 +287,7 @@ def merged_corpus(paths: Sequence[Path]) -> Corpus:
 
 def cached_index(paths: Sequence[Path], embedder: Embedder, cache_dir: Path) -> Index:
     """An index of the corpora, built once per corpus content and model under `cache_dir`."""
-    from bot.indexing.build import build_index
+    from bot.indexing.build import build_index, chunker_key
 
     corpus = merged_corpus(paths)
     if not corpus.articles:
@@ -279,7 +295,10 @@ def cached_index(paths: Sequence[Path], embedder: Embedder, cache_dir: Path) -> 
     key = hashlib.sha256(f"{corpus.fingerprint()}\0{embedder.name}\0{FORMAT_VERSION}".encode()).hexdigest()[:16]
     folder = cache_dir / key
     try:
-        return open_index(folder / "index")
+        index = open_index(folder / "index")
+        if index.manifest.get("chunker") == chunker_key():
+            return index
+        # Chunked by older rules: rebuilt in place, reusing the embeddings of unchanged texts.
     except StoreError:
         pass
     source = paths[0]
@@ -305,10 +324,17 @@ class EvalSet:
     every: int = 1
 
 
-def shared_sets(repo_corpus: Path) -> list[EvalSet]:
-    """The sets `make eval` reports on; paths are relative to the shared eval folder."""
+def shared_sets(repo_corpus: Path, news: Path | None = None) -> list[EvalSet]:
+    """The sets `make eval` reports on; paths are relative to the shared eval folder. `news` is a
+    folder built by ../shared/eval/build_realtimeqa_2023.py (articles.jsonl, qa.jsonl), if any."""
     squad = "squad-v1.1-dev/passages.jsonl"
+    extra = []
+    if news is not None:
+        # News-quiz questions over the web articles found for them: every question, all articles.
+        news = news.resolve()
+        extra.append(EvalSet(news.name, str(news / "qa.jsonl"), (str(news / "articles.jsonl"),)))
     return [
+        *extra,
         EvalSet("squad-v1.1-dev", "squad-v1.1-dev/qa.jsonl", (squad,), every=5),
         # The seed article among 2,067 Wikipedia paragraphs: hard negatives for the Stargate questions.
         EvalSet("stargate-dev", "stargate-dev.jsonl", (str(repo_corpus.resolve()), squad)),
@@ -316,34 +342,6 @@ def shared_sets(repo_corpus: Path) -> list[EvalSet]:
             "squad-v2.0-dev-half", "squad-v2.0-dev-half/qa.jsonl", ("squad-v2.0-dev-half/passages.jsonl",), every=3
         ),
     ]
-
-
-TABLE_COLUMNS = (
-    ("recall@1", "recall_at_1"),
-    ("recall@5", "recall_at_5"),
-    ("ans@top", "answer_in_top_quote"),
-    ("answered+ans", "answered_with_answer"),
-    ("words", "mean_top_quote_words"),
-    ("declined-ans", "declined_answerable"),
-    ("abst-P", "abstention_precision"),
-    ("abst-R", "abstention_recall"),
-    ("q/s", "questions_per_second"),
-)
-
-
-def format_table(results: dict[str, dict[str, Any]]) -> str:
-    """A plain-text table: one row per set and mode."""
-    header = ["set", "mode", "n", *(name for name, _ in TABLE_COLUMNS)]
-    rows = [header]
-    for set_name, by_mode in results.items():
-        for mode, report in by_mode.items():
-            if not isinstance(report, dict):
-                continue
-            cells = [set_name, mode, str(report["questions"])]
-            cells += ["—" if report[key] is None else str(report[key]) for _, key in TABLE_COLUMNS]
-            rows.append(cells)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
 
 
 def report_shared(
@@ -355,10 +353,15 @@ def report_shared(
     full: bool = False,
     threshold: float = THRESHOLD,
     log: TextIO | None = None,
+    news: Path | None = None,
+    only: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """Every set of `shared` that exists, answered by the bot and by both baselines, as report dicts."""
+    """Every set of `shared` (and the `news` folder) that exists, answered by the bot and by both
+    baselines, as report dicts; `only` names the sets to run (default: all)."""
     results: dict[str, dict[str, Any]] = {}
-    for eval_set in shared_sets(repo_corpus):
+    for eval_set in shared_sets(repo_corpus, news):
+        if only and eval_set.name not in only:
+            continue
         qa = shared / eval_set.questions
         corpora = [shared / c for c in eval_set.corpora]
         missing = [p for p in (qa, *corpora) if not p.exists()]

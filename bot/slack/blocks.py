@@ -86,25 +86,53 @@ def _escaped(text: str, limit: int) -> str:
     return escape(text[:low]) + ELLIPSIS
 
 
-def _quote_lines(parts: list[tuple[str, bool]]) -> str:
-    """Raw (unescaped) text pieces, some bold, as a Slack block quote: each line starts with '>'."""
-    lines: list[str] = [""]
-    for text, bold in parts:
+def _marked(text: str, mark: str) -> str:
+    """`text` escaped inside `mark` (`*` bold, `_` italic), its edge whitespace left outside."""
+    if not text.strip():
+        return text
+    lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
+    return f"{lead}{mark}{text.strip()}{mark}{trail}"
+
+
+def _quote_lines(parts: list[tuple[str, str]]) -> str:
+    """Raw (unescaped) text pieces as a Slack block quote, each line starting with '>'. A piece's
+    style is "" (plain), "bold", or "sentence"/"answer": a sentence holding a short answer, shown
+    in italics with the answer in bold inside, so the answer stands out from the bold-less line."""
+    lines: list[list[tuple[str, str]]] = [[]]
+    for text, style in parts:
         for n, piece in enumerate(text.split("\n")):
             if n:
-                lines.append("")
-            if bold and piece.strip():
-                lead = piece[: len(piece) - len(piece.lstrip())]
-                trail = piece[len(piece.rstrip()) :]
-                lines[-1] += f"{lead}*{escape(piece.strip())}*{trail}"
-            else:
-                lines[-1] += escape(piece)
-    return "\n".join("> " + line.strip() for line in lines if line.strip())
+                lines.append([])
+            if piece:
+                lines[-1].append((piece, style))
+    rendered = []
+    for segments in lines:
+        out, run = "", ""
+        for piece, style in [*segments, ("", "")]:
+            if style in ("sentence", "answer"):
+                run += _marked(escape(piece), "*") if style == "answer" else escape(piece)
+                continue
+            out += _marked(run, "_")
+            run = ""
+            out += _marked(escape(piece), "*") if style == "bold" else escape(piece)
+        rendered.append(out)
+    return "\n".join("> " + line.strip() for line in rendered if line.strip())
+
+
+def _sentence_parts(quote: Quote, sentence: str, bold: bool) -> list[tuple[str, str]]:
+    """The quote's own pieces: bold, or italic around a bold short answer when it has one."""
+    span = quote.answer
+    if bold and span is not None and sentence == quote.text:
+        start, end = span.start - quote.start, span.end - quote.start
+        if 0 <= start < end <= len(sentence) and sentence[start:end] == span.text and span.text.strip():
+            return [(sentence[:start], "sentence"), (span.text, "answer"), (sentence[end:], "sentence")]
+    return [(sentence, "bold" if bold else "")]
 
 
 def passage_mrkdwn(quote: Quote, *, bold: bool = True, limit: int = SECTION_LIMIT) -> str:
-    """The quote's passage as a Slack quote with the answering sentence in bold, at most `limit`
-    characters: context is cut from both ends (at word boundaries) before the sentence is."""
+    """The quote's passage as a Slack quote with the answering sentence in bold (or, when it holds
+    a short answer, in italics with the answer bold), at most `limit` characters: context is cut
+    from both ends (at word boundaries) before the sentence is."""
     offset = quote.start - quote.passage_start
     if quote.passage[offset : offset + len(quote.text)] == quote.text:
         before, after = quote.passage[:offset], quote.passage[offset + len(quote.text) :]
@@ -115,7 +143,7 @@ def passage_mrkdwn(quote: Quote, *, bold: bool = True, limit: int = SECTION_LIMI
     def render(keep: int, sentence: str) -> str:
         head = before if keep >= len(before) else f"{ELLIPSIS} " + _word_cut(before[len(before) - keep :], left=True)
         tail = after if keep >= len(after) else _word_cut(after[:keep], left=False).rstrip() + f" {ELLIPSIS}"
-        return _quote_lines([(head, False), (sentence, bold), (tail, False)])
+        return _quote_lines([(head, ""), *_sentence_parts(quote, sentence, bold), (tail, "")])
 
     if len(render(max(len(before), len(after)), sentence)) <= limit:
         return render(max(len(before), len(after)), sentence)

@@ -249,25 +249,56 @@
 
   // ---- rendering answers -------------------------------------------------------------------
 
-  /** The quote as <mark>s, one per paragraph, so blank lines between paragraphs stay unmarked. */
-  function marked(text) {
+  /** The quote as <mark>s, one per paragraph, so blank lines between paragraphs stay unmarked;
+   *  the short answer (code points [from, to) of the quote) is a <strong> inside its mark. */
+  function marked(text, answer) {
     const parts = text.split(/(\n+)/).filter((part) => part !== "");
-    return el("span", { class: "quote" }, ...parts.map((part) => (part.startsWith("\n") ? part : el("mark", {}, part))));
+    let at = 0; // code points of the quote before this part
+    const nodes = parts.map((part) => {
+      const size = Array.from(part).length;
+      const begin = at;
+      at += size;
+      if (part.startsWith("\n")) return part;
+      if (!answer || answer.to <= begin || answer.from >= begin + size) return el("mark", {}, part);
+      const points = Array.from(part);
+      const from = Math.max(0, answer.from - begin);
+      const to = Math.min(size, answer.to - begin);
+      return el(
+        "mark",
+        {},
+        points.slice(0, from).join(""),
+        el("strong", { class: "answer-span" }, points.slice(from, to).join("")),
+        points.slice(to).join(""),
+      );
+    });
+    return el("span", { class: "quote" }, ...nodes);
+  }
+
+  /** Where the short answer sits in the quote, in code points; null when absent or inconsistent. */
+  function answerSpan(quote) {
+    const answer = quote.answer;
+    if (!answer || typeof answer.text !== "string") return null;
+    const from = answer.start - quote.start;
+    const to = answer.end - quote.start;
+    const points = Array.from(quote.text);
+    if (!(from >= 0 && to > from && to <= points.length) || points.slice(from, to).join("") !== answer.text) return null;
+    return { from, to };
   }
 
   /** The passage with the quote marked; offsets are Unicode code points, as in Python. */
   function passageWithMark(quote) {
     const points = Array.from(quote.passage);
+    const answer = answerSpan(quote);
     let from = quote.start - quote.passage_start;
     let to = quote.end - quote.passage_start;
     if (from < 0 || to > points.length || points.slice(from, to).join("") !== quote.text) {
       // Offsets that disagree with the text (should not happen): find the quote instead.
       const at = quote.passage.indexOf(quote.text);
-      if (at < 0) return [marked(quote.text)];
+      if (at < 0) return [marked(quote.text, answer)];
       from = Array.from(quote.passage.slice(0, at)).length;
       to = from + Array.from(quote.text).length;
     }
-    return [points.slice(0, from).join(""), marked(points.slice(from, to).join("")), points.slice(to).join("")];
+    return [points.slice(0, from).join(""), marked(points.slice(from, to).join(""), answer), points.slice(to).join("")];
   }
 
   function quoteCard(quote, rank) {

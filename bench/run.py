@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import data
 import http_load
+import milvus_bench
 import pipeline
 import scale
 
@@ -276,6 +277,53 @@ def search_section(cache: Path, results: dict[str, Any]) -> tuple[list[Row], Pat
     return rows, folder
 
 
+def milvus_section(embedder: Any, shared: Path | None, work: Path, results: dict[str, Any]) -> list[Row]:
+    """The Milvus backend (Milvus Lite 2.5) next to FAISS, in one run: build, search, /ask."""
+    from bot.indexing.build import build_index
+
+    rows: list[Row] = []
+    figures = []
+    for n in (10_000, 100_000):
+        fig = milvus_bench.search_figures(n, work)
+        figures.append(fig)
+        log(
+            f"milvus {n:,}: build {fig['milvus_build_s']:.1f} s (FAISS + BM25 {fig['faiss_build_s']:.1f} s), dense p50 "
+            f"{fig['milvus_dense_p50_ms']:.2f} ms recall {fig['milvus_recall_at_10']:.3f}, hybrid p50 "
+            f"{fig['milvus_hybrid_p50_ms']:.2f} ms (FAISS + bm25s {fig['faiss_hybrid_p50_ms']:.2f} ms)"
+        )
+        label = f"Milvus Lite {n:,}:"
+        rows.append(row(f"{label} build", fig["milvus_build_s"], "s", fig["faiss_build_s"], "FAISS + BM25 build"))
+        rows.append(row(f"{label} dense p50 (FLAT)", fig["milvus_dense_p50_ms"], "ms"))
+        rows.append(row(f"{label} recall@10 vs exact", fig["milvus_recall_at_10"], "", 1.0, "exact"))
+        rows.append(
+            row(
+                f"{label} hybrid p50 (RRF)",
+                fig["milvus_hybrid_p50_ms"],
+                "ms",
+                fig["faiss_hybrid_p50_ms"],
+                "FAISS hybrid",
+            )
+        )
+    results["milvus_search"] = figures
+    questions, _ = data.questions(shared, 48)
+    faiss_dir = work / "seed-faiss-index"
+    started = time.perf_counter()
+    build_index(ROOT / "corpus", faiss_dir, embedder)
+    faiss_build = time.perf_counter() - started
+    env, milvus_build = milvus_bench.seed_on_milvus(embedder, ROOT / "corpus", work)
+    rows.append(row("Milvus Lite: build the seed", milvus_build, "s", faiss_build, "FAISS build"))
+    p50: dict[str, float] = {}
+    for backend, extra in (("faiss", {}), ("milvus", env)):
+        with http_load.Server(faiss_dir, work / f"serve-{backend}", extra_env=extra) as server:
+            http_load.load(server.url, questions[40:], 1)  # warm-up
+            result = http_load.load(server.url, questions[:40], 1)
+            p50[backend] = _percentile(result.latencies_ms, 0.5)
+            results[f"milvus_ask_{backend}"] = {"p50_ms": p50[backend], "errors": result.errors}
+    log(f"/ask p50 on the seed: Milvus Lite {p50['milvus']:.1f} ms, FAISS {p50['faiss']:.1f} ms")
+    rows.append(row("Milvus Lite: /ask p50, seed, 1 client", p50["milvus"], "ms", p50["faiss"], "FAISS /ask p50"))
+    return rows
+
+
 def million_server_section(folder: Path, work: Path, shared: Path | None, results: dict[str, Any]) -> list[Row]:
     questions, _ = data.questions(shared, 30)
     with http_load.Server(folder, work / "serve-1m") as server:
@@ -350,7 +398,7 @@ def main() -> int:
         metavar="RUNTIME:WORKERS[:THREADS]",
         help="serve only these arrangements (repeatable), e.g. openvino:1; default: all of ARRANGEMENTS",
     )
-    parser.add_argument("--skip", nargs="*", default=[], choices=["http", "build", "incremental", "search", "million"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["http", "build", "incremental", "search", "million", "milvus"])
     args = parser.parse_args()
     shared = args.shared if args.shared and (args.shared / "eval").is_dir() else None
     started = time.perf_counter()
@@ -384,6 +432,8 @@ def main() -> int:
             rows += search_rows
             if "million" not in args.skip:
                 rows += million_server_section(folder, work, shared, results)
+        if "milvus" not in args.skip:
+            rows += milvus_section(embedder, shared, work, results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"]["load_average_end"] = os.getloadavg()

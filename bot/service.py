@@ -36,8 +36,10 @@ from bot.indexing.versions import Index
 from bot.observability import Metrics
 from bot.quality.gaps import DeclinedLog
 from bot.records import Answer
+from bot.settings import milvus_target
 
 if TYPE_CHECKING:
+    from bot.indexing.milvus_store import MilvusTarget
     from bot.settings import Settings
 
 log = logging.getLogger("bot.api")
@@ -52,14 +54,20 @@ def accept_then_build(
     *,
     progress: bool = False,
     approximate_above: int = APPROXIMATE_ABOVE,
+    milvus: MilvusTarget | None = None,
 ) -> tuple[IngestReport, BuildReport | None]:
     """Write the items into the corpus, then rebuild the index when it no longer matches the corpus
     (also when an earlier run stopped between the two)."""
     report = writer.accept(items)
     build = None
-    if report.changed or (writer.articles() and not is_current(writer.corpus_dir, index_dir, embedder.name)):
+    if report.changed or (writer.articles() and not is_current(writer.corpus_dir, index_dir, embedder.name, milvus)):
         build = build_index(
-            writer.corpus_dir, index_dir, embedder, progress=progress, approximate_above=approximate_above
+            writer.corpus_dir,
+            index_dir,
+            embedder,
+            progress=progress,
+            approximate_above=approximate_above,
+            milvus=milvus,
         )
     return report, build
 
@@ -74,11 +82,14 @@ def ingest(
     allow_private: bool = False,
     progress: bool = False,
     approximate_above: int = APPROXIMATE_ABOVE,
+    milvus: MilvusTarget | None = None,
 ) -> tuple[IngestReport, BuildReport | None]:
     """`bot ingest`: read the sources into the corpus, then bring the index up to date."""
     writer = CorpusWriter(corpus_dir, index_dir / ".ingest.lock")
     items = read_sources(sources, feeds, allow_private, writer.known_urls())
-    return accept_then_build(writer, items, index_dir, embedder, progress=progress, approximate_above=approximate_above)
+    return accept_then_build(
+        writer, items, index_dir, embedder, progress=progress, approximate_above=approximate_above, milvus=milvus
+    )
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ class Service:
                 self.embedder = open_embedder(settings.model, settings.encoder, settings.index_dir, export="child")
             if self.encoder is None:
                 self.encoder = BatchingEncoder(self.embedder, loop=self.loop)
-            live = LiveIndex(self.settings.index_dir, self.embedder.name)
+            live = LiveIndex(self.settings.index_dir, self.embedder.name, milvus_target(self.settings))
             live.refresh()
             live.watch()
             self.live = live
@@ -299,6 +310,7 @@ class Service:
             self.settings.index_dir,
             self.embedder,
             approximate_above=self.settings.approximate_above,
+            milvus=milvus_target(self.settings),
         )
         outcome = report.outcomes[0]
         if outcome.status == "rejected":
@@ -317,6 +329,7 @@ class Service:
             self.settings.index_dir,
             self.embedder,
             approximate_above=self.settings.approximate_above,
+            milvus=milvus_target(self.settings),
         )
         return self._switch(build)
 

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.answer.answering import MAX_QUESTION_CHARS, THRESHOLD
 from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.embedding import DEFAULT_MODEL
+from bot.indexing.milvus_store import MilvusTarget
 from bot.indexing.runtimes import DEFAULT_RUNTIME, Runtime
 
 # Chosen by `make bench` (README, Benchmarks): on two cores one OpenVINO worker answered 32 clients
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(MAX_QUESTION_CHARS, ge=1)
     threshold: float = Field(THRESHOLD, ge=0, le=1, description="Confidence below which the bot declines.")
     approximate_above: int = Field(APPROXIMATE_ABOVE, ge=0, description="Passages above which FAISS uses IVF.")
+    search_backend: Literal["faiss", "milvus"] = Field("faiss", description="Where passages are searched.")
+    milvus_uri: str = Field(
+        "index/milvus.db", description="A Milvus server (http://host:19530) or a Milvus Lite .db file."
+    )
+    milvus_token: SecretStr | None = Field(None, description="Milvus credentials: 'user:password' or an API key.")
+    milvus_db: str = Field("", description="Milvus database (empty: the server's default).")
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     allow_private_urls: bool = False
@@ -54,6 +61,14 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
     slack_api_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_API_URL"))
     slack_ephemeral: bool = True
+
+
+def milvus_target(settings: Settings) -> MilvusTarget | None:
+    """Where the Milvus backend is, or None with the default FAISS backend."""
+    if settings.search_backend != "milvus":
+        return None
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+    return MilvusTarget(settings.milvus_uri, token, settings.milvus_db)
 
 
 @cache

@@ -102,6 +102,8 @@ def test_module_imports_only_rooms_it_may(name: str) -> None:
         ("tokenizers", {"indexing.runtimes"}),
         ("faiss", {"indexing.dense"}),
         ("bm25s", {"indexing.keyword"}),
+        ("pymilvus", {"indexing.milvus_store"}),
+        ("milvus_lite", {"indexing.milvus_store"}),
     ],
 )
 def test_heavy_library_is_imported_by_one_module(library: str, home: set[str]) -> None:

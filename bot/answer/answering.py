@@ -20,7 +20,7 @@ import numpy as np
 
 from bot.answer.answer_types import best_span
 from bot.answer.lexicon import expand
-from bot.answer.retrieval import hybrid_search
+from bot.answer.retrieval import search
 from bot.answer.sentence_scoring import QuestionInfo, coverage, holds_answer_kind, unit_scores
 from bot.errors import QuestionError
 from bot.indexing.embedding import Embedder
@@ -95,18 +95,6 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def _date_mask(index: Index, since: str | None, until: str | None) -> np.ndarray | None:
-    if not since and not until:
-        return None
-    days = index.article_days
-    allowed = days != ""
-    if since:
-        allowed &= days >= since[:10]
-    if until:
-        allowed &= days <= until[:10]
-    return index.passage_mask(np.flatnonzero(allowed).tolist())
-
-
 def _recency(index: Index, half_life_days: float | None) -> np.ndarray | None:
     """Per article, 1.0 for the newest dated article, halving every `half_life_days` before it."""
     if half_life_days is None:
@@ -129,18 +117,24 @@ def score_passages(
     recency: np.ndarray | None = None,
     depth: int = CANDIDATE_PASSAGES,
     boost: np.ndarray | None = None,
+    *,
+    since: str | None = None,
+    until: str | None = None,
 ) -> list[_Scored]:
     """Candidate passages with their answering span, ranking score and calibrated confidence."""
     info = QuestionInfo.of(question)
     weights = index.keyword.idf(sorted(set(info.tokens)))
     vector = vector.astype(np.float32)
     scored: list[_Scored] = []
-    for candidate in hybrid_search(index, vector, expand(info.tokens) if EXPAND_SEARCH else info.tokens, depth, mask):
+    tokens = expand(info.tokens) if EXPAND_SEARCH else info.tokens
+    candidates = search(index, vector, tokens, depth, mask, since, until)
+    ranges = [(int(index.passages[c.passage, 3]), int(index.passages[c.passage, 4])) for c in candidates]
+    for candidate, unit_vectors in zip(candidates, index.unit_vectors_of(ranges), strict=True):
         article_no, _, _, first, last = (int(x) for x in index.passages[candidate.passage])
         article = index.articles[article_no]
         unit_spans = [(int(index.units[u, 1]), int(index.units[u, 2])) for u in range(first, last)]
         unit_tokens = [index.unit_tokens(u) for u in range(first, last)]
-        dense = np.asarray(index.unit_vectors[first:last], dtype=np.float32) @ vector
+        dense = unit_vectors @ vector
         texts = [article.text[s:e] for s, e in unit_spans]
         lexical, sentence = unit_scores(texts, unit_tokens, dense, info, weights)
         best = int(np.argmax(sentence))
@@ -226,10 +220,12 @@ def answer_with_vector(
         index,
         question,
         vector,
-        _date_mask(index, since, until),
+        None,
         _recency(index, recency_half_life_days),
         max(CANDIDATE_PASSAGES, 2 * k),
         boost,
+        since=since,
+        until=until,
     )
     chosen = choose_quotes(scored, k)
     answered = bool(chosen) and chosen[0].confidence >= threshold

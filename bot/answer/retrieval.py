@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bot.indexing.milvus_index import MilvusIndex
 from bot.indexing.versions import Index
 
 # Equal weights: 0.35 dense measured within half a point on SQuAD dev (whose questions copy the
@@ -61,3 +62,24 @@ def hybrid_search(
     fused = dense_weight * _z(dense) + keyword_weight * _z(keyword)
     order = np.argsort(-fused, kind="stable")[:n]
     return [Candidate(int(ids[i]), float(fused[i]), float(dense[i]), float(keyword[i])) for i in order]
+
+
+def search(
+    index: Index,
+    vector: np.ndarray,
+    tokens: list[str],
+    n: int,
+    mask: np.ndarray | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> list[Candidate]:
+    """The best `n` passages on either backend: `hybrid_search` over FAISS files, or the
+    engine's own fusion on Milvus (whose candidates carry no per-retriever scores)."""
+    if isinstance(index, MilvusIndex):
+        fused = index.fused_candidates(vector, tokens, n, CANDIDATES, mask, since, until)
+        # No per-retriever scores come back; the passage cosine weighs 0 in the calibration.
+        return [Candidate(row, score, 0.0, 0.0) for row, score in fused]
+    dated = index.date_mask(since, until)
+    if dated is not None:
+        mask = dated if mask is None else dated * mask
+    return hybrid_search(index, vector, tokens, n, mask)

@@ -17,6 +17,7 @@ from bot.cli.quality import cmd_eval, cmd_gaps
 from bot.errors import BotError
 
 if TYPE_CHECKING:
+    from bot.indexing.milvus_store import MilvusTarget
     from bot.records import Answer
     from bot.settings import Settings
 
@@ -25,6 +26,12 @@ def _settings() -> Settings:
     from bot.settings import get_settings
 
     return get_settings()
+
+
+def milvus_target(settings: Settings) -> MilvusTarget | None:
+    from bot.settings import milvus_target as target
+
+    return target(settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,10 +162,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings()
     corpus = args.corpus or settings.corpus_dir
     index_dir = args.index or settings.index_dir
+    milvus = milvus_target(settings)
+    where = milvus.describe() if milvus else str(index_dir)
     if settings.encoder != "torch":
         _export(settings.model, index_dir)
-    if args.if_stale and not args.full and is_current(corpus, index_dir, settings.model):
-        print(f"The index in {index_dir} is up to date with {corpus}.")
+    if args.if_stale and not args.full and is_current(corpus, index_dir, settings.model, milvus):
+        print(f"The index in {where} is up to date with {corpus}.")
         return 0
     report = build_index(
         corpus,
@@ -167,10 +176,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         approximate_above=settings.approximate_above,
         full=args.full,
+        milvus=milvus,
     )
     print(
         f"Indexed {report.articles} articles into {report.passages} passages "
-        f"({report.units} sentences) in {report.seconds:.1f}s: {index_dir}/versions/{report.version}"
+        f"({report.units} sentences) in {report.seconds:.1f}s: "
+        + (f"Milvus {where}, version {report.version}" if milvus else f"{index_dir}/versions/{report.version}")
     )
     for error in report.errors:
         print(f"skipped {error}", file=sys.stderr)
@@ -222,7 +233,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from bot.answer.answering import validate_question
     from bot.answer.conversation import MAX_HISTORY, Turn, validate_history
     from bot.indexing.embedding import open_embedder
-    from bot.indexing.versions import open_index
+    from bot.indexing.live import open_search_index
     from bot.service import Filters, Service
 
     settings = _settings()
@@ -231,7 +242,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         validate_question(args.question, args.k, settings.max_question_chars)
     history = [Turn(q) for q in validate_history(args.history, settings.max_question_chars)]
     index_dir = args.index or settings.index_dir
-    index = open_index(index_dir)
+    index = open_search_index(index_dir, milvus_target(settings))
     index.check_model(settings.model)
     service = Service(settings, open_embedder(settings.model, settings.encoder, index_dir, export="here"), index=index)
 
@@ -283,6 +294,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         allow_private=settings.allow_private_urls,
         progress=sys.stderr.isatty(),
         approximate_above=settings.approximate_above,
+        milvus=milvus_target(settings),
     )
     for outcome in report.outcomes:
         print(outcome.line(), file=sys.stderr if outcome.status == "rejected" else sys.stdout)
@@ -311,6 +323,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         ),
         on_error=lambda e: print(f"error: {e}", file=sys.stderr, flush=True),
         approximate_above=settings.approximate_above,
+        milvus=milvus_target(settings),
     )
     return 0
 

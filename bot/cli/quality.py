@@ -14,10 +14,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import tempfile
 
     from bot.indexing.embedding import get_embedder
-    from bot.indexing.versions import open_index
+    from bot.indexing.live import open_search_index
     from bot.quality import evaluation
     from bot.quality.breakdown import format_by_type, format_table
-    from bot.settings import get_settings
+    from bot.settings import get_settings, milvus_target
 
     settings = get_settings()
     threshold = settings.threshold if args.threshold is None else args.threshold
@@ -58,7 +58,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.corpus:
             index = evaluation.cached_index(args.corpus, embedder, cache)
         else:
-            index = open_index(args.index or settings.index_dir)
+            index = open_search_index(args.index or settings.index_dir, milvus_target(settings))
             index.check_model(settings.model)
         from bot.quality.followups import evaluate_followups, is_followup_file, load_followups
 

@@ -6,6 +6,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from filelock import FileLock
@@ -19,6 +20,9 @@ from bot.indexing.embedding_cache import EmbeddingCache
 from bot.indexing.keyword import KeywordIndex
 from bot.indexing.versions import Chunks, IndexData, current_chunks, write_version
 from bot.records import Article, Copy
+
+if TYPE_CHECKING:
+    from bot.indexing.milvus_store import MilvusTarget
 
 
 @dataclass
@@ -102,9 +106,14 @@ def chunk_corpus(
     return passages_table, units_table, passage_texts, keyword_texts
 
 
-def is_current(corpus_path: Path, index_dir: Path, model: str) -> bool:
+def is_current(corpus_path: Path, index_dir: Path, model: str, milvus: MilvusTarget | None = None) -> bool:
     """True when the live index was built from exactly this corpus with this model and chunking."""
     from bot.errors import StoreError
+
+    if milvus is not None:
+        from bot.indexing.milvus_build import milvus_is_current
+
+        return milvus_is_current(milvus, corpus_path, model)
     from bot.indexing.versions import FORMAT_VERSION, current_version, read_manifest
 
     try:
@@ -128,9 +137,14 @@ def build_index(
     progress: bool = False,
     approximate_above: int = APPROXIMATE_ABOVE,
     full: bool = False,
+    milvus: MilvusTarget | None = None,
 ) -> BuildReport:
     """Read the corpus, embed the passages and sentence units not embedded before (all of them
-    when `full`), and publish a new index version."""
+    when `full`), and publish a new index version (into Milvus when `milvus` says where)."""
+    if milvus is not None:
+        from bot.indexing.milvus_build import build_milvus
+
+        return build_milvus(milvus, corpus_path, index_dir, embedder, progress=progress, full=full)
     started = time.perf_counter()
     corpus_path, index_dir = Path(corpus_path), Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)

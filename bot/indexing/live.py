@@ -10,19 +10,42 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import BotError, IndexMissingError
 from bot.indexing.versions import Index, current_version, open_index
 
+if TYPE_CHECKING:
+    from bot.indexing.milvus_store import MilvusTarget
+
 log = logging.getLogger(__name__)
+
+
+def search_version(index_dir: Path, milvus: MilvusTarget | None = None) -> str:
+    """The published version's name, from CURRENT or from Milvus's pointer."""
+    if milvus is None:
+        return current_version(index_dir)
+    from bot.indexing.milvus_store import current_version as milvus_version
+
+    return milvus_version(milvus)
+
+
+def open_search_index(index_dir: Path, milvus: MilvusTarget | None = None) -> Index:
+    """The published version, on FAISS files (`index_dir`) or in Milvus."""
+    if milvus is None:
+        return open_index(index_dir)
+    from bot.indexing.milvus_index import open_milvus_index
+
+    return open_milvus_index(milvus)
 
 
 class LiveIndex:
     """The current index version of `index_dir`, reloaded when CURRENT changes."""
 
-    def __init__(self, index_dir: Path, model: str) -> None:
+    def __init__(self, index_dir: Path, model: str, milvus: MilvusTarget | None = None) -> None:
         self.index_dir = Path(index_dir)
         self.model = model
+        self.milvus = milvus
         self._index: Index | None = None
         self._error: str | None = "The index is loading."
         self._lock = threading.Lock()  # one reload at a time
@@ -43,10 +66,10 @@ class LiveIndex:
         """Load the published version if it differs from the one in memory; True if swapped."""
         with self._lock:
             try:
-                version = current_version(self.index_dir)
+                version = search_version(self.index_dir, self.milvus)
                 if self._index is not None and self._index.version == version:
                     return False
-                index = open_index(self.index_dir)
+                index = open_search_index(self.index_dir, self.milvus)
                 index.check_model(self.model)
             except BotError as exc:
                 # A version that cannot be used (corrupt, half-copied, another model) is refused
@@ -76,7 +99,7 @@ class LiveIndex:
             log.warning("index not loaded (%s): %s", keeping, reason)
 
     def watch(self, interval: float = 1.0) -> None:
-        """Poll CURRENT every `interval` seconds in a daemon thread (a read of one small file)."""
+        """Poll CURRENT (or Milvus's pointer row) every `interval` seconds in a daemon thread."""
         if self._thread is not None:
             return
 

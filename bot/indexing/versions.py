@@ -323,6 +323,21 @@ class Index:
         mask: np.ndarray = allowed[self.passage_article].astype(np.float32)
         return mask
 
+    def date_mask(self, since: str | None, until: str | None) -> np.ndarray | None:
+        """A passage mask of the articles dated within [since, until] (None: no date limit)."""
+        if not since and not until:
+            return None
+        allowed = self.article_days != ""
+        if since:
+            allowed &= self.article_days >= since[:10]
+        if until:
+            allowed &= self.article_days <= until[:10]
+        return self.passage_mask(np.flatnonzero(allowed).tolist())
+
+    def unit_vectors_of(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The sentence-unit vectors of each [first, last) range of units."""
+        return [np.asarray(self.unit_vectors[first:last], dtype=np.float32) for first, last in ranges]
+
     def dense_search(self, vector: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-`n` passages by inner product (cosine, vectors being normalised)."""
         n = min(n, len(self))

@@ -1,0 +1,299 @@
+"""The Milvus backend on Milvus Lite 2.5 (the C++ Milvus core, run from a local .db file).
+
+In-process: index the seed, ask, add and delete one article in place, publish a new version,
+restart and reload. Across processes: a Milvus Lite file is locked to the one process that opened
+it, so the multi-process test serves that file on a loopback port (milvus-lite's own server mode,
+the same engine) and points a real `bot serve` and the indexer at `http://127.0.0.1:PORT`, as
+replicas and the indexer would share a Milvus server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import SEED_CORPUS, free_port, wait_until, write_article
+
+try:  # the engine ships as a wheel for Linux and macOS only
+    import pymilvus  # noqa: F401
+
+    from bot.indexing.milvus_store import MilvusTarget, collect_garbage, read_pointer, release
+except ImportError as exc:  # pragma: no cover - exercised where the wheel cannot install
+    pytest.skip(f"the Milvus backend's packages cannot be imported here: {exc}", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "Who will chair Stargate?"
+# Made-up text about a made-up company and place.
+NEW_TITLE = "Quorvane opens a plant at Lake Ferrowind"
+NEW_BODY = (
+    "Quorvane Systems opened its third battery plant on the shore of Lake Ferrowind on Monday. "
+    "The Lake Ferrowind plant will employ 740 people when it reaches full output next year."
+)
+NEW_QUESTION = "How many people will the Lake Ferrowind plant employ?"
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[MilvusTarget]:
+    where = MilvusTarget(str(tmp_path / "bot.db"))
+    yield where
+    release(where)
+
+
+def ask(index: Any, embedder: Any, question: str) -> Any:
+    from bot.answer.answering import answer
+
+    return answer(index, embedder, question, 3)
+
+
+def test_seed_on_milvus_lite_answers_as_faiss_does(
+    target: MilvusTarget,
+    tmp_path: Path,
+    seed_index: Path,
+    real_embedder,
+) -> None:
+    from bot.indexing.build import build_index
+    from bot.indexing.live import open_search_index
+    from bot.indexing.versions import open_index
+
+    report = build_index(SEED_CORPUS, tmp_path / "index", real_embedder, milvus=target)
+    assert report.version.endswith("+r000000") and report.passages > 0
+    assert not (tmp_path / "index" / "CURRENT").exists()  # no FAISS version was written
+    index = open_search_index(tmp_path / "index", target)
+    on_milvus, on_faiss = ask(index, real_embedder, QUESTION), ask(open_index(seed_index), real_embedder, QUESTION)
+    assert on_milvus.answered and "Masayoshi Son" in on_milvus.quotes[0].text
+    assert on_milvus.quotes[0].model_dump() == on_faiss.quotes[0].model_dump()
+    assert len(index.articles) == 1 and len(index) == report.passages
+    # A date filter runs in the engine: nothing before the seed's day.
+    from bot.answer.answering import answer
+
+    assert answer(index, real_embedder, QUESTION, 3, until="2024-12-31").quotes == []
+
+
+def test_add_and_delete_touch_only_that_articles_rows_and_survive_a_restart(
+    target: MilvusTarget,
+    seed_corpus: Path,
+    tmp_path: Path,
+    real_embedder,
+) -> None:
+    from bot.indexing.build import build_index, is_current
+    from bot.indexing.milvus_index import open_milvus_index
+
+    index_dir = tmp_path / "index"
+    first = build_index(seed_corpus, index_dir, real_embedder, milvus=target)
+    before = open_milvus_index(target)
+    seed_rows = set(before.passage_keys.tolist())
+
+    write_article(seed_corpus, "2025-03-03-quorvane.md", NEW_TITLE, NEW_BODY, date="2025-03-03")
+    assert not is_current(seed_corpus, index_dir, real_embedder.name, target)
+    added = build_index(seed_corpus, index_dir, real_embedder, milvus=target)
+    # In place: the same version, one revision on; only the new article was embedded.
+    assert added.version.split("+")[0] == first.version.split("+")[0] and added.version > first.version
+    assert 0 < added.embedded <= 6
+    assert is_current(seed_corpus, index_dir, real_embedder.name, target)
+    after = open_milvus_index(target)
+    assert seed_rows < set(after.passage_keys.tolist())  # the seed's rows untouched, new ones added
+    result = ask(after, real_embedder, NEW_QUESTION)
+    assert result.quotes[0].article.id == "2025-03-03-quorvane" and "740 people" in result.quotes[0].text
+
+    # Restart: the engine stops with the client, the file keeps everything.
+    release(target)
+    reopened = open_milvus_index(target)
+    assert reopened.version == after.version
+    assert ask(reopened, real_embedder, NEW_QUESTION).quotes[0].text == result.quotes[0].text
+
+    (seed_corpus / "2025-03-03-quorvane.md").unlink()
+    removed = build_index(seed_corpus, index_dir, real_embedder, milvus=target)
+    assert removed.embedded == 0 and removed.version > added.version
+    final = open_milvus_index(target)
+    assert set(final.passage_keys.tolist()) == seed_rows
+    assert all(q.article.id != "2025-03-03-quorvane" for q in ask(final, real_embedder, NEW_QUESTION).quotes)
+
+
+def test_full_build_is_a_new_version_and_old_ones_are_dropped_after_the_grace(
+    target: MilvusTarget,
+    tmp_path: Path,
+    real_embedder,
+) -> None:
+    from bot.indexing.build import build_index
+    from bot.indexing.milvus_store import client
+
+    index_dir = tmp_path / "index"
+    versions = [build_index(SEED_CORPUS, index_dir, real_embedder, milvus=target, full=True).version for _ in range(5)]
+    assert len({v.split("+")[0] for v in versions}) == 5
+    pointer = read_pointer(target)
+    assert pointer is not None and pointer["version"] == versions[-1].split("+")[0]
+    names = client(target).list_collections()
+    assert len([n for n in names if n.endswith("_p")]) == 5  # within the grace period nothing is dropped
+    collect_garbage(target, keep_replaced_seconds=0)
+    kept = sorted(n for n in client(target).list_collections() if n.endswith("_p"))
+    assert len(kept) == 3 and kept[-1].startswith("bot_" + versions[-1].split("+")[0].replace("-", "_"))
+
+
+def test_a_lite_file_belongs_to_one_process(target: MilvusTarget, tmp_path: Path) -> None:
+    from bot.indexing.milvus_store import client
+
+    client(target)  # this process holds the file
+    code = (
+        "import sys; from bot.indexing.milvus_store import MilvusTarget, client\n"
+        "from bot.errors import StoreError\n"
+        f"try:\n    client(MilvusTarget({target.uri!r}))\nexcept StoreError as e:\n    print(e); sys.exit(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "one process at a time" in done.stdout
+
+
+# --------------------------------------------------------------------------- across processes
+
+
+@pytest.fixture
+def lite_server(tmp_path: Path) -> Iterator[str]:
+    """Milvus Lite serving a .db file on a loopback port, in its own process."""
+    from milvus_lite.server import Server
+
+    logs = Path(tempfile.gettempdir()) / "bot-milvus-logs"
+    logs.mkdir(exist_ok=True)
+    os.environ.setdefault("GLOG_log_dir", str(logs))
+    port = free_port()
+    server = Server(str(tmp_path / "served.db"), f"127.0.0.1:{port}")
+    assert server.init() and server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def _env(uri: str, index_dir: Path, corpus: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_"))}
+    return env | {
+        "HF_HUB_OFFLINE": "1",
+        "BOT_SEARCH_BACKEND": "milvus",
+        "BOT_MILVUS_URI": uri,
+        "BOT_INDEX_DIR": str(index_dir),
+        "BOT_CORPUS_DIR": str(corpus),
+    }
+
+
+def test_serve_follows_versions_published_by_bot_index_with_no_failed_request(
+    lite_server: str,
+    seed_corpus: Path,
+    tmp_path: Path,
+) -> None:
+    env = _env(lite_server, tmp_path / "index", seed_corpus)
+    bot = [sys.executable, "-m", "bot"]
+    done = subprocess.run([*bot, "index"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")  # a pipe nobody reads would fill and block the server
+    server = subprocess.Popen([*bot, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready = wait_until(lambda: _ready(url), timeout=180)
+        first = ready["index_version"]
+        answer = httpx.post(url + "/ask", json={"question": QUESTION, "k": 3}, timeout=60).json()
+        assert "Masayoshi Son" in answer["quotes"][0]["text"]
+
+        failures: list[str] = []
+        asked = [0]
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            with httpx.Client(timeout=60) as http:
+                while not stop.is_set():
+                    response = http.post(url + "/ask", json={"question": QUESTION, "k": 3})
+                    asked[0] += 1
+                    if response.status_code != 200 or "Masayoshi Son" not in response.json()["quotes"][0]["text"]:
+                        failures.append(f"{response.status_code}: {response.text[:200]}")
+
+        asker = threading.Thread(target=keep_asking)
+        asker.start()
+        try:
+            # A whole new version (new collections, pointer switched) from a separate writer process.
+            done = subprocess.run(
+                [*bot, "index", "--full"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+            )
+            assert done.returncode == 0, done.stderr
+            published = time.monotonic()
+            second = wait_until(lambda: _changed(url, first), timeout=30)
+            assert time.monotonic() - published < 10
+            # Then one article added in place by the indexer: the server reloads that revision.
+            write_article(seed_corpus, "2025-03-03-quorvane.md", NEW_TITLE, NEW_BODY, date="2025-03-03")
+            done = subprocess.run([*bot, "index"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+            wait_until(lambda: _changed(url, second), timeout=30)
+        finally:
+            stop.set()
+            asker.join(timeout=60)
+        assert asked[0] > 0 and not failures, failures[:3]
+        found = httpx.post(url + "/ask", json={"question": NEW_QUESTION, "k": 1}, timeout=60).json()
+        assert found["quotes"][0]["article"]["id"] == "2025-03-03-quorvane"
+        articles = httpx.get(url + "/articles", timeout=30).json()
+        assert articles["count"] == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _ready(url: str) -> dict[str, Any] | None:
+    try:
+        response = httpx.get(url + "/readyz", timeout=5)
+    except httpx.TransportError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def _changed(url: str, version: str) -> str | None:
+    now = (_ready(url) or {}).get("index_version")
+    return now if now and now != version else None
+
+
+def test_post_and_delete_articles_on_a_lite_file(
+    target: MilvusTarget,
+    seed_corpus: Path,
+    tmp_path: Path,
+    real_embedder,
+) -> None:
+    """With a .db file the server is the one process that opens it: it publishes POST /articles itself."""
+    from fastapi.testclient import TestClient
+
+    from bot.http.app import create_app
+    from bot.indexing.build import build_index
+    from bot.settings import Settings
+
+    build_index(seed_corpus, tmp_path / "index", real_embedder, milvus=target)
+    settings = Settings(
+        corpus_dir=seed_corpus,
+        index_dir=tmp_path / "index",
+        api_key="s3cret",
+        search_backend="milvus",
+        milvus_uri=target.uri,
+    )
+    auth = {"Authorization": "Bearer s3cret"}
+    with TestClient(create_app(settings, embedder=real_embedder)) as http:
+        wait_until(lambda: http.get("/readyz").status_code == 200, timeout=120)
+        before = http.get("/readyz").json()["index_version"]
+        posted = http.post("/articles", json={"title": NEW_TITLE, "text": NEW_BODY, "date": "2025-03-03"}, headers=auth)
+        assert posted.status_code == 201, posted.text
+        change = posted.json()
+        assert change["passages"] >= 1 and change["index_version"] > before
+        assert change["index_version"].split("+")[0] == before.split("+")[0]  # in place, not a rebuild
+        asked = http.post("/ask", json={"question": NEW_QUESTION, "k": 1}, headers=auth)
+        assert asked.status_code == 200, asked.text
+        top = asked.json()["quotes"][0]
+        assert top["article"]["id"] == change["id"] and "740 people" in top["text"]
+        assert http.delete(f"/articles/{change['id']}", headers=auth).status_code == 200
+        quotes = http.post("/ask", json={"question": NEW_QUESTION, "k": 3}, headers=auth).json()["quotes"]
+        assert all(q["article"]["id"] != change["id"] for q in quotes)
+        assert (
+            "Masayoshi Son" in http.post("/ask", json={"question": QUESTION}, headers=auth).json()["quotes"][0]["text"]
+        )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from bot.answer.answering import MAX_K
+from bot.answer.conversation import MAX_HISTORY, Turn, validate_history
 from bot.http.deps import ApiKey, Limited, ServiceDep
 from bot.http.errors import responses
 from bot.records import Answer
@@ -29,11 +30,9 @@ ERRORS = responses(
 
 
 def _whole(value: object) -> object:
-    """JSON Schema's "integer" includes 3.0 (schema fuzzers send it): a whole float is that integer;
-    2.5, true and "3" stay 422s."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+    """JSON Schema's "integer" includes 6.0, so a client (or a fuzzer) may send it for k; `true`
+    and "3" stay errors."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class AskRequest(BaseModel):
@@ -54,6 +53,12 @@ class AskRequest(BaseModel):
         le=36500,
         strict=True,
         description="Prefer recent articles: a score boost that halves every this many days.",
+    )
+    history: list[str] | None = Field(
+        default=None,
+        max_length=MAX_HISTORY,
+        description="Earlier questions of the conversation, most recent last (at most 10). A question that "
+        "leans on them ('When did it begin?') is read with their topic; the answer's `context` says how.",
     )
 
 
@@ -78,12 +83,24 @@ def ask_router(max_chars: int) -> APIRouter:
                 strict=True,
             ),
         ),
+        history=(
+            list[Annotated[str, Field(min_length=1, max_length=max_chars, pattern=NOT_BLANK, strict=True)]] | None,
+            Field(
+                default=None,
+                max_length=MAX_HISTORY,
+                description=f"Earlier questions of the conversation, most recent last (at most {MAX_HISTORY}). "
+                "A question that leans on them ('When did it begin?') is read with their topic; the answer's "
+                "`context` says how it was understood.",
+            ),
+        ),
     )
 
     @router.post("/ask", response_model=Answer, responses=ERRORS)
     async def ask(body: ask_request, service: ServiceDep) -> Answer:
         """Answer a question with up to k verbatim quotes, best first."""
-        return await service.ask(body.question, body.k, Filters(_day(body.since), _day(body.until), body.recent))
+        history = [Turn(q) for q in validate_history(body.history, max_chars)]
+        filters = Filters(_day(body.since), _day(body.until), body.recent)
+        return await service.ask(body.question, body.k, filters, history)
 
     @router.get("/ask", response_model=Answer, responses=ERRORS)
     async def ask_get(

@@ -129,6 +129,15 @@ def is_current(corpus_path: Path, index_dir: Path, model: str, milvus: MilvusTar
     )
 
 
+def read_corpus(corpus_path: Path) -> tuple[Corpus, list[Article]]:
+    """The corpus and its articles with copies linked; no readable article is a CorpusError."""
+    corpus = load_corpus(corpus_path)
+    if not corpus.articles:
+        reason = "no readable articles" + (f" ({len(corpus.errors)} malformed)" if corpus.errors else "")
+        raise CorpusError(str(corpus_path), f"{reason}: add .md/.txt/.jsonl articles first")
+    return corpus, link_copies(corpus.articles)
+
+
 def build_index(
     corpus_path: Path | str,
     index_dir: Path | str,
@@ -150,11 +159,7 @@ def build_index(
     index_dir.mkdir(parents=True, exist_ok=True)
     # One indexer at a time per index folder; readers never wait for it.
     with FileLock(str(index_dir / ".lock")):
-        corpus = load_corpus(corpus_path)
-        if not corpus.articles:
-            reason = "no readable articles" + (f" ({len(corpus.errors)} malformed)" if corpus.errors else "")
-            raise CorpusError(str(corpus_path), f"{reason}: add .md/.txt/.jsonl articles first")
-        articles = link_copies(corpus.articles)
+        corpus, articles = read_corpus(corpus_path)
         indexed = Corpus(articles=articles)
         passages, units, passage_texts, keyword_texts = chunk_corpus(
             indexed, None if full else previous_chunks(index_dir)

@@ -28,8 +28,8 @@ import numpy as np
 from filelock import FileLock
 
 from bot.articles.corpus import Corpus, load_corpus
-from bot.errors import CorpusError, StoreError
-from bot.indexing.build import BuildReport, chunk_corpus, chunker_key, link_copies
+from bot.errors import StoreError
+from bot.indexing.build import BuildReport, chunk_corpus, chunker_key, read_corpus
 from bot.indexing.embedding import Embedder
 from bot.indexing.embedding_cache import EmbeddingCache
 from bot.indexing.keyword import tokenize
@@ -138,11 +138,7 @@ def build_milvus(
     corpus_path, index_dir = Path(corpus_path), Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(index_dir / ".lock")):
-        corpus = load_corpus(corpus_path)
-        if not corpus.articles:
-            reason = "no readable articles" + (f" ({len(corpus.errors)} malformed)" if corpus.errors else "")
-            raise CorpusError(str(corpus_path), f"{reason}: add .md/.txt/.jsonl articles first")
-        articles = link_copies(corpus.articles)
+        corpus, articles = read_corpus(corpus_path)
         cache_root = index_dir / "embeddings"
         caches = (
             EmbeddingCache(cache_root, "passages", embedder.name, embedder.dimension, np.float32),

@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -110,17 +110,20 @@ def contains_answer(quote: str, question: EvalQuestion) -> bool:
     return any(normalize(n) and normalize(n) in haystack for n in needles)
 
 
-def load_questions(path: Path | str) -> list[EvalQuestion]:
-    """Read a question file; a malformed line is a BotError naming it."""
-    path = Path(path)
+def question_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a question file with their numbers; an unreadable file is a BotError."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise BotError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return ((number, line) for number, line in enumerate(lines, start=1) if line.strip())
+
+
+def load_questions(path: Path | str) -> list[EvalQuestion]:
+    """Read a question file; a malformed line is a BotError naming it."""
+    path = Path(path)
     questions: list[EvalQuestion] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in question_lines(path):
         try:
             data = json.loads(line)
             answerable = bool(data.get("answerable", True)) and not bool(data.get("is_impossible", False))

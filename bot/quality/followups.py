@@ -21,7 +21,7 @@ from bot.answer.conversation import Turn, answer_in_conversation
 from bot.errors import BotError
 from bot.indexing.embedding import Embedder
 from bot.indexing.versions import Index
-from bot.quality.evaluation import EvalQuestion, contains_answer
+from bot.quality.evaluation import EvalQuestion, contains_answer, question_lines
 from bot.records import Answer
 
 
@@ -67,14 +67,8 @@ def is_followup_file(path: Path) -> bool:
 
 def load_followups(path: Path) -> list[FollowUp]:
     """Read a follow-up file; a malformed line is a BotError naming it."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise BotError(f"cannot read {path}: {exc.strerror or exc}") from None
     out: list[FollowUp] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in question_lines(path):
         try:
             data = json.loads(line)
             history = data["history"]

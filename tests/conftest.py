@@ -6,7 +6,11 @@ import hashlib
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +110,29 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
     build_index(SEED_CORPUS, index_dir, real_embedder)
     export_onnx(DEFAULT_MODEL, index_dir)
     return index_dir
+
+
+@contextmanager
+def served_process(settings: dict[str, str]) -> Iterator[str]:
+    """A real `python -m bot serve` process on a free loopback port, with these BOT_* variables
+    and none of the caller's; yields its URL and stops it with SIGTERM (kill if it hangs)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "FORWARDED_ALLOW_IPS"))}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env | settings | {"HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def free_port() -> int:

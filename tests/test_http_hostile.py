@@ -3,10 +3,6 @@ limit cannot be dodged with a header or spent on wrong keys, and wrong types are
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from bot.http.app import create_app
 from bot.settings import Settings
-from tests.conftest import ROOT, FakeEmbedder, free_port, wait_until
+from tests.conftest import FakeEmbedder, served_process, wait_until
 
 
 @pytest.fixture
@@ -83,22 +79,7 @@ def test_wrong_api_keys_count_against_the_rate_limit(fake_index: Path) -> None:
 
 
 def test_x_forwarded_for_from_a_local_process_does_not_buy_a_fresh_rate_limit_bucket(fake_index: Path) -> None:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "FORWARDED_ALLOW_IPS"))},
-        "BOT_INDEX_DIR": str(fake_index),
-        "BOT_RATE_LIMIT": "2/minute",
-        "HF_HUB_OFFLINE": "1",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with served_process({"BOT_INDEX_DIR": str(fake_index), "BOT_RATE_LIMIT": "2/minute"}) as url:
         wait_until(lambda: httpx.get(url + "/healthz", timeout=1).status_code == 200, timeout=60)
         # The limit is checked before the model is needed: no need to wait for readiness.
         statuses = [
@@ -106,9 +87,3 @@ def test_x_forwarded_for_from_a_local_process_does_not_buy_a_fresh_rate_limit_bu
             for n in range(4)
         ]
         assert statuses[2:] == [429, 429], statuses
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +16,7 @@ from bot.http.app import create_app
 from bot.indexing.build import build_index
 from bot.indexing.versions import collect_garbage, open_index
 from bot.settings import Settings
-from tests.conftest import ROOT, FakeEmbedder, ServerThread, free_port, wait_until, write_article
+from tests.conftest import FakeEmbedder, ServerThread, served_process, wait_until, write_article
 from tests.test_ingest import ABILENE, Site, article_html
 
 NAMES = ["alpha", "bravo", "charlie"]
@@ -158,48 +154,31 @@ def test_an_article_posted_to_one_server_is_answered_by_another_process(
 ) -> None:
     index_dir = tmp_path / "index"
     build_index(seed_corpus, index_dir, real_embedder)  # type: ignore[arg-type]
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("BOT_")},
-        "BOT_INDEX_DIR": str(index_dir),
-        "BOT_CORPUS_DIR": str(seed_corpus),
-        "HF_HUB_OFFLINE": "1",
-    }
-    other = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        settings = Settings(corpus_dir=seed_corpus, index_dir=index_dir, api_key="s3cret")
-        with ServerThread(create_app(settings, embedder=real_embedder)) as server:  # type: ignore[arg-type]
-            server.wait_ready()
-            body = {
-                "title": "Ohio campus announced",
-                "text": "The fourth Stargate campus will be built in Lordstown, Ohio.\n\n"
-                "It is expected to open in 2027 and to employ 800 people.",
-                "date": "2025-03-01",
-            }
-            created = httpx.post(server.url + "/articles", json=body, headers=key_headers(), timeout=120)
-            assert created.status_code == 201, created.text
-            article_id = created.json()["id"]
-        second = f"http://127.0.0.1:{port}"
-        wait_until(lambda: httpx.get(second + "/readyz", timeout=2).status_code == 200, timeout=120)
+        with served_process({"BOT_INDEX_DIR": str(index_dir), "BOT_CORPUS_DIR": str(seed_corpus)}) as second:
+            settings = Settings(corpus_dir=seed_corpus, index_dir=index_dir, api_key="s3cret")
+            with ServerThread(create_app(settings, embedder=real_embedder)) as server:  # type: ignore[arg-type]
+                server.wait_ready()
+                body = {
+                    "title": "Ohio campus announced",
+                    "text": "The fourth Stargate campus will be built in Lordstown, Ohio.\n\n"
+                    "It is expected to open in 2027 and to employ 800 people.",
+                    "date": "2025-03-01",
+                }
+                created = httpx.post(server.url + "/articles", json=body, headers=key_headers(), timeout=120)
+                assert created.status_code == 201, created.text
+                article_id = created.json()["id"]
+            wait_until(lambda: httpx.get(second + "/readyz", timeout=2).status_code == 200, timeout=120)
 
-        def answered() -> bool:
-            reply = httpx.post(second + "/ask", json={"question": "Where will the Ohio campus be built?"}, timeout=30)
-            return reply.json()["quotes"][0]["article"]["id"] == article_id
+            def answered() -> bool:
+                reply = httpx.post(
+                    second + "/ask", json={"question": "Where will the Ohio campus be built?"}, timeout=30
+                )
+                return reply.json()["quotes"][0]["article"]["id"] == article_id
 
-        wait_until(answered, timeout=30)
-        assert httpx.get(second + "/readyz").json()["index_version"] == created.json()["index_version"]
+            wait_until(answered, timeout=30)
+            assert httpx.get(second + "/readyz").json()["index_version"] == created.json()["index_version"]
     finally:
-        other.send_signal(signal.SIGTERM)
-        try:
-            other.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            other.kill()
         shutil.rmtree(index_dir, ignore_errors=True)
 
 

@@ -69,6 +69,14 @@ def test_openvino_runs_a_batch_as_powers_of_two_with_torchs_vectors(seed_index: 
     assert min_cosine(real_embedder.encode(texts), vectors) >= MIN_COSINE
 
 
+def test_openvino_reads_its_own_ir_with_float16_weights(seed_index: Path) -> None:
+    # float32 weights cost a server ~65 MB for nothing: OpenVINO computes in bfloat16 here.
+    folder = export_folder(DEFAULT_MODEL, seed_index)
+    assert (folder / "openvino.bin").stat().st_size < 0.55 * (folder / "model.onnx").stat().st_size
+    xml = (folder / "openvino.xml").read_text(encoding="utf-8")
+    assert xml.count('element_type="f16"') > 100
+
+
 def _copy_export(seed_index: Path, tmp_path: Path) -> tuple[Path, Path]:
     source = export_folder(DEFAULT_MODEL, seed_index)
     index_dir = tmp_path / "index"

@@ -10,9 +10,10 @@ The engine holds what search needs; each reader holds the small tables, as with 
 
 Keyword search is Milvus's own BM25 over the bot's tokens (`keyword.tokenize`, joined by spaces)
 with the `standard` analyzer, which every Milvus build has (Milvus Lite 3.x lacks `english`):
-the engine then sees the very terms bm25s sees, and k1/b are set to bm25s's. Dense and keyword
-hits are fused in the engine by reciprocal rank (RRF): ranks, not raw scores, so the fusion does
-not depend on how a build scales BM25.
+the engine then sees the very terms bm25s sees, and k1/b are set to bm25s's. The engine finds the
+candidates (the top dense hits and the top BM25 hits); the bot scores them (cosine of the stored
+vectors, BM25 of the stored terms with the version's own statistics) and fuses them as on FAISS,
+so no score the fusion uses depends on how a Milvus build scales BM25.
 
 Publishing: a full build writes three new collections, flushes them, checks their row counts,
 and only then points `bot_meta` at them (one upsert, atomic); servers poll that row. Where the
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 PREFIX = "bot_"
 META = "bot_meta"
 ALIAS = "bot_passages"
-# Reciprocal-rank constant: Milvus's default, and the usual one.
+# The ranker that merges the engine's dense and BM25 hit lists into one reply (its scores are not
+# used: the bot fuses by score itself). Milvus's default constant.
 RRF_K = 60
 # bm25s's defaults (BM25 "lucene"), so the engine's keyword scores rank as the FAISS backend's.
 BM25_K1 = 1.5
@@ -406,10 +408,15 @@ def collect_garbage(
 # ---------------------------------------------------------------------------------- searching
 
 
-def hybrid_hits(
-    c: Any, collection: str, vector: np.ndarray, text: str, depth: int, where: str, limit: int
-) -> list[tuple[int, float]]:
-    """(pid, RRF score) of the dense and (when `text`) BM25 hits, fused in the engine, best first."""
+def candidate_hits(
+    c: Any, collection: str, vector: np.ndarray, text: str, depth: int, where: str
+) -> list[tuple[int, np.ndarray, str]]:
+    """(pid, passage vector, BM25 terms) of every passage among the top-`depth` dense hits and
+    (when `text`) the top-`depth` BM25 hits, in one round trip.
+
+    The engine runs both searches; its ranker only merges the two lists (the limit keeps every
+    hit of both, so which ranker it is does not matter, and its scores are not used). The bot then
+    scores each candidate by both retrievers itself, as on FAISS."""
     from pymilvus import AnnSearchRequest, RRFRanker
 
     dense = AnnSearchRequest(
@@ -423,9 +430,14 @@ def hybrid_hits(
     if text:
         requests.append(AnnSearchRequest([text], "sparse", {"metric_type": "BM25"}, limit=depth, expr=where))
     hits = c.hybrid_search(
-        collection, requests, RRFRanker(RRF_K), limit=limit, output_fields=[], consistency_level=SEARCH_CONSISTENCY
+        collection,
+        requests,
+        RRFRanker(RRF_K),
+        limit=depth * len(requests),
+        output_fields=["dense", "terms"],
+        consistency_level=SEARCH_CONSISTENCY,
     )[0]
-    return [(int(h["id"]), float(h["distance"])) for h in hits]
+    return [(int(h["id"]), np.asarray(h["entity"]["dense"], dtype=np.float32), str(h["entity"]["terms"])) for h in hits]
 
 
 def dense_hits(c: Any, collection: str, vector: np.ndarray, n: int) -> list[tuple[int, float]]:

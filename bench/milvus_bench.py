@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from data import clustered, queries_near
 
-from collections import Counter
-
 from bot.answer.retrieval import fuse, hybrid_search
 from bot.indexing import milvus_store
-from bot.indexing.milvus_index import DocFreq
 from bot.indexing.dense import build_faiss
 from bot.indexing.keyword import KeywordIndex
+from bot.indexing.milvus_index import DocFreq
 from bot.indexing.milvus_store import MilvusTarget, release
 
 WORDS = 16

@@ -84,39 +84,61 @@ def test_seed_on_milvus_lite_answers_as_faiss_does(
 # (a BM25 score far above the rest) and meaning with others, where fusing by rank and fusing by
 # score order the candidates differently.
 FUSION_ARTICLES = [
-    ("Harbour pilots of Port Esselin strike",
-     "The harbour pilots of Port Esselin walked out on Tuesday over night-shift pay. "
-     "Container ships queued outside the breakwater while the port authority looked for relief pilots."),
-    ("Esselin ferry line adds a night crossing",
-     "The Esselin ferry line will add a night crossing to the island of Marrow Key from June. "
-     "Tickets for the crossing go on sale next week, the operator Brinstead Ferries said."),
-    ("Brinstead Ferries orders two electric ships",
-     "Brinstead Ferries ordered two battery-electric ships from the Ollaby yard for its island routes. "
-     "The first ship is due in 2027 and will carry 400 passengers and 60 cars."),
-    ("Marrow Key votes on a new harbour wall",
-     "Residents of Marrow Key voted to rebuild the harbour wall damaged in the winter storms. "
-     "The council will borrow the money over twenty years."),
-    ("Ollaby yard hires welders",
-     "The Ollaby shipyard is hiring 120 welders after winning orders for ferries and a research vessel. "
-     "Training starts in the yard's own school in the autumn."),
-    ("Storm closes the Esselin breakwater road",
-     "Waves overtopped the Esselin breakwater on Sunday and the road along it was closed. "
-     "Engineers said the sea wall held and the road would reopen once debris is cleared."),
-    ("Quillsby lighthouse keeper retires",
-     "Dorrit Vane, the last keeper of the Quillsby lighthouse, retired after thirty-one years. "
-     "The light was automated in 2019 but she stayed on to look after the tower."),
-    ("Port Esselin fish market moves indoors",
-     "The Port Esselin fish market moved into a converted warehouse on the quay. "
-     "Traders said the new hall keeps the catch cooler in summer."),
-    ("Tobbering cheese fair returns",
-     "The Tobbering cheese fair returns to the market square of Tobbering on Saturday. "
-     "Tobbering farmers bring blue and smoked cheeses, and the fair ends with a brass band."),
-    ("A warden for the Fennick Point beacon",
-     "Ansel Roe has tended the beacon on Fennick Point for twelve years, climbing the tower each evening "
-     "to trim the lamp. Fishing crews say the beam guides them home through the reef."),
-    ("Sailing race around Marrow Key",
-     "The yearly sailing race around Marrow Key starts at dawn on the first Sunday of July. "
-     "Forty yachts entered this year, and the course passes the Quillsby lighthouse."),
+    (
+        "Harbour pilots of Port Esselin strike",
+        "The harbour pilots of Port Esselin walked out on Tuesday over night-shift pay. "
+        "Container ships queued outside the breakwater while the port authority looked for relief pilots.",
+    ),
+    (
+        "Esselin ferry line adds a night crossing",
+        "The Esselin ferry line will add a night crossing to the island of Marrow Key from June. "
+        "Tickets for the crossing go on sale next week, the operator Brinstead Ferries said.",
+    ),
+    (
+        "Brinstead Ferries orders two electric ships",
+        "Brinstead Ferries ordered two battery-electric ships from the Ollaby yard for its island routes. "
+        "The first ship is due in 2027 and will carry 400 passengers and 60 cars.",
+    ),
+    (
+        "Marrow Key votes on a new harbour wall",
+        "Residents of Marrow Key voted to rebuild the harbour wall damaged in the winter storms. "
+        "The council will borrow the money over twenty years.",
+    ),
+    (
+        "Ollaby yard hires welders",
+        "The Ollaby shipyard is hiring 120 welders after winning orders for ferries and a research vessel. "
+        "Training starts in the yard's own school in the autumn.",
+    ),
+    (
+        "Storm closes the Esselin breakwater road",
+        "Waves overtopped the Esselin breakwater on Sunday and the road along it was closed. "
+        "Engineers said the sea wall held and the road would reopen once debris is cleared.",
+    ),
+    (
+        "Quillsby lighthouse keeper retires",
+        "Dorrit Vane, the last keeper of the Quillsby lighthouse, retired after thirty-one years. "
+        "The light was automated in 2019 but she stayed on to look after the tower.",
+    ),
+    (
+        "Port Esselin fish market moves indoors",
+        "The Port Esselin fish market moved into a converted warehouse on the quay. "
+        "Traders said the new hall keeps the catch cooler in summer.",
+    ),
+    (
+        "Tobbering cheese fair returns",
+        "The Tobbering cheese fair returns to the market square of Tobbering on Saturday. "
+        "Tobbering farmers bring blue and smoked cheeses, and the fair ends with a brass band.",
+    ),
+    (
+        "A warden for the Fennick Point beacon",
+        "Ansel Roe has tended the beacon on Fennick Point for twelve years, climbing the tower each evening "
+        "to trim the lamp. Fishing crews say the beam guides them home through the reef.",
+    ),
+    (
+        "Sailing race around Marrow Key",
+        "The yearly sailing race around Marrow Key starts at dawn on the first Sunday of July. "
+        "Forty yachts entered this year, and the course passes the Quillsby lighthouse.",
+    ),
 ]
 FUSION_QUESTIONS = [
     "Who kept the Quillsby lighthouse?",

@@ -46,8 +46,7 @@ log = logging.getLogger(__name__)
 PREFIX = "bot_"
 META = "bot_meta"
 ALIAS = "bot_passages"
-# The ranker that merges the engine's dense and BM25 hit lists into one reply (its scores are not
-# used: the bot fuses by score itself). Milvus's default constant.
+# The ranker merging the engine's dense and BM25 hits into one reply (the bot fuses by score itself).
 RRF_K = 60
 # bm25s's defaults (BM25 "lucene"), so the engine's keyword scores rank as the FAISS backend's.
 BM25_K1 = 1.5
@@ -412,21 +411,12 @@ def candidate_hits(
     c: Any, collection: str, vector: np.ndarray, text: str, depth: int, where: str
 ) -> list[tuple[int, np.ndarray, str]]:
     """(pid, passage vector, BM25 terms) of every passage among the top-`depth` dense hits and
-    (when `text`) the top-`depth` BM25 hits, in one round trip.
-
-    The engine runs both searches; its ranker only merges the two lists (the limit keeps every
-    hit of both, so which ranker it is does not matter, and its scores are not used). The bot then
-    scores each candidate by both retrievers itself, as on FAISS."""
+    (when `text`) the top-`depth` BM25 hits, in one round trip: the engine's ranker only merges
+    the two lists (the limit keeps all of both; its scores are not used)."""
     from pymilvus import AnnSearchRequest, RRFRanker
 
-    dense = AnnSearchRequest(
-        [vector.astype(np.float32).tolist()],
-        "dense",
-        {"metric_type": "IP", "params": {"ef": max(HNSW_EF, depth)}},
-        limit=depth,
-        expr=where,
-    )
-    requests = [dense]
+    search = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, depth)}}
+    requests = [AnnSearchRequest([vector.astype(np.float32).tolist()], "dense", search, limit=depth, expr=where)]
     if text:
         requests.append(AnnSearchRequest([text], "sparse", {"metric_type": "BM25"}, limit=depth, expr=where))
     hits = c.hybrid_search(

@@ -99,6 +99,7 @@ class Filters:
     since: str | None = None  # ISO day, inclusive
     until: str | None = None  # ISO day, inclusive
     recent: float | None = None  # half-life in days of the recency boost
+    asked_on: str | None = None  # ISO day the question was asked: articles dated near it are preferred
 
 
 NO_FILTERS = Filters()
@@ -186,6 +187,7 @@ class Service:
             since=filters.since,
             until=filters.until,
             recency_half_life_days=filters.recent,
+            asked_on=filters.asked_on,
             threshold=self.settings.threshold,
             started=started,
         )
@@ -209,6 +211,7 @@ class Service:
             since=filters.since,
             until=filters.until,
             recency_half_life_days=filters.recent,
+            asked_on=filters.asked_on,
             threshold=self.settings.threshold,
         )
 

@@ -44,6 +44,33 @@ def test_recency_half_life_must_be_positive(tmp_path: Path, fake_embedder: FakeE
         answer(index, fake_embedder, "Did the budget pass?", recency_half_life_days=0)
 
 
+def test_the_day_asked_puts_that_weeks_report_first(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    index = build(
+        tmp_path,
+        fake_embedder,
+        [
+            ("y1.md", "Velmora marathon", "The Velmora marathon was won by Arlen Tasker this week.", "2023-04-02"),
+            ("y2.md", "Velmora marathon", "The Velmora marathon was won by Brisa Okonkwe this week.", "2024-04-07"),
+            ("y3.md", "Velmora marathon", "The Velmora marathon was won by Corin Delmas this week.", "2025-04-06"),
+        ],
+    )
+    question = "Who won the Velmora marathon this week?"
+    for asked_on, winner in (("2023-04-03", "y1"), ("2024-04-09", "y2"), ("2025-04-06", "y3")):
+        result = answer(index, fake_embedder, question, 3, threshold=0.0, asked_on=asked_on)
+        assert result.quotes[0].article.id == winner, asked_on
+        assert {q.article.id for q in result.quotes} == {"y1", "y2", "y3"}  # the other years stay reachable
+    # A day far from every article prefers none of them; date filters still apply with it.
+    filtered = answer(index, fake_embedder, question, 3, threshold=0.0, asked_on="2024-04-09", since="2025-01-01")
+    assert [q.article.id for q in filtered.quotes] == ["y3"]
+
+
+@pytest.mark.parametrize("asked_on", ["last Tuesday", "2025-13-01", ""])
+def test_the_day_asked_must_be_an_iso_date(tmp_path: Path, fake_embedder: FakeEmbedder, asked_on: str) -> None:
+    index = build(tmp_path, fake_embedder, [("a.md", "Budget", "The budget passed on Monday.", "2025-01-01")])
+    with pytest.raises(QuestionError, match="ISO date"):
+        answer(index, fake_embedder, "Did the budget pass?", asked_on=asked_on)
+
+
 def test_a_number_question_quotes_the_sentence_with_the_number(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
     body = (
         "The new stadium in the river district will host the national football final. "

@@ -299,6 +299,14 @@ def test_date_filters_and_recency_on_ask(seed_corpus: Path, tmp_path: Path, fake
         got = test_client.get("/ask", params={"q": "Who will chair Stargate?", "since": "2026-01-01", "recent": 30})
         assert got.status_code == 200 and {q["article"]["date"] for q in got.json()["quotes"]} == {"2026-03-01"}
         assert test_client.post("/ask", json={"question": "Who?", "recent": 0}).status_code == 422
+        # The day asked prefers the articles dated near it; either article can win.
+        for asked_on, first in (("2026-03-02", "2026-03-01"), ("2025-01-20", "2025-01-23")):
+            body = test_client.post("/ask", json={"question": "Who will chair Stargate?", "asked_on": asked_on}).json()
+            assert body["quotes"][0]["article"]["date"] == first
+            got = test_client.get("/ask", params={"q": "Who will chair Stargate?", "asked_on": asked_on})
+            assert got.json()["quotes"][0]["article"]["date"] == first
+        bad = test_client.post("/ask", json={"question": "Who?", "asked_on": "last week"})
+        assert bad.status_code == 422 and "asked_on" in bad.text
 
 
 def test_rate_limit_is_per_address_whatever_the_headers(fake_index: Path, fake_embedder: FakeEmbedder) -> None:

@@ -54,6 +54,7 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
         (("ask", "Who?", "-k", "50"), 1, "k must be a whole number from 1 to 20"),
         (("ask", "Who?", "-k", "many"), 2, "invalid int value"),
         (("ask", "Who?", "--since", "yesterday"), 1, "is not an ISO date"),
+        (("ask", "Who?", "--asked-on", "last week"), 1, "--asked-on 'last week' is not an ISO date"),
         (("ask", "Who?", "--index", "/nonexistent/index"), 1, "No index in /nonexistent/index: run `bot index` first."),
         pytest.param(
             ("index", "--corpus", "/nonexistent/corpus", "--index", "/tmp/unused-index"),

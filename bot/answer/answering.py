@@ -12,6 +12,7 @@ bot says it could not find the answer and shows the nearest quotes.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 
 from bot.answer.answer_types import best_span
 from bot.answer.lexicon import expand
-from bot.answer.retrieval import search
+from bot.answer.retrieval import Candidate, search
 from bot.answer.sentence_scoring import QuestionInfo, coverage, holds_answer_kind, unit_scores
 from bot.errors import QuestionError
 from bot.indexing.embedding import Embedder
@@ -66,6 +67,15 @@ CANDIDATE_PASSAGES = 8
 RERANK_WEIGHT = 3.0
 # With a recency preference, the newest article gains this much rank (about one z-score).
 RECENCY_WEIGHT = 1.0
+# With the day a question was asked (`asked_on`: "this week" is relative to it), articles dated near
+# it gain rank: ASKED_ON_WEIGHT on the day, halving every ASKED_ON_HALF_LIFE days either way (news
+# found later can still be about that week). Candidates also come from the articles within
+# ASKED_ON_WINDOW days of it, besides the whole index. realtimeqa-2023 (189 answerable questions,
+# each with the day it was asked): answered with the answer 0.275 without, 0.280 at weight 1, 0.307
+# at 2, 0.317 at 3 (half-life 7 days); half-life 14 days at weight 2: 0.296.
+ASKED_ON_WEIGHT = 3.0
+ASKED_ON_HALF_LIFE = 7.0
+ASKED_ON_WINDOW = 21
 
 
 @dataclass
@@ -109,6 +119,50 @@ def _recency(index: Index, half_life_days: float | None) -> np.ndarray | None:
     return weight
 
 
+def _around(index: Index, asked_on: str | None) -> np.ndarray | None:
+    """Per article, 1.0 for one dated the day the question was asked, halving every
+    ASKED_ON_HALF_LIFE days before or after it; 0 for an undated one."""
+    if asked_on is None:
+        return None
+    try:
+        day = float(dt.date.fromisoformat(asked_on[:10]).toordinal())
+    except ValueError:
+        raise QuestionError(
+            f"The day the question was asked must be an ISO date (YYYY-MM-DD), got {asked_on!r}."
+        ) from None
+    days = index.article_ordinals
+    weight: np.ndarray = np.where(np.isnan(days), 0.0, 0.5 ** (np.abs(days - day) / ASKED_ON_HALF_LIFE))
+    return weight
+
+
+def _candidates(
+    index: Index,
+    vector: np.ndarray,
+    tokens: list[str],
+    depth: int,
+    mask: np.ndarray | None,
+    since: str | None,
+    until: str | None,
+    asked_on: str | None,
+) -> list[Candidate]:
+    """The passages to score: the best of the index, and with `asked_on` also the best of the
+    articles dated within ASKED_ON_WINDOW days of it (a passage found twice keeps its better score)."""
+    found = search(index, vector, tokens, depth, mask, since, until)
+    if asked_on is None:
+        return found
+    day = dt.date.fromisoformat(asked_on[:10])
+    low = (day - dt.timedelta(days=ASKED_ON_WINDOW)).isoformat()
+    high = (day + dt.timedelta(days=ASKED_ON_WINDOW)).isoformat()
+    low, high = max(low, since or low), min(high, until or high)
+    if low > high:
+        return found
+    best = {c.passage: c for c in found}
+    for c in search(index, vector, tokens, depth, mask, low, high):
+        if c.passage not in best or c.fused > best[c.passage].fused:
+            best[c.passage] = c
+    return sorted(best.values(), key=lambda c: (-c.fused, c.passage))
+
+
 def score_passages(
     index: Index,
     question: str,
@@ -120,6 +174,7 @@ def score_passages(
     *,
     since: str | None = None,
     until: str | None = None,
+    asked_on: str | None = None,
 ) -> list[_Scored]:
     """Candidate passages with their answering span, ranking score and calibrated confidence."""
     info = QuestionInfo.of(question)
@@ -127,7 +182,8 @@ def score_passages(
     vector = vector.astype(np.float32)
     scored: list[_Scored] = []
     tokens = expand(info.tokens) if EXPAND_SEARCH else info.tokens
-    candidates = search(index, vector, tokens, depth, mask, since, until)
+    around = _around(index, asked_on)
+    candidates = _candidates(index, vector, tokens, depth, mask, since, until, asked_on)
     ranges = [(int(index.passages[c.passage, 3]), int(index.passages[c.passage, 4])) for c in candidates]
     for candidate, unit_vectors in zip(candidates, index.unit_vectors_of(ranges), strict=True):
         article_no, _, _, first, last = (int(x) for x in index.passages[candidate.passage])
@@ -160,6 +216,8 @@ def score_passages(
         rank = candidate.fused + RERANK_WEIGHT * float(sentence[best])
         if recency is not None:
             rank += RECENCY_WEIGHT * float(recency[article_no])
+        if around is not None:
+            rank += ASKED_ON_WEIGHT * float(around[article_no])
         if boost is not None:  # per-article preference, e.g. a follow-up's earlier article
             rank += float(boost[article_no])
         scored.append(
@@ -211,6 +269,7 @@ def answer_with_vector(
     until: str | None = None,
     threshold: float = THRESHOLD,
     recency_half_life_days: float | None = None,
+    asked_on: str | None = None,
     started: float | None = None,
     boost: np.ndarray | None = None,
 ) -> Answer:
@@ -226,6 +285,7 @@ def answer_with_vector(
         boost,
         since=since,
         until=until,
+        asked_on=asked_on,
     )
     chosen = choose_quotes(scored, k)
     answered = bool(chosen) and chosen[0].confidence >= threshold
@@ -301,6 +361,7 @@ def answer(
     threshold: float = THRESHOLD,
     max_chars: int = MAX_QUESTION_CHARS,
     recency_half_life_days: float | None = None,
+    asked_on: str | None = None,
 ) -> Answer:
     """Answer `question` from the index with up to `k` verbatim, cited quotes."""
     started = time.perf_counter()
@@ -315,5 +376,6 @@ def answer(
         until=until,
         threshold=threshold,
         recency_half_life_days=recency_half_life_days,
+        asked_on=asked_on,
         started=started,
     )

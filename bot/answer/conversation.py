@@ -271,13 +271,20 @@ def answer_in_conversation(
     until: str | None = None,
     threshold: float,
     recency_half_life_days: float | None = None,
+    asked_on: str | None = None,
     started: float | None = None,
 ) -> Answer:
     """Answer a validated `question` after the earlier `history`: as asked when it stands alone,
     else as understood (searched with the earlier topic, the earlier article preferred), with
     `context` saying how it was understood."""
     started = time.perf_counter() if started is None else started
-    options = {"since": since, "until": until, "threshold": threshold, "recency_half_life_days": recency_half_life_days}
+    options = {
+        "since": since,
+        "until": until,
+        "threshold": threshold,
+        "recency_half_life_days": recency_half_life_days,
+        "asked_on": asked_on,
+    }
 
     def answered_article() -> str | None:
         # The earlier question answered again, after its own history: the article shown then.

@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DAYS",
         help="prefer newer articles: their boost halves every DAYS before the newest article",
     )
+    ask.add_argument(
+        "--asked-on",
+        metavar="DATE",
+        help="the ISO day the question is asked ('this week' is relative to it): articles dated near it are preferred",
+    )
 
     evaluate = commands.add_parser("eval", help="measure answer quality on a question set (JSON report)")
     evaluate.add_argument(
@@ -238,6 +243,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     settings = _settings()
     since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
+    asked_on = _iso_date(args.asked_on, "--asked-on")
     if args.question is not None:
         validate_question(args.question, args.k, settings.max_question_chars)
     history = [Turn(q) for q in validate_history(args.history, settings.max_question_chars)]
@@ -247,7 +253,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     service = Service(settings, open_embedder(settings.model, settings.encoder, index_dir, export="here"), index=index)
 
     def respond(question: str) -> None:
-        result = service.answer(question, args.k, Filters(since, until, args.recent), history)
+        result = service.answer(question, args.k, Filters(since, until, args.recent, asked_on), history)
         print(
             result.model_dump_json(indent=2) if args.json else format_answer(result), end="" if not args.json else "\n"
         )

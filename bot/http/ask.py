@@ -54,6 +54,11 @@ class AskRequest(BaseModel):
         strict=True,
         description="Prefer recent articles: a score boost that halves every this many days.",
     )
+    asked_on: dt.date | None = Field(
+        default=None,
+        description="The day the question was asked ('this week' is relative to it): articles dated near it "
+        "are preferred. Default: no date preference.",
+    )
     history: list[str] | None = Field(
         default=None,
         max_length=MAX_HISTORY,
@@ -99,7 +104,7 @@ def ask_router(max_chars: int) -> APIRouter:
     async def ask(body: ask_request, service: ServiceDep) -> Answer:
         """Answer a question with up to k verbatim quotes, best first."""
         history = [Turn(q) for q in validate_history(body.history, max_chars)]
-        filters = Filters(_day(body.since), _day(body.until), body.recent)
+        filters = Filters(_day(body.since), _day(body.until), body.recent, _day(body.asked_on))
         return await service.ask(body.question, body.k, filters, history)
 
     @router.get("/ask", response_model=Answer, responses=ERRORS)
@@ -112,8 +117,11 @@ def ask_router(max_chars: int) -> APIRouter:
         recent: Annotated[
             float | None, Query(gt=0, le=36500, description="Prefer recent articles (half-life in days).")
         ] = None,
+        asked_on: Annotated[
+            dt.date | None, Query(description="The day the question was asked: articles near it are preferred.")
+        ] = None,
     ) -> Answer:
         """The same as POST /ask, for links and curl."""
-        return await service.ask(q, k, Filters(_day(since), _day(until), recent))
+        return await service.ask(q, k, Filters(_day(since), _day(until), recent, _day(asked_on)))
 
     return router

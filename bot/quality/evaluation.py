@@ -223,7 +223,8 @@ def _sweep(outcomes: Sequence[Outcome]) -> dict[str, list[float | None]]:
 
 def _product(index: Index, embedder: Embedder, threshold: float) -> Callable[[EvalQuestion], Outcome]:
     def run(q: EvalQuestion) -> Outcome:
-        result = answer(index, embedder, q.question, K, threshold=threshold)
+        # A news question is asked on its day: "this week" is relative to it.
+        result = answer(index, embedder, q.question, K, threshold=threshold, asked_on=q.date)
         top = result.quotes[0] if result.quotes else None
         return Outcome(
             q,

@@ -4,8 +4,8 @@
   with 16 Zipf pseudo-words a passage for BM25, written as a version's passages collection (FLAT
   dense index, BM25 sparse index); build time (insert, flush, index) against FAISS's; dense p50
   and recall@10 against exact search; the hybrid p50 the answering core pays (the engine's dense
-  and BM25 candidates with their vectors and terms in one reply, then both scores and the z-score
-  fusion in the bot), next to FAISS + bm25s hybrid retrieval over the same passages.
+  and BM25 searches, then both scores of every candidate and the z-score fusion in the bot), next
+  to FAISS + bm25s hybrid retrieval over the same passages.
 - `/ask` p50: a real `bot serve` over the seed indexed into a Milvus Lite file, next to the same
   server on FAISS files, the same questions one client at a time.
 """
@@ -101,7 +101,7 @@ def search_figures(n: int, work: Path, queries: int = 200) -> dict[str, Any]:
         t = time.perf_counter()
         hits = sorted(milvus_store.candidate_hits(c, names[0], q, " ".join(w), 50, ""), key=lambda h: h[0])
         ids = np.array([h[0] for h in hits], dtype=np.int64)
-        fuse(ids, np.array([h[1] for h in hits]) @ q, stats.bm25(w, [h[2] for h in hits]), 8)
+        fuse(ids, np.array([h[1] for h in hits]), stats.bm25(w, [h[2] for h in hits]), 8)
         hybrid_ms.append((time.perf_counter() - t) * 1000)
     recall = float(np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)]))
     release(target)

@@ -63,9 +63,10 @@ class DocFreq(KeywordIndex):
         out = np.zeros(len(terms), dtype=np.float32)
         for n, text in enumerate(terms):
             words = text.split()
-            counts = Counter(words)
             norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / self.average_length)
-            out[n] = sum(idf[t] * counts[t] / (counts[t] + norm) for t in tokens if counts.get(t))
+            for token in tokens:
+                if count := words.count(token):
+                    out[n] += idf[token] * count / (count + norm)
         return out
 
 
@@ -161,7 +162,7 @@ class MilvusIndex(Index):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(passage rows, cosine, BM25) of every passage among the engine's top-`depth` dense and
         top-`depth` BM25 hits, each scored by both retrievers as `retrieval.hybrid_search` scores
-        FAISS candidates: the cosine from the passage's stored vector, BM25 from its stored terms."""
+        FAISS candidates: the cosine of the passage's stored vector, BM25 from its stored terms."""
         where = _date_filter(since, until)
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
         if mask is not None:
@@ -173,10 +174,9 @@ class MilvusIndex(Index):
         rows, kept = self._rows([h[0] for h in hits], np.arange(len(hits)))
         if not len(rows):
             return empty
-        order = np.argsort(rows, kind="stable")
+        order = np.argsort(rows, kind="stable")  # ascending rows, as FAISS's candidates: ties fuse alike
         rows, kept = rows[order], kept[order]
-        vectors = np.array([hits[i][1] for i in kept], dtype=np.float32).reshape(len(kept), -1)
-        dense = vectors @ vector.astype(np.float32)
+        dense = np.array([hits[i][1] for i in kept], dtype=np.float32)
         keyword = self.keyword.bm25(tokens, [hits[i][2] for i in kept])
         return rows, dense, keyword
 

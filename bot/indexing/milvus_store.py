@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 PREFIX = "bot_"
 META = "bot_meta"
 ALIAS = "bot_passages"
-# The ranker merging the engine's dense and BM25 hits into one reply (the bot fuses by score itself).
-RRF_K = 60
 # bm25s's defaults (BM25 "lucene"), so the engine's keyword scores rank as the FAISS backend's.
 BM25_K1 = 1.5
 BM25_B = 0.75
@@ -409,25 +407,26 @@ def collect_garbage(
 
 def candidate_hits(
     c: Any, collection: str, vector: np.ndarray, text: str, depth: int, where: str
-) -> list[tuple[int, np.ndarray, str]]:
-    """(pid, passage vector, BM25 terms) of every passage among the top-`depth` dense hits and
-    (when `text`) the top-`depth` BM25 hits, in one round trip: the engine's ranker only merges
-    the two lists (the limit keeps all of both; its scores are not used)."""
-    from pymilvus import AnnSearchRequest, RRFRanker
-
-    search = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, depth)}}
-    requests = [AnnSearchRequest([vector.astype(np.float32).tolist()], "dense", search, limit=depth, expr=where)]
+) -> list[tuple[int, float, str]]:
+    """(pid, cosine, BM25 terms) of the top-`depth` dense hits and (when `text`) the top-`depth`
+    BM25 hits. Two searches: the dense one gives its hits' cosines (the exact inner products of
+    FLAT and HNSW), the BM25 one its hits' vectors, for the cosine of those dense search missed
+    (measured cheaper than one hybrid request returning every hit's vector: 3.9 against 5.1 ms)."""
+    q = vector.astype(np.float32)
+    how = {"filter": where, "limit": depth, "consistency_level": SEARCH_CONSISTENCY}
+    ann = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, depth)}}
+    dense = c.search(collection, [q.tolist()], anns_field="dense", search_params=ann, output_fields=["terms"], **how)
+    hits = {int(h["id"]): (float(h["distance"]), str(h["entity"]["terms"])) for h in dense[0]}
     if text:
-        requests.append(AnnSearchRequest([text], "sparse", {"metric_type": "BM25"}, limit=depth, expr=where))
-    hits = c.hybrid_search(
-        collection,
-        requests,
-        RRFRanker(RRF_K),
-        limit=depth * len(requests),
-        output_fields=["dense", "terms"],
-        consistency_level=SEARCH_CONSISTENCY,
-    )[0]
-    return [(int(h["id"]), np.asarray(h["entity"]["dense"], dtype=np.float32), str(h["entity"]["terms"])) for h in hits]
+        bm25 = {"metric_type": "BM25"}
+        found = c.search(
+            collection, [text], anns_field="sparse", search_params=bm25, output_fields=["terms", "dense"], **how
+        )
+        missed = [(int(h["id"]), h["entity"]) for h in found[0] if int(h["id"]) not in hits]
+        if missed:
+            cosines = np.array([e["dense"] for _, e in missed], dtype=np.float32) @ q
+            hits.update({pid: (float(cos), e["terms"]) for (pid, e), cos in zip(missed, cosines, strict=True)})
+    return [(pid, cosine, str(terms)) for pid, (cosine, terms) in hits.items()]
 
 
 def dense_hits(c: Any, collection: str, vector: np.ndarray, n: int) -> list[tuple[int, float]]:

@@ -3,8 +3,9 @@
 - Search at 10k and 100k passages: the same synthetic vectors as the FAISS rows (`data.clustered`)
   with 16 Zipf pseudo-words a passage for BM25, written as a version's passages collection (FLAT
   dense index, BM25 sparse index); build time (insert, flush, index) against FAISS's; dense p50
-  and recall@10 against exact search; the hybrid (dense + BM25, RRF in the engine) p50 the
-  answering core pays, next to FAISS + bm25s hybrid retrieval over the same passages.
+  and recall@10 against exact search; the hybrid p50 the answering core pays (the engine's dense
+  and BM25 searches, then both scores of every candidate and the z-score fusion in the bot), next
+  to FAISS + bm25s hybrid retrieval over the same passages.
 - `/ask` p50: a real `bot serve` over the seed indexed into a Milvus Lite file, next to the same
   server on FAISS files, the same questions one client at a time.
 """
@@ -13,16 +14,18 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from data import clustered, queries_near
 
-from bot.answer.retrieval import hybrid_search
+from bot.answer.retrieval import fuse, hybrid_search
 from bot.indexing import milvus_store
 from bot.indexing.dense import build_faiss
 from bot.indexing.keyword import KeywordIndex
+from bot.indexing.milvus_index import DocFreq
 from bot.indexing.milvus_store import MilvusTarget, release
 
 WORDS = 16
@@ -85,6 +88,10 @@ def search_figures(n: int, work: Path, queries: int = 200) -> dict[str, Any]:
     ]
     milvus_store.insert_rows(c, names, milvus_store.Rows(rows, [], []))
     milvus_build = time.perf_counter() - started
+    counts: Counter[str] = Counter()
+    for w in words:
+        counts.update(set(w))
+    stats = DocFreq(counts, n, n * WORDS)  # what a reader counts when it loads a version
     dense_ms, hybrid_ms, found = [], [], []
     for q, w in zip(qs, q_words, strict=True):
         t = time.perf_counter()
@@ -92,7 +99,9 @@ def search_figures(n: int, work: Path, queries: int = 200) -> dict[str, Any]:
         dense_ms.append((time.perf_counter() - t) * 1000)
         found.append([h[0] for h in hits])
         t = time.perf_counter()
-        milvus_store.hybrid_hits(c, names[0], q, " ".join(w), 50, "", 100)
+        hits = sorted(milvus_store.candidate_hits(c, names[0], q, " ".join(w), 50, ""), key=lambda h: h[0])
+        ids = np.array([h[0] for h in hits], dtype=np.int64)
+        fuse(ids, np.array([h[1] for h in hits]), stats.bm25(w, [h[2] for h in hits]), 8)
         hybrid_ms.append((time.perf_counter() - t) * 1000)
     recall = float(np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)]))
     release(target)

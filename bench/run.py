@@ -297,7 +297,7 @@ def milvus_section(embedder: Any, shared: Path | None, work: Path, results: dict
         rows.append(row(f"{label} recall@10 vs exact", fig["milvus_recall_at_10"], "", 1.0, "exact"))
         rows.append(
             row(
-                f"{label} hybrid p50 (RRF)",
+                f"{label} hybrid p50 (z-score fusion)",
                 fig["milvus_hybrid_p50_ms"],
                 "ms",
                 fig["faiss_hybrid_p50_ms"],

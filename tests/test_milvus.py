@@ -80,6 +80,130 @@ def test_seed_on_milvus_lite_answers_as_faiss_does(
     assert answer(index, real_embedder, QUESTION, 3, until="2024-12-31").quotes == []
 
 
+# Made-up articles about made-up places: some questions share rare words with one article
+# (a BM25 score far above the rest) and meaning with others, where fusing by rank and fusing by
+# score order the candidates differently.
+FUSION_ARTICLES = [
+    (
+        "Harbour pilots of Port Esselin strike",
+        "The harbour pilots of Port Esselin walked out on Tuesday over night-shift pay. "
+        "Container ships queued outside the breakwater while the port authority looked for relief pilots.",
+    ),
+    (
+        "Esselin ferry line adds a night crossing",
+        "The Esselin ferry line will add a night crossing to the island of Marrow Key from June. "
+        "Tickets for the crossing go on sale next week, the operator Brinstead Ferries said.",
+    ),
+    (
+        "Brinstead Ferries orders two electric ships",
+        "Brinstead Ferries ordered two battery-electric ships from the Ollaby yard for its island routes. "
+        "The first ship is due in 2027 and will carry 400 passengers and 60 cars.",
+    ),
+    (
+        "Marrow Key votes on a new harbour wall",
+        "Residents of Marrow Key voted to rebuild the harbour wall damaged in the winter storms. "
+        "The council will borrow the money over twenty years.",
+    ),
+    (
+        "Ollaby yard hires welders",
+        "The Ollaby shipyard is hiring 120 welders after winning orders for ferries and a research vessel. "
+        "Training starts in the yard's own school in the autumn.",
+    ),
+    (
+        "Storm closes the Esselin breakwater road",
+        "Waves overtopped the Esselin breakwater on Sunday and the road along it was closed. "
+        "Engineers said the sea wall held and the road would reopen once debris is cleared.",
+    ),
+    (
+        "Quillsby lighthouse keeper retires",
+        "Dorrit Vane, the last keeper of the Quillsby lighthouse, retired after thirty-one years. "
+        "The light was automated in 2019 but she stayed on to look after the tower.",
+    ),
+    (
+        "Port Esselin fish market moves indoors",
+        "The Port Esselin fish market moved into a converted warehouse on the quay. "
+        "Traders said the new hall keeps the catch cooler in summer.",
+    ),
+    (
+        "Tobbering cheese fair returns",
+        "The Tobbering cheese fair returns to the market square of Tobbering on Saturday. "
+        "Tobbering farmers bring blue and smoked cheeses, and the fair ends with a brass band.",
+    ),
+    (
+        "A warden for the Fennick Point beacon",
+        "Ansel Roe has tended the beacon on Fennick Point for twelve years, climbing the tower each evening "
+        "to trim the lamp. Fishing crews say the beam guides them home through the reef.",
+    ),
+    (
+        "Sailing race around Marrow Key",
+        "The yearly sailing race around Marrow Key starts at dawn on the first Sunday of July. "
+        "Forty yachts entered this year, and the course passes the Quillsby lighthouse.",
+    ),
+]
+FUSION_QUESTIONS = [
+    "Who kept the Quillsby lighthouse?",
+    "Why did ships queue outside Port Esselin?",
+    "How many passengers will the electric ferry carry?",
+    "When will the breakwater road reopen?",
+    "What did Marrow Key residents vote for?",
+    "How many welders is the shipyard hiring?",
+    "Where did the fish market move?",
+    "Which company runs the ferry to Marrow Key?",
+    # BM25's best by far (the cheese fair: "Tobbering", "brass", "band") is third by meaning; the
+    # lighthouse story is first by meaning and second by BM25. Rank fusion puts the lighthouse
+    # first, score fusion the fair.
+    "Who kept the lighthouse before the Tobbering brass band?",
+    "Who kept the lighthouse before the Tobbering band played?",
+]
+
+
+def _rank_fused(candidates: list[Any]) -> list[int]:
+    """The same candidates ordered by reciprocal rank (k = 60) of their two scores, as the
+    engine's RRF ranker would order them."""
+    by_dense = sorted(candidates, key=lambda c: -c.dense)
+    by_keyword = sorted((c for c in candidates if c.keyword > 0), key=lambda c: -c.keyword)
+    score = {c.passage: 1 / (61 + by_dense.index(c)) for c in candidates}
+    for rank, c in enumerate(by_keyword):
+        score[c.passage] += 1 / (61 + rank)
+    return sorted(score, key=lambda p: -score[p])
+
+
+def test_milvus_candidates_are_scored_and_fused_as_on_faiss(
+    target: MilvusTarget, tmp_path: Path, real_embedder
+) -> None:
+    from bot.answer.answering import answer
+    from bot.answer.retrieval import search
+    from bot.indexing.build import build_index
+    from bot.indexing.keyword import query_tokens
+    from bot.indexing.milvus_index import open_milvus_index
+    from bot.indexing.versions import open_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n, (title, body) in enumerate(FUSION_ARTICLES):
+        write_article(corpus, f"2025-02-{n + 1:02d}-story.md", title, body, date=f"2025-02-{n + 1:02d}")
+    build_index(corpus, tmp_path / "faiss", real_embedder)
+    build_index(corpus, tmp_path / "milvus", real_embedder, milvus=target)
+    on_faiss, on_milvus = open_index(tmp_path / "faiss"), open_milvus_index(target)
+    assert [a.id for a in on_faiss.articles] == [a.id for a in on_milvus.articles]
+    tops_differ = 0
+    for question in FUSION_QUESTIONS:
+        vector = real_embedder.encode([question])[0]
+        tokens = query_tokens(question)
+        expected = search(on_faiss, vector, tokens, 8)
+        found = search(on_milvus, vector, tokens, 8)
+        assert [c.passage for c in found] == [c.passage for c in expected], question
+        for f, e in zip(found, expected, strict=True):
+            assert f.dense == pytest.approx(e.dense, abs=1e-5) and f.keyword == pytest.approx(e.keyword, rel=1e-4)
+            assert f.fused == pytest.approx(e.fused, abs=1e-4)
+        tops_differ += _rank_fused(expected)[0] != expected[0].passage
+        assert answer(on_milvus, real_embedder, question, 3).model_dump(exclude={"took_ms"}) == (
+            answer(on_faiss, real_embedder, question, 3).model_dump(exclude={"took_ms"})
+        ), question
+    # The corpus is one where rank fusion would have put another passage first.
+    assert tops_differ >= 1
+
+
 def test_add_and_delete_touch_only_that_articles_rows_and_survive_a_restart(
     target: MilvusTarget,
     seed_corpus: Path,

@@ -59,6 +59,20 @@ def hybrid_search(
         return []
     dense = np.asarray(index.passage_vectors[ids], dtype=np.float32) @ vector.astype(np.float32)
     keyword = keyword_scores[ids].astype(np.float32)
+    return fuse(ids, dense, keyword, n, dense_weight, keyword_weight)
+
+
+def fuse(
+    ids: np.ndarray,
+    dense: np.ndarray,
+    keyword: np.ndarray,
+    n: int,
+    dense_weight: float = DENSE_WEIGHT,
+    keyword_weight: float = KEYWORD_WEIGHT,
+) -> list[Candidate]:
+    """The best `n` of candidates (ascending ids, each with both scores), best first."""
+    if not len(ids):
+        return []
     fused = dense_weight * _z(dense) + keyword_weight * _z(keyword)
     order = np.argsort(-fused, kind="stable")[:n]
     return [Candidate(int(ids[i]), float(fused[i]), float(dense[i]), float(keyword[i])) for i in order]
@@ -73,12 +87,10 @@ def search(
     since: str | None = None,
     until: str | None = None,
 ) -> list[Candidate]:
-    """The best `n` passages on either backend: `hybrid_search` over FAISS files, or the
-    engine's own fusion on Milvus (whose candidates carry no per-retriever scores)."""
+    """The best `n` passages on either backend: `hybrid_search` over FAISS files; on Milvus the
+    engine finds the dense and BM25 candidates and they are scored and fused the same way."""
     if isinstance(index, MilvusIndex):
-        fused = index.fused_candidates(vector, tokens, n, CANDIDATES, mask, since, until)
-        # No per-retriever scores come back; the passage cosine weighs 0 in the calibration.
-        return [Candidate(row, score, 0.0, 0.0) for row, score in fused]
+        return fuse(*index.scored_candidates(vector, tokens, max(CANDIDATES, n), mask, since, until), n)
     dated = index.date_mask(since, until)
     if dated is not None:
         mask = dated if mask is None else dated * mask

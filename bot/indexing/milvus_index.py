@@ -3,9 +3,9 @@ passages and units by offset, keyword statistics), loaded once per revision, whi
 search and the sentence-unit vectors stay in the engine.
 
 Each reader holds the article records and offset tables, as with FAISS (tens of bytes a passage
-plus the text); the vectors, by far the largest part, are fetched per question: the fused
-candidates from a hybrid search, then the unit vectors of the few passages whose sentences are
-scored.
+plus the text); the vectors, by far the largest part, are fetched per question: the candidates
+of the engine's dense and BM25 searches with their vectors and terms (scored and fused by the
+bot, as on FAISS), then the unit vectors of the few passages whose sentences are scored.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import numpy as np
 from bot.errors import IndexMissingError, StoreError
 from bot.indexing.keyword import KeywordIndex
 from bot.indexing.milvus_store import (
+    BM25_B,
+    BM25_K1,
     MilvusTarget,
+    candidate_hits,
     client,
     dense_hits,
-    hybrid_hits,
     read_pointer,
     reason,
     scan,
@@ -36,11 +38,13 @@ from bot.records import Article
 
 
 class DocFreq(KeywordIndex):
-    """The keyword statistics sentence scoring needs (idf), counted from the version's terms."""
+    """The version's keyword statistics, counted from its passages' terms: the idf sentence
+    scoring needs, and bm25s's BM25 of any passage from its terms (for the fusion)."""
 
-    def __init__(self, doc_freq: Counter[str], num_docs: int) -> None:
+    def __init__(self, doc_freq: Counter[str], num_docs: int, total_terms: int = 0) -> None:
         self.counts = doc_freq
         self.num_docs = num_docs
+        self.average_length = total_terms / num_docs if num_docs else 1.0
 
     def scores(self, tokens: list[str], mask: np.ndarray | None = None) -> np.ndarray:
         raise StoreError("Keyword scores over every passage are not available from Milvus; it searches in the engine.")
@@ -48,6 +52,22 @@ class DocFreq(KeywordIndex):
     def idf(self, tokens: list[str]) -> dict[str, float]:
         n = self.num_docs
         return {t: float(np.log(1 + (n - self.counts.get(t, 0) + 0.5) / (self.counts.get(t, 0) + 0.5))) for t in tokens}
+
+    def bm25(self, tokens: list[str], terms: list[str]) -> np.ndarray:
+        """BM25 of each passage (its space-joined terms) for the query tokens, as bm25s scores it
+        (`lucene`: idf · tf / (tf + k1 · (1 - b + b · length / average)), summed over the query
+        tokens, repeats included), so the fusion sees the FAISS backend's keyword scores. The
+        engine's own BM25 is the same times k1 + 1 on Milvus 2.5, but other builds scale it
+        otherwise (Lite 3.x: negative), so it only chooses the candidates."""
+        idf = self.idf(tokens)
+        out = np.zeros(len(terms), dtype=np.float32)
+        for n, text in enumerate(terms):
+            words = text.split()
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / self.average_length)
+            for token in tokens:
+                if count := words.count(token):
+                    out[n] += idf[token] * count / (count + norm)
+        return out
 
 
 class MilvusIndex(Index):
@@ -95,9 +115,12 @@ class MilvusIndex(Index):
             dtype=np.int64,
         ).reshape(-1, 5)
         doc_freq: Counter[str] = Counter()
+        total_terms = 0
         for row in passage_rows:
-            doc_freq.update(set(row["terms"].split()))
-        self.keyword = DocFreq(doc_freq, len(passage_rows))
+            words = row["terms"].split()
+            total_terms += len(words)
+            doc_freq.update(set(words))
+        self.keyword = DocFreq(doc_freq, len(passage_rows), total_terms)
         self.unit_tokens = lru_cache(maxsize=UNIT_TOKEN_CACHE)(self._unit_tokens)
         self.title_tokens = lru_cache(maxsize=UNIT_TOKEN_CACHE)(self._title_tokens)
         self.passage_article = np.ascontiguousarray(self.passages[:, 0])
@@ -128,35 +151,34 @@ class MilvusIndex(Index):
         known = (rows < len(self.passage_keys)) & (self.passage_keys[safe] == keys) if len(keys) else rows > 0
         return rows[known].astype(np.int64), scores[known]
 
-    def fused_candidates(
+    def scored_candidates(
         self,
         vector: np.ndarray,
         tokens: list[str],
-        n: int,
         depth: int,
         mask: np.ndarray | None = None,
         since: str | None = None,
         until: str | None = None,
-    ) -> list[tuple[int, float]]:
-        """(passage row, fused score) of the dense and BM25 hits (`depth` each) fused by reciprocal
-        rank in the engine, best first. `fused` is the
-        RRF score standardised over the hits, so it weighs against the sentence score in the
-        answering core's re-ranking as the FAISS backend's z-scores do."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(passage rows, cosine, BM25) of every passage among the engine's top-`depth` dense and
+        top-`depth` BM25 hits, each scored by both retrievers as `retrieval.hybrid_search` scores
+        FAISS candidates: the cosine of the passage's stored vector, BM25 from its stored terms."""
         where = _date_filter(since, until)
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
         if mask is not None:
             allowed = self.passage_keys[np.flatnonzero(mask)]
             if not len(allowed):
-                return []
+                return empty
             where = " and ".join(filter(None, [where, f"pid in [{', '.join(str(int(k)) for k in allowed)}]"]))
-        depth = max(depth, n)
-        hits = self._engine(
-            lambda: hybrid_hits(self.client, self.names[0], vector, " ".join(tokens), depth, where, 2 * depth)
-        )
-        rows, scores = self._rows([h[0] for h in hits], np.array([h[1] for h in hits], dtype=np.float64))
+        hits = self._engine(lambda: candidate_hits(self.client, self.names[0], vector, " ".join(tokens), depth, where))
+        rows, kept = self._rows([h[0] for h in hits], np.arange(len(hits)))
         if not len(rows):
-            return []
-        fused = _z(scores)
-        return [(int(rows[i]), float(fused[i])) for i in range(min(n, len(rows)))]
+            return empty
+        order = np.argsort(rows, kind="stable")  # ascending rows, as FAISS's candidates: ties fuse alike
+        rows, kept = rows[order], kept[order]
+        dense = np.array([hits[i][1] for i in kept], dtype=np.float32)
+        keyword = self.keyword.bm25(tokens, [hits[i][2] for i in kept])
+        return rows, dense, keyword
 
     def unit_vectors_of(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
         """The sentence-unit vectors of each [first, last) range, fetched from the engine in one call."""
@@ -170,11 +192,6 @@ class MilvusIndex(Index):
             )
             for first, last in ranges
         ]
-
-
-def _z(values: np.ndarray) -> np.ndarray:
-    spread = float(values.std())
-    return (values - values.mean()) / spread if spread > 1e-12 else np.zeros_like(values)
 
 
 def _date_filter(since: str | None, until: str | None) -> str:

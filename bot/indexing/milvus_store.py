@@ -10,9 +10,10 @@ The engine holds what search needs; each reader holds the small tables, as with 
 
 Keyword search is Milvus's own BM25 over the bot's tokens (`keyword.tokenize`, joined by spaces)
 with the `standard` analyzer, which every Milvus build has (Milvus Lite 3.x lacks `english`):
-the engine then sees the very terms bm25s sees, and k1/b are set to bm25s's. Dense and keyword
-hits are fused in the engine by reciprocal rank (RRF): ranks, not raw scores, so the fusion does
-not depend on how a build scales BM25.
+the engine then sees the very terms bm25s sees, and k1/b are set to bm25s's. The engine finds the
+candidates (the top dense hits and the top BM25 hits); the bot scores them (cosine of the stored
+vectors, BM25 of the stored terms with the version's own statistics) and fuses them as on FAISS,
+so no score the fusion uses depends on how a Milvus build scales BM25.
 
 Publishing: a full build writes three new collections, flushes them, checks their row counts,
 and only then points `bot_meta` at them (one upsert, atomic); servers poll that row. Where the
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 PREFIX = "bot_"
 META = "bot_meta"
 ALIAS = "bot_passages"
-# Reciprocal-rank constant: Milvus's default, and the usual one.
-RRF_K = 60
 # bm25s's defaults (BM25 "lucene"), so the engine's keyword scores rank as the FAISS backend's.
 BM25_K1 = 1.5
 BM25_B = 0.75
@@ -406,26 +405,28 @@ def collect_garbage(
 # ---------------------------------------------------------------------------------- searching
 
 
-def hybrid_hits(
-    c: Any, collection: str, vector: np.ndarray, text: str, depth: int, where: str, limit: int
-) -> list[tuple[int, float]]:
-    """(pid, RRF score) of the dense and (when `text`) BM25 hits, fused in the engine, best first."""
-    from pymilvus import AnnSearchRequest, RRFRanker
-
-    dense = AnnSearchRequest(
-        [vector.astype(np.float32).tolist()],
-        "dense",
-        {"metric_type": "IP", "params": {"ef": max(HNSW_EF, depth)}},
-        limit=depth,
-        expr=where,
-    )
-    requests = [dense]
+def candidate_hits(
+    c: Any, collection: str, vector: np.ndarray, text: str, depth: int, where: str
+) -> list[tuple[int, float, str]]:
+    """(pid, cosine, BM25 terms) of the top-`depth` dense hits and (when `text`) the top-`depth`
+    BM25 hits. Two searches: the dense one gives its hits' cosines (the exact inner products of
+    FLAT and HNSW), the BM25 one its hits' vectors, for the cosine of those dense search missed
+    (measured cheaper than one hybrid request returning every hit's vector: 3.9 against 5.1 ms)."""
+    q = vector.astype(np.float32)
+    how = {"filter": where, "limit": depth, "consistency_level": SEARCH_CONSISTENCY}
+    ann = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, depth)}}
+    dense = c.search(collection, [q.tolist()], anns_field="dense", search_params=ann, output_fields=["terms"], **how)
+    hits = {int(h["id"]): (float(h["distance"]), str(h["entity"]["terms"])) for h in dense[0]}
     if text:
-        requests.append(AnnSearchRequest([text], "sparse", {"metric_type": "BM25"}, limit=depth, expr=where))
-    hits = c.hybrid_search(
-        collection, requests, RRFRanker(RRF_K), limit=limit, output_fields=[], consistency_level=SEARCH_CONSISTENCY
-    )[0]
-    return [(int(h["id"]), float(h["distance"])) for h in hits]
+        bm25 = {"metric_type": "BM25"}
+        found = c.search(
+            collection, [text], anns_field="sparse", search_params=bm25, output_fields=["terms", "dense"], **how
+        )
+        missed = [(int(h["id"]), h["entity"]) for h in found[0] if int(h["id"]) not in hits]
+        if missed:
+            cosines = np.array([e["dense"] for _, e in missed], dtype=np.float32) @ q
+            hits.update({pid: (float(cos), e["terms"]) for (pid, e), cos in zip(missed, cosines, strict=True)})
+    return [(pid, cosine, str(terms)) for pid, (cosine, terms) in hits.items()]
 
 
 def dense_hits(c: Any, collection: str, vector: np.ndarray, n: int) -> list[tuple[int, float]]:

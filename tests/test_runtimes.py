@@ -186,7 +186,8 @@ def test_the_torch_guard_catches_a_torch_server(seed_index: Path, tmp_path: Path
     # The same guard around a torch server must see the import, so the test above can fail.
     process, _, marker = _start_guarded(seed_index, tmp_path, {"BOT_ENCODER": "torch"})
     try:
-        wait_until(marker.is_file, timeout=120)
+        # Written, not just created: the file exists from the guard's open(), before its write.
+        wait_until(lambda: marker.is_file() and bool(marker.read_text()), timeout=120)
     finally:
         process.kill()
         process.communicate(timeout=60)

@@ -16,7 +16,7 @@ import pytest
 
 from bot.errors import ModelError
 from bot.indexing.embedding import DEFAULT_MODEL, export_folder, open_embedder
-from bot.indexing.runtimes import MIN_COSINE, min_cosine
+from bot.indexing.runtimes import MIN_COSINE, batch_sizes, min_cosine
 from tests.conftest import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -42,6 +42,41 @@ def test_an_exported_runtime_gives_torchs_vectors(runtime: str, seed_index: Path
     assert embedder.encode([]).shape == (0, 384)
 
 
+@pytest.mark.parametrize(
+    ("count", "largest", "sizes"),
+    [(23, 64, [16, 4, 2, 1]), (64, 64, [64]), (100, 64, [64, 32, 4]), (5, 3, [2, 2, 1]), (0, 64, []), (2, 0, [1, 1])],
+)
+def test_batches_are_powers_of_two(count: int, largest: int, sizes: list[int]) -> None:
+    assert batch_sizes(count, largest) == sizes
+
+
+def test_openvino_runs_a_batch_as_powers_of_two_with_torchs_vectors(seed_index: Path, real_embedder) -> None:
+    # Every input shape OpenVINO runs costs memory for the life of the process; 23 questions run
+    # as 16 + 4 + 2 + 1 rows, never as a shape of 23, and each still gets its own vector.
+    embedder = open_embedder(DEFAULT_MODEL, "openvino", seed_index)
+    shapes: list[tuple[int, ...]] = []
+    run = embedder._run  # type: ignore[attr-defined]
+
+    def recording(ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        shapes.append(ids.shape)
+        return run(ids, mask, types)
+
+    embedder._run = recording  # type: ignore[attr-defined]
+    texts = [f"When will the Korvath Energy plant number {n} open{' near Dunmere' * (n % 4)}?" for n in range(23)]
+    vectors = embedder.encode(texts, batch_size=64)
+    assert [rows for rows, _ in shapes] == [16, 4, 2, 1]
+    assert all(tokens % 16 == 0 for _, tokens in shapes)
+    assert min_cosine(real_embedder.encode(texts), vectors) >= MIN_COSINE
+
+
+def test_openvino_reads_its_own_ir_with_float16_weights(seed_index: Path) -> None:
+    # float32 weights cost a server ~65 MB for nothing: OpenVINO computes in bfloat16 here.
+    folder = export_folder(DEFAULT_MODEL, seed_index)
+    assert (folder / "openvino.bin").stat().st_size < 0.55 * (folder / "model.onnx").stat().st_size
+    xml = (folder / "openvino.xml").read_text(encoding="utf-8")
+    assert xml.count('element_type="f16"') > 100
+
+
 def _copy_export(seed_index: Path, tmp_path: Path) -> tuple[Path, Path]:
     source = export_folder(DEFAULT_MODEL, seed_index)
     index_dir = tmp_path / "index"
@@ -57,6 +92,15 @@ def test_a_changed_model_file_is_refused_by_its_hash(seed_index: Path, tmp_path:
         handle.write(b"\0" * 16)
     with pytest.raises(ModelError, match=r"model\.onnx has sha256 .* corrupt or was replaced"):
         open_embedder(DEFAULT_MODEL, "onnx", index_dir)
+
+
+def test_a_changed_openvino_weights_file_is_refused_by_its_hash(seed_index: Path, tmp_path: Path) -> None:
+    index_dir, folder = _copy_export(seed_index, tmp_path)
+    with (folder / "openvino.bin").open("r+b") as handle:
+        handle.seek(-4096, os.SEEK_END)
+        handle.write(b"\0" * 16)
+    with pytest.raises(ModelError, match=r"openvino\.bin has sha256 .* corrupt or was replaced"):
+        open_embedder(DEFAULT_MODEL, "openvino", index_dir)
 
 
 def test_vectors_that_drift_from_torchs_are_refused_with_the_figure(seed_index: Path, tmp_path: Path) -> None:
@@ -142,7 +186,8 @@ def test_the_torch_guard_catches_a_torch_server(seed_index: Path, tmp_path: Path
     # The same guard around a torch server must see the import, so the test above can fail.
     process, _, marker = _start_guarded(seed_index, tmp_path, {"BOT_ENCODER": "torch"})
     try:
-        wait_until(marker.is_file, timeout=120)
+        # Written, not just created: the file exists from the guard's open(), before its write.
+        wait_until(lambda: marker.is_file() and bool(marker.read_text()), timeout=120)
     finally:
         process.kill()
         process.communicate(timeout=60)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.indexing.keyword import query_tokens, tokenize
 
@@ -139,6 +140,17 @@ def _last_sentence(question: str) -> str:
 
 def candidate_spans(text: str, kind: str) -> list[Span]:
     """Spans of `text` that could answer a question expecting `kind`."""
+    return list(_candidate_spans(text, kind))
+
+
+# Sentence units whose candidate spans are kept (~1-2 MB at sentence length).
+SPAN_CACHE = 4096
+
+
+# Answering asks this of the same sentence units question after question (a unit's spans
+# depend on its text alone): cached, the regular expressions run once per unit and kind.
+@lru_cache(maxsize=SPAN_CACHE)
+def _candidate_spans(text: str, kind: str) -> tuple[Span, ...]:
     if kind == "date":
         patterns = [DATE]
     elif kind == "amount":
@@ -171,7 +183,7 @@ def candidate_spans(text: str, kind: str) -> list[Span]:
                 if not words or (len(words) == 1 and words[0].lower() in _NOT_NAMES):
                     continue
             spans.append(Span(start, end, kind))
-    return sorted(spans, key=lambda s: s.start)
+    return tuple(sorted(spans, key=lambda s: s.start))
 
 
 _WORD = re.compile(r"\w+")

@@ -67,15 +67,18 @@ def coverage(tokens: list[str], weights: dict[str, float]) -> float:
     if total <= 0:
         return 0.0
     present = set(tokens)
-    return sum(w for t, w in weights.items() if _present(t, present)) / total
+    # Each word after a line break (tokens are \w+ stems, never one): "a word begins with term"
+    # is then one substring search in C, where a loop over the words was half the answering time.
+    joined = "\n" + "\n".join(present)
+    return sum(w for t, w in weights.items() if _present(t, present, joined)) / total
 
 
-def _present(term: str, words: set[str]) -> bool:
+def _present(term: str, words: set[str], joined: str) -> bool:
     forms = variants(term)
     if not forms.isdisjoint(words):
         return True
     # Stems part ways where the reader would not: "chair" and "chairman", "Texa" and "Texan".
-    return len(term) >= PREFIX_MIN_CHARS and any(w.startswith(term) for w in words)
+    return len(term) >= PREFIX_MIN_CHARS and "\n" + term in joined
 
 
 def holds_answer_kind(text: str, question: QuestionInfo) -> bool:

@@ -196,7 +196,8 @@ def export_onnx(name: str, index_dir: Path) -> Path:
     target = runtimes.export_dir(index_dir, name, weights_sha256)
     if (target / "export.json").is_file():
         try:
-            runtimes.read_export(target)
+            for exported in ("onnx", "openvino"):
+                runtimes.read_export(target, exported)
             return target
         except ModelError as exc:
             log.warning("exporting again: %s", exc)
@@ -237,6 +238,7 @@ def export_onnx(name: str, index_dir: Path) -> Path:
                 opset_version=ONNX_OPSET,
                 dynamo=False,
             )
+        runtimes.write_openvino_ir(staging)
         for side in runtimes.SIDE_FILES:
             shutil.copyfile(source / side, staging / side)
         np.save(staging / "probes.npy", embedder.encode(list(runtimes.PROBES)))
@@ -244,7 +246,7 @@ def export_onnx(name: str, index_dir: Path) -> Path:
             "format": runtimes.EXPORT_FORMAT,
             "model": name,
             "weights_sha256": weights_sha256,
-            "onnx_sha256": sha256_file(staging / "model.onnx"),
+            "sha256": {name: sha256_file(staging / name) for files in runtimes.MODEL_FILES.values() for name in files},
             "torch": torch.__version__,
             "opset": ONNX_OPSET,
         }

@@ -85,6 +85,24 @@ def _copy_export(seed_index: Path, tmp_path: Path) -> tuple[Path, Path]:
     return index_dir, target
 
 
+def test_an_export_of_an_older_format_is_removed_and_other_models_stay(seed_index: Path, tmp_path: Path) -> None:
+    import json
+
+    from bot.indexing.embedding import export_onnx
+
+    index_dir, folder = _copy_export(seed_index, tmp_path)
+    record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    older, other, unknown = (folder.parent / n for n in ("onnx-0123456789ab", "onnx-ba9876543210", "onnx-notanexport"))
+    for path, fields in ((older, {"format": 1}), (other, {"model": "someone/another-model"})):
+        path.mkdir()
+        (path / "model.onnx").write_bytes(b"\0" * 1024)
+        (path / "export.json").write_text(json.dumps({**record, **fields}), encoding="utf-8")
+    unknown.mkdir()
+    assert export_onnx(DEFAULT_MODEL, index_dir) == folder  # the current export is kept, not redone
+    assert not older.exists()
+    assert other.exists() and unknown.exists() and (folder / "export.json").is_file()
+
+
 def test_a_changed_model_file_is_refused_by_its_hash(seed_index: Path, tmp_path: Path) -> None:
     index_dir, folder = _copy_export(seed_index, tmp_path)
     with (folder / "model.onnx").open("r+b") as handle:

@@ -198,6 +198,7 @@ def export_onnx(name: str, index_dir: Path) -> Path:
         try:
             for exported in ("onnx", "openvino"):
                 runtimes.read_export(target, exported)
+            _drop_superseded(target, name, weights_sha256)
             return target
         except ModelError as exc:
             log.warning("exporting again: %s", exc)
@@ -270,7 +271,32 @@ def export_onnx(name: str, index_dir: Path) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _drop_superseded(target, name, weights_sha256)
     return target
+
+
+def _drop_superseded(target: Path, name: str, weights_sha256: str) -> None:
+    """Remove the exports of the same model and weights in an older export format (~220 MB each),
+    left by an earlier release: nothing reads them any more. Exports of other models stay, for a
+    BOT_MODEL switched back."""
+    import shutil
+
+    from bot.indexing import runtimes
+
+    for folder in target.parent.glob("onnx-*"):
+        try:
+            record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not an export this code knows: left alone
+        if (
+            folder != target
+            and isinstance(record, dict)
+            and record.get("model") == name
+            and record.get("weights_sha256") == weights_sha256
+            and record.get("format") != runtimes.EXPORT_FORMAT
+        ):
+            log.info("removing %s: an export of format %s, superseded by %s", folder, record.get("format"), target)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def open_embedder(

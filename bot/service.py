@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
@@ -105,6 +105,16 @@ class Filters:
 NO_FILTERS = Filters()
 
 
+class AnswerOptions(TypedDict):
+    """What `answer_with_vector` and `answer_in_conversation` take from Filters and the settings."""
+
+    since: str | None
+    until: str | None
+    recency_half_life_days: float | None
+    asked_on: str | None
+    threshold: float
+
+
 class Service:
     """What a running bot holds: settings, model, live index, question encoder, metrics."""
 
@@ -176,21 +186,20 @@ class Service:
         assert self.embedder is not None  # index() checked it
         return question, index, self.embedder
 
+    def _options(self, filters: Filters) -> AnswerOptions:
+        """The keyword arguments both answering paths take from the filters and the settings."""
+        return {
+            "since": filters.since,
+            "until": filters.until,
+            "recency_half_life_days": filters.recent,
+            "asked_on": filters.asked_on,
+            "threshold": self.settings.threshold,
+        }
+
     def _answer(
         self, index: Index, question: str, vector: np.ndarray, k: int, filters: Filters, started: float
     ) -> Answer:
-        return answer_with_vector(
-            index,
-            question,
-            vector,
-            k,
-            since=filters.since,
-            until=filters.until,
-            recency_half_life_days=filters.recent,
-            asked_on=filters.asked_on,
-            threshold=self.settings.threshold,
-            started=started,
-        )
+        return answer_with_vector(index, question, vector, k, started=started, **self._options(filters))
 
     def _vector(self, embedder: Embedder, text: str) -> np.ndarray:
         """One question's vector from a thread: through the server's batches and vector cache when
@@ -208,11 +217,7 @@ class Service:
             question,
             history,
             k,
-            since=filters.since,
-            until=filters.until,
-            recency_half_life_days=filters.recent,
-            asked_on=filters.asked_on,
-            threshold=self.settings.threshold,
+            **self._options(filters),
         )
 
     def _counted(self, result: Answer, surface: str) -> Answer:

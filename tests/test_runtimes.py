@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -103,22 +104,16 @@ def test_an_export_of_an_older_format_is_removed_and_other_models_stay(seed_inde
     assert other.exists() and unknown.exists() and (folder / "export.json").is_file()
 
 
-def test_a_changed_model_file_is_refused_by_its_hash(seed_index: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("runtime", "changed"), [("onnx", "model.onnx"), ("openvino", "openvino.bin")])
+def test_a_changed_model_file_is_refused_by_its_hash(
+    seed_index: Path, tmp_path: Path, runtime: str, changed: str
+) -> None:
     index_dir, folder = _copy_export(seed_index, tmp_path)
-    with (folder / "model.onnx").open("r+b") as handle:
+    with (folder / changed).open("r+b") as handle:
         handle.seek(-4096, os.SEEK_END)
         handle.write(b"\0" * 16)
-    with pytest.raises(ModelError, match=r"model\.onnx has sha256 .* corrupt or was replaced"):
-        open_embedder(DEFAULT_MODEL, "onnx", index_dir)
-
-
-def test_a_changed_openvino_weights_file_is_refused_by_its_hash(seed_index: Path, tmp_path: Path) -> None:
-    index_dir, folder = _copy_export(seed_index, tmp_path)
-    with (folder / "openvino.bin").open("r+b") as handle:
-        handle.seek(-4096, os.SEEK_END)
-        handle.write(b"\0" * 16)
-    with pytest.raises(ModelError, match=r"openvino\.bin has sha256 .* corrupt or was replaced"):
-        open_embedder(DEFAULT_MODEL, "openvino", index_dir)
+    with pytest.raises(ModelError, match=rf"{re.escape(changed)} has sha256 .* corrupt or was replaced"):
+        open_embedder(DEFAULT_MODEL, runtime, index_dir)
 
 
 def test_vectors_that_drift_from_torchs_are_refused_with_the_figure(seed_index: Path, tmp_path: Path) -> None:

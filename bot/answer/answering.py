@@ -119,19 +119,23 @@ def _recency(index: Index, half_life_days: float | None) -> np.ndarray | None:
     return weight
 
 
-def _around(index: Index, asked_on: str | None) -> np.ndarray | None:
-    """Per article, 1.0 for one dated the day the question was asked, halving every
-    ASKED_ON_HALF_LIFE days before or after it; 0 for an undated one."""
+def _asked_day(asked_on: str | None) -> dt.date | None:
+    """The day the question was asked, or a QuestionError saying what is wrong with it."""
     if asked_on is None:
         return None
     try:
-        day = float(dt.date.fromisoformat(asked_on[:10]).toordinal())
+        return dt.date.fromisoformat(asked_on[:10])
     except ValueError:
         raise QuestionError(
             f"The day the question was asked must be an ISO date (YYYY-MM-DD), got {asked_on!r}."
         ) from None
+
+
+def _around(index: Index, day: dt.date) -> np.ndarray:
+    """Per article, 1.0 for one dated `day`, halving every ASKED_ON_HALF_LIFE days before or
+    after it; 0 for an undated one."""
     days = index.article_ordinals
-    weight: np.ndarray = np.where(np.isnan(days), 0.0, 0.5 ** (np.abs(days - day) / ASKED_ON_HALF_LIFE))
+    weight: np.ndarray = np.where(np.isnan(days), 0.0, 0.5 ** (np.abs(days - day.toordinal()) / ASKED_ON_HALF_LIFE))
     return weight
 
 
@@ -143,14 +147,13 @@ def _candidates(
     mask: np.ndarray | None,
     since: str | None,
     until: str | None,
-    asked_on: str | None,
+    day: dt.date | None,
 ) -> list[Candidate]:
-    """The passages to score: the best of the index, and with `asked_on` also the best of the
+    """The passages to score: the best of the index, and with the day asked also the best of the
     articles dated within ASKED_ON_WINDOW days of it (a passage found twice keeps its better score)."""
     found = search(index, vector, tokens, depth, mask, since, until)
-    if asked_on is None:
+    if day is None:
         return found
-    day = dt.date.fromisoformat(asked_on[:10])
     low = (day - dt.timedelta(days=ASKED_ON_WINDOW)).isoformat()
     high = (day + dt.timedelta(days=ASKED_ON_WINDOW)).isoformat()
     low, high = max(low, since or low), min(high, until or high)
@@ -182,8 +185,9 @@ def score_passages(
     vector = vector.astype(np.float32)
     scored: list[_Scored] = []
     tokens = expand(info.tokens) if EXPAND_SEARCH else info.tokens
-    around = _around(index, asked_on)
-    candidates = _candidates(index, vector, tokens, depth, mask, since, until, asked_on)
+    day = _asked_day(asked_on)
+    around = _around(index, day) if day is not None else None
+    candidates = _candidates(index, vector, tokens, depth, mask, since, until, day)
     ranges = [(int(index.passages[c.passage, 3]), int(index.passages[c.passage, 4])) for c in candidates]
     for candidate, unit_vectors in zip(candidates, index.unit_vectors_of(ranges), strict=True):
         article_no, _, _, first, last = (int(x) for x in index.passages[candidate.passage])

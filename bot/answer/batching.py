@@ -5,7 +5,8 @@ busy wait in a queue and are encoded together in the next call, so 32 concurrent
 few batched calls rather than 32 single ones, and a lone client waits for nothing but its own
 encode. A call takes the largest power of two of the waiting questions, the earliest first; the
 rest join the next call (at 32 clients: encoder CPU 2.10 -> 1.82 ms a question, as the model
-then runs as few batches as possible, each of a shape it has run before). Repeated questions are served from an LRU cache of their vectors.
+then runs as few batches as possible, each of a shape it has run before). Repeated questions
+are served from an LRU cache of their vectors.
 
 Threads without an event loop (Slack's listeners) use `encode_blocking`, which queues the question
 on the encoder's loop, so they share the batches and the cache with HTTP's requests.

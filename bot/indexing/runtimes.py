@@ -14,8 +14,8 @@ the bundled, sha256-checked weights once, with torch (`bot.indexing.embedding.ex
 Serving reads only that folder: `tokenizers` splits the text, the runtime runs the transformer,
 numpy mean-pools over the attention mask and L2-normalises (what modules.json and the pooling
 config say), so a server on either runtime never imports torch. Every load checks the hash of
-the model file it reads and encodes PROBES again: a vector below MIN_COSINE to torch's refuses the runtime, with the
-figure, as a ModelError.
+the model file it reads and encodes PROBES again: a vector below MIN_COSINE to torch's refuses
+the runtime, with the figure, as a ModelError.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from bot.errors import BotError, StoreError
 from bot.indexing.embedding import Embedder
 from bot.indexing.keyword import tokenize
 from bot.indexing.versions import FORMAT_VERSION, Index, open_index
-from bot.quality import breakdown
+from bot.quality import breakdown, support
 
 T = TypeVar("T")
 BASELINES = ("bm25", "dense")
@@ -53,6 +53,7 @@ class EvalQuestion:
     answerable: bool = True
     context_ids: tuple[str, ...] = ()  # news sets: every article that holds the answer
     date: str | None = None  # the day the question was asked ("this week" is relative to it)
+    support: str | None = None  # whether an article states the answer (`bot.quality.support`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,10 @@ class Report:
     span_given: float | None = None
     span_exact_match: float | None = None
     span_f1: float | None = None
+    # Over the answerable questions whose answer an article states (`bot.quality.support`), if labelled.
+    stated: int | None = None
+    stated_answer_in_top_quote: float | None = None
+    stated_answered_with_answer: float | None = None
     # Per question type: {n, answer_in_top_quote, answered_with_answer, wrong_passage, wrong_sentence, declined}.
     by_type: dict[str, dict[str, Any]] = field(default_factory=dict)
     # At other thresholds: {threshold: [abstention precision, abstention recall, declined answerable]}.
@@ -137,11 +142,18 @@ def load_questions(path: Path | str) -> list[EvalQuestion]:
                     answerable=answerable,
                     context_ids=tuple(str(c) for c in data.get("context_ids") or ()),
                     date=data.get("date") or None,
+                    support=_support(data.get("support")),
                 )
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise BotError(f"{path}:{number}: not a question line ({exc})") from None
     return questions
+
+
+def _support(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value in support.SUPPORT):
+        return value
+    raise ValueError(f"support must be one of {', '.join(support.SUPPORT)}, got {value!r}")
 
 
 def subsample(questions: list[T], every: int = 1, limit: int | None = None) -> list[T]:
@@ -180,6 +192,7 @@ def summarize(
     declined = [o for o in outcomes if not o.answered]
     top_words = [len(o.top_quote.split()) for o in answerable if o.top_quote]
     in_top = {o.question.id: contains_answer(o.top_quote, o.question) for o in graded}
+    stated, stated_in_top, stated_answered = support.stated_figures(outcomes, contains_answer)
     return Report(
         mode=mode,
         questions=len(outcomes),
@@ -202,6 +215,9 @@ def summarize(
         ][:30],
         threshold_sweep=_sweep(outcomes) if unanswerable else {},
         by_type=breakdown.by_type(outcomes, contains_answer),
+        stated=stated,
+        stated_answer_in_top_quote=stated_in_top,
+        stated_answered_with_answer=stated_answered,
         **(breakdown.span_figures(outcomes) if mode == "product" else {}),
     )
 
@@ -269,6 +285,8 @@ def evaluate(
     if mode not in MODES:
         raise BotError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     run = _product(index, embedder, threshold) if mode == "product" else _baseline(index, embedder, mode)
+    # The hand-read support of the news set, by question id (other sets have none of its ids).
+    questions = support.with_support(questions, support.packaged_labels())
     embedder.encode(["warm up"])  # the first call pays for lazy initialisation, not the questions
     started = time.perf_counter()
     outcomes = [run(q) for q in questions]

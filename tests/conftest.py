@@ -91,6 +91,19 @@ def write_article(folder: Path, name: str, title: str, body: str, date: str = "2
     return path
 
 
+# Two made-up reports, one per harbour, alike but for the harbour and the day: which one answers
+# "Which harbour did the Velmora ferry reach this week?" depends only on the day it is asked.
+FERRY_QUESTION = "Which harbour did the Velmora ferry reach this week?"
+
+
+def write_ferry_reports(folder: Path, days: dict[str, str]) -> None:
+    """One report per harbour in `days` (harbour → ISO day), in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, (harbour, day) in enumerate(days.items()):
+        body = f"The Velmora ferry reached {harbour} this week after a calm crossing from Tessary Point."
+        write_article(folder, f"ferry-{n}.md", f"Velmora ferry reaches {harbour}", body, date=day)
+
+
 @pytest.fixture
 def seed_corpus(tmp_path: Path) -> Path:
     """A private copy of the repository's corpus/."""

@@ -5,6 +5,7 @@ own envelope processing."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import time
@@ -22,9 +23,19 @@ from bot.http.app import create_app
 from bot.indexing.build import build_index
 from bot.indexing.versions import open_index
 from bot.settings import Settings
+from bot.slack.app import asked_day
 from bot.slack.blocks import SHARE, VOTE_UP, escape, unescape
 from bot.slack.feedback import FeedbackStore
-from tests.conftest import ROOT, SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
+from tests.conftest import (
+    FERRY_QUESTION,
+    ROOT,
+    SEED_CORPUS,
+    FakeEmbedder,
+    ServerThread,
+    wait_until,
+    write_article,
+    write_ferry_reports,
+)
 from tests.fake_slack import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -591,3 +602,40 @@ def test_slack_questions_share_the_servers_batches_and_vector_cache(
         response = httpx.post(server.url + "/ask", json={"question": question}, timeout=30)
         assert response.status_code == 200
         assert embedder.texts == [question] and service.encoder.cache_hits == 1
+
+
+def epoch(day: str, hour: int = 12) -> str:
+    moment = dt.datetime.fromisoformat(day).replace(hour=hour, tzinfo=dt.UTC)
+    return f"{moment.timestamp():.6f}"
+
+
+def test_a_slack_timestamp_gives_the_day_asked_in_utc() -> None:
+    assert asked_day("1700000000.000100") == "2023-11-14"
+    assert asked_day(epoch("2031-03-04", hour=23)) == "2031-03-04"
+    today = dt.datetime.now(dt.UTC).date()
+    # No timestamp, or one that is not a number: the question is asked now.
+    for ts in (None, "", "soon", "1e400", "nan"):
+        assert asked_day(ts) in {today.isoformat(), (today + dt.timedelta(days=1)).isoformat()}
+
+
+@pytest.mark.slow
+def test_this_week_reads_against_the_day_of_the_message(tmp_path: Path, fake: FakeSlack) -> None:
+    corpus = tmp_path / "corpus"
+    write_ferry_reports(corpus, {"Port Quill": "2031-03-03", "Harrow Bay": "2031-05-05"})
+    today = dt.datetime.now(dt.UTC).date()
+    write_ferry_reports(
+        tmp_path / "now", {"Kelmouth": today.isoformat(), "Dunmere": (today - dt.timedelta(70)).isoformat()}
+    )
+    for n, path in enumerate(sorted((tmp_path / "now").iterdir())):
+        path.rename(corpus / f"now-{n}.md")
+    build_index(corpus, tmp_path / "index", FakeEmbedder())
+    with running(tmp_path / "index", tmp_path / "data", fake) as base:
+        for n, (day, harbour) in enumerate([("2031-03-04", "Port Quill"), ("2031-05-06", "Harrow Bay")]):
+            post(base, event_body(mention(FERRY_QUESTION, ts=epoch(day)), f"EvFerry{n}"))
+            call = wait_until(lambda n=n: (calls := fake.of("chat.postMessage")) and len(calls) > n and calls[n])
+            top = section_texts(call.body["blocks"])[1]
+            assert harbour in top, (day, top)
+        # A slash command has no timestamp: it is asked today.
+        post(base, command_body(FERRY_QUESTION, fake.response_url("ferry")), "application/x-www-form-urlencoded")
+        (reply,) = wait_until(lambda: fake.of("/response/ferry"))
+        assert "Kelmouth" in section_texts(reply.body["blocks"])[1]

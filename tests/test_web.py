@@ -24,7 +24,16 @@ from playwright.sync_api import expect
 
 from bot.http.app import create_app
 from bot.settings import Settings
-from tests.conftest import ROOT, SEED_CORPUS, FakeEmbedder, ServerThread, wait_until, write_article
+from tests.conftest import (
+    FERRY_QUESTION,
+    ROOT,
+    SEED_CORPUS,
+    FakeEmbedder,
+    ServerThread,
+    wait_until,
+    write_article,
+    write_ferry_reports,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Read at import: the autouse fixture clears BOT_* variables before each test.
@@ -547,6 +556,27 @@ def test_axe_finds_no_accessibility_violations(
         opened.context.close()
 
 
+def test_this_week_reads_against_the_readers_day(browser: Any, tmp_path: Path) -> None:
+    from bot.indexing.build import build_index
+
+    write_ferry_reports(tmp_path / "corpus", {"Port Quill": "2031-03-03", "Harrow Bay": "2031-05-05"})
+    build_index(tmp_path / "corpus", tmp_path / "index", FakeEmbedder())
+    with fake_server(tmp_path / "index") as server:
+        for day, harbour in [("2031-03-04", "Port Quill"), ("2031-05-06", "Harrow Bay")]:
+            opened = Page(browser)
+            # The browser's calendar says `day` (timers still run): the page sends it as the day asked.
+            opened.page.clock.set_fixed_time(f"{day}T10:00:00")
+            sent: list[dict[str, Any]] = []
+            opened.page.on(
+                "request", lambda r, sent=sent: sent.append(r.post_data_json) if r.url.endswith("/ask") else None
+            )
+            ask(opened, server, FERRY_QUESTION)
+            expect(opened.page.locator("#results .card").first.locator("mark").first).to_contain_text(harbour)
+            assert sent == [{"question": FERRY_QUESTION, "k": 3, "asked_on": day}]
+            opened.context.close()
+            assert not opened.problems, opened.problems
+
+
 def test_a_follow_up_is_sent_with_the_conversation_and_start_over_forgets_it(
     web: Page, real_server: ServerThread
 ) -> None:
@@ -564,7 +594,8 @@ def test_a_follow_up_is_sent_with_the_conversation_and_start_over_forgets_it(
     box.press("Enter")
     expect(page.locator(".read-as")).to_contain_text("When did it begin? (about Microsoft, partnership, OpenAI)")
     expect(page.locator("#results mark").first).to_contain_text("which began in 2019")
-    assert sent[-1] == {"question": "When did it begin?", "k": 3, "history": [first]}
+    today = page.evaluate("new Date().toLocaleDateString('en-CA')")  # the reader's own day, YYYY-MM-DD
+    assert sent[-1] == {"question": "When did it begin?", "k": 3, "asked_on": today, "history": [first]}
     expect(page.locator("#followup-to")).to_have_text("When did it begin?")
     # Start over: the next question goes alone, and is answered as asked.
     page.get_by_role("button", name="Start over").click()
@@ -574,7 +605,7 @@ def test_a_follow_up_is_sent_with_the_conversation_and_start_over_forgets_it(
     box.press("Enter")
     expect(page.locator("#status")).not_to_have_text("")
     wait_until(lambda: len(sent) >= 3)
-    assert sent[-1] == {"question": "When did it begin?", "k": 3}
+    assert sent[-1] == {"question": "When did it begin?", "k": 3, "asked_on": today}
     expect(page.locator(".read-as")).to_have_count(0)  # the new answer replaced the follow-up's
     page.locator("#results .card").first.wait_for()
 

@@ -4,6 +4,8 @@
 - a direct message → the answer in the DM (in its thread when the question was in one);
 - "Ask the articles" on any message (a message shortcut) → the quotes that bear best on what the
   message claims, in its thread, only to the one who asked (BOT_SLACK_EPHEMERAL) with "Share";
+- a question is asked on the day of its message (`asked_on`, the day in UTC; a `/ask` command's is
+  today), so that "this week" reads against it and articles dated near that day rank higher;
 - `/ask question` → acknowledged at once, answered through the command's `response_url`,
   only to the asker (BOT_SLACK_EPHEMERAL, default) with a "Share in channel" button;
 - 👍 / 👎 under every answer → stored in SQLite (bot/slack/feedback.py), counted in /metrics;
@@ -21,6 +23,7 @@ message's channel+ts in SQLite first, so each question is answered once.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -41,6 +44,7 @@ from bot.answer.conversation import Turn
 from bot.errors import BotError, QuestionError
 from bot.observability import safe_records
 from bot.records import Answer
+from bot.service import Filters
 from bot.slack.blocks import (
     MAX_BLOCKS,
     SHARE,
@@ -126,10 +130,10 @@ class SlackBot:
 
     # -- the answering core, shared by every listener ------------------------------------
 
-    def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
+    def ask(self, question: str, history: list[Turn] | None = None, asked_on: str | None = None) -> Answer:
         """Answer with the served index, after the thread's earlier questions (`history`, oldest
-        first); UnavailableError while the model or index is not loaded."""
-        return self.service.answer(question, QUOTES, history=history or (), surface="slack")
+        first), as asked on the day `asked_on`; UnavailableError while the model or index is not loaded."""
+        return self.service.answer(question, QUOTES, Filters(asked_on=asked_on), history=history or (), surface="slack")
 
     def dispatch(
         self, body: str, query: dict[str, str], headers: dict[str, str | Sequence[str]]
@@ -218,7 +222,7 @@ class SlackBot:
         # A question in a thread follows the thread's earlier questions (from the bot's own store).
         history = self.store.thread_turns(channel, thread) if thread else []
         try:
-            result = self.ask(question, history)
+            result = self.ask(question, history, asked_day(event.get("ts")))
         except BotError as exc:
             private = isinstance(exc, QuestionError) and surface == "mention"
             self._post_notice(channel, user, thread, reply_for(exc), private=private)
@@ -265,7 +269,7 @@ class SlackBot:
         else:
             ack(response_type="in_channel")  # Slack then shows the command itself to the channel
         try:
-            result = self.ask(question)
+            result = self.ask(question, asked_on=asked_day(None))  # a command carries no timestamp: now
         except BotError as exc:
             self._respond(respond, text=reply_for(exc), response_type="ephemeral")
             return
@@ -373,6 +377,15 @@ class SlackBot:
 
         safe_records.add_secret(app_token)
         return SocketModeHandler(self.app, app_token, logger=log, web_client=self.client)
+
+
+def asked_day(ts: object) -> str:
+    """The UTC day of a Slack timestamp ("1700000000.000100"), or today's when it has none."""
+    try:
+        moment = dt.datetime.fromtimestamp(float(str(ts)), dt.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        moment = dt.datetime.now(dt.UTC)
+    return moment.date().isoformat()
 
 
 def _answerable(event: dict[str, Any]) -> bool:

@@ -184,6 +184,11 @@
 
   // ---- asking ------------------------------------------------------------------------------
 
+  function localDay(date) {
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  }
+
   function questionUrl(question) {
     return `./?q=${encodeURIComponent(question)}`;
   }
@@ -214,7 +219,8 @@
 
     const headers = { "Content-Type": "application/json", Accept: "application/json" };
     if (key) headers.Authorization = `Bearer ${key}`;
-    const body = { question, k: QUOTES };
+    // Asked today (the reader's own calendar day): "this week" in a question reads against it.
+    const body = { question, k: QUOTES, asked_on: localDay(new Date()) };
     // A link or the browser's back button replays a question as it was asked, without the conversation.
     const earlier = follow ? conversation.filter((q) => q !== question) : [];
     if (earlier.length) body.history = earlier;

@@ -176,6 +176,26 @@ def test_calibration_rows_add_a_hidden_source_negative(tmp_path: Path, fake_embe
     assert x[0, 0] > x[1, 0]  # the hidden bridge article leaves a worse best sentence
 
 
+def test_calibration_rows_follow_the_hand_read_support(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    from bot.quality.calibration import calibration_rows
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_article(corpus, "a.md", "Harbour bridge", "The harbour bridge opened in 1932.")
+    write_article(corpus, "b.md", "Mountain railway", "The mountain railway climbs 1,200 metres.")
+    index = cached_index([corpus], fake_embedder, tmp_path / "cache")
+    asked = "When did the harbour bridge open?"
+    questions = [
+        EvalQuestion("s", asked, ("1932",), None, "a", support="stated"),
+        EvalQuestion("p", asked, ("1932",), None, "a", support="partly"),
+        EvalQuestion("x", asked, ("1932",), None, "a", support="absent"),
+    ]
+    x, y = calibration_rows(index, fake_embedder, questions)
+    # Stated: a positive and its hidden-source negative; partly: only the negative; absent: two negatives.
+    assert list(y) == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert x[0].tolist() == x[3].tolist()  # the same question, the same quote: only the label differs
+
+
 def test_threshold_sweep_shows_the_abstention_trade() -> None:
     outcomes = [
         Outcome(q("a"), True, ("art-a",), "gold", confidence=0.9),

@@ -5,8 +5,14 @@ Messages are checked the way Slack checks them (`limits=True`, the default): at 
 (100 in a view), 4,000 characters of `text`, 3,000 in a section's or context's text, 2,000 in a
 section field or a button's value, 75 in a button's label, 150 in a header, 10 elements in a
 context block, 25 in an actions block, unique block ids of at most 255 characters, no empty
-text, no unknown block type. A message that breaks one is refused (`invalid_blocks` or
-`msg_too_long`, HTTP 400 on a response url) and kept in `rejected`."""
+text, no unknown block type. A `rich_text` block must hold a non-empty list of rich_text_section,
+rich_text_quote, rich_text_list or rich_text_preformatted, each with a non-empty `elements` list
+(a list's items are sections); a `text` element needs a non-empty string `text` and styles among
+bold, italic, strike and code (the four every version of Slack's reference gives), each a boolean.
+Slack documents no character limit for a rich_text block, so the fake holds one to the section
+limit, 3,000 characters of text in all: the bot's own budget for a quote, never more than a
+section would carry. A message that breaks one is refused (`invalid_blocks` or `msg_too_long`,
+HTTP 400 on a response url) and kept in `rejected`."""
 
 from __future__ import annotations
 
@@ -168,6 +174,41 @@ def _element_problems(where: str, element: Any) -> list[str]:
     return problems
 
 
+RICH_TEXT_PARTS = {"rich_text_section", "rich_text_quote", "rich_text_list", "rich_text_preformatted"}
+RICH_TEXT_INLINE = {"text", "link", "emoji", "user", "usergroup", "channel", "broadcast", "date", "color", "team"}
+RICH_TEXT_STYLES = {"bold", "italic", "strike", "code"}
+RICH_TEXT_LIMIT = 3000
+
+
+def _rich_text_problems(where: str, parts: Any, kinds: set[str], texts: list[str]) -> list[str]:
+    """What Slack would refuse in a rich text block's (or part's) `elements`; the text of its text
+    elements is added to `texts`, to be counted against the block's limit."""
+    if not isinstance(parts, list) or not parts:
+        return [f"{where}: must be a non-empty list"]
+    problems: list[str] = []
+    for n, part in enumerate(parts):
+        at = f"{where}[{n}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in kinds:
+            problems.append(f"{at}: must be one of {', '.join(sorted(kinds))}")
+        elif kind == "rich_text_list":
+            problems += _rich_text_problems(f"{at}.elements", part.get("elements"), {"rich_text_section"}, texts)
+        elif kind in RICH_TEXT_PARTS:  # a quote may nest sections, as Slack's own composer writes them
+            inline = RICH_TEXT_INLINE | ({"rich_text_section"} if kind == "rich_text_quote" else set())
+            problems += _rich_text_problems(f"{at}.elements", part.get("elements"), inline, texts)
+        elif kind == "text":
+            text, style = part.get("text"), part.get("style", {})
+            if not isinstance(text, str) or not text:
+                problems.append(f"{at}.text: must be more than 0 characters")
+            else:
+                texts.append(text)
+            if not isinstance(style, dict) or not set(style) <= RICH_TEXT_STYLES:
+                problems.append(f"{at}.style: must only hold {', '.join(sorted(RICH_TEXT_STYLES))}")
+            elif not all(isinstance(value, bool) for value in style.values()):
+                problems.append(f"{at}.style: must be booleans")
+    return problems
+
+
 def blocks_problems(blocks: Any, max_blocks: int = MAX_BLOCKS) -> list[str]:
     """What Slack would say is wrong with `blocks` (empty: nothing)."""
     if not isinstance(blocks, list):
@@ -214,6 +255,11 @@ def blocks_problems(blocks: Any, max_blocks: int = MAX_BLOCKS) -> list[str]:
                 problems += _element_problems(f"{where}.elements[{m}]", item)
         elif kind == "header":
             problems += _text_problems(f"{where}.text", block.get("text"), 150, ("plain_text",))
+        elif kind == "rich_text":
+            texts: list[str] = []
+            problems += _rich_text_problems(f"{where}.elements", block.get("elements"), RICH_TEXT_PARTS, texts)
+            if sum(map(len, texts)) > RICH_TEXT_LIMIT:
+                problems.append(f"{where}: must hold at most {RICH_TEXT_LIMIT} characters of text")
     return problems
 
 

@@ -78,6 +78,10 @@ def long_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return index_dir
 
 
+def rich_text(*elements: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "rich_text", "elements": [{"type": "rich_text_quote", "elements": list(elements)}]}
+
+
 def test_the_fake_refuses_what_slack_refuses() -> None:
     with FakeSlack() as fake:
         client = WebClient(token=BOT_TOKEN, base_url=fake.api_url)
@@ -89,6 +93,20 @@ def test_the_fake_refuses_what_slack_refuses() -> None:
             [{"type": "sections", "text": {"type": "mrkdwn", "text": "x"}}],
             [{"type": "divider", "block_id": "a"}, {"type": "divider", "block_id": "a"}],
             [{"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x" * 76}}]}],
+            [rich_text({"type": "text", "text": "x" * 1500}, {"type": "text", "text": "y" * 1501})],
+            [rich_text({"type": "text", "text": ""})],
+            [rich_text({"type": "text", "text": "x", "style": {"underlined": True}})],
+            [rich_text({"type": "text", "text": "x", "style": {"bold": "yes"}})],
+            [rich_text({"type": "text"})],
+            [rich_text()],
+            [{"type": "rich_text", "elements": []}],
+            [{"type": "rich_text", "elements": [{"type": "rich_text_paragraph", "elements": [{"type": "text"}]}]}],
+            [
+                {
+                    "type": "rich_text",
+                    "elements": [{"type": "rich_text_list", "elements": [{"type": "text", "text": "x"}]}],
+                }
+            ],
         ]
         for blocks in bad:
             with pytest.raises(SlackApiError) as caught:
@@ -99,6 +117,9 @@ def test_the_fake_refuses_what_slack_refuses() -> None:
         assert caught.value.response["error"] == "msg_too_long"
         assert len(fake.rejected) == len(bad) + 1
         assert client.chat_postMessage(channel="C0000001", text="x" * 4000)["ok"]
+        styles = {"bold": True, "italic": True, "strike": False, "code": False}
+        good = rich_text({"type": "text", "text": "x\n" * 750}, {"type": "text", "text": "y" * 1500, "style": styles})
+        assert client.chat_postMessage(channel="C0000001", text="t", blocks=[good])["ok"]
     with FakeSlack(limits=False) as lax:
         assert WebClient(token=BOT_TOKEN, base_url=lax.api_url).chat_postMessage(channel="C1", text="x" * 5000)["ok"]
 

@@ -341,3 +341,17 @@ def action_body(action_id: str, value: str, response_url: str, user: str = "UASK
         "actions": [{"type": "button", "action_id": action_id, "block_id": "feedback", "value": value}],
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def quote_elements(blocks: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The text elements of each quoted passage (the `quote-N` rich text blocks), in order."""
+    return [
+        [element for part in block["elements"] for element in part["elements"]]
+        for block in blocks
+        if block["type"] == "rich_text" and str(block.get("block_id", "")).startswith("quote-")
+    ]
+
+
+def quote_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    """Each quoted passage as a reader sees it: its text elements' text joined."""
+    return ["".join(element["text"] for element in elements) for elements in quote_elements(blocks)]

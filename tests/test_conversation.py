@@ -18,8 +18,8 @@ from bot.quality.evaluation import cached_index
 from bot.quality.followups import evaluate_followups, load_followups
 from bot.settings import Settings
 from tests.conftest import ROOT, SEED_CORPUS, ServerThread, wait_until
-from tests.fake_slack import FakeSlack, event_body, mention
-from tests.test_slack_app import post, running, section_texts
+from tests.fake_slack import FakeSlack, event_body, mention, quote_texts
+from tests.test_slack_app import post, running
 
 FIRST = "What did Microsoft say about its partnership with OpenAI?"
 FOLLOW_UP = "When did it begin?"
@@ -135,7 +135,7 @@ def test_a_follow_up_in_a_slack_thread_and_over_http_gets_the_same_quote(
         without = _top(base, FOLLOW_UP)
     second, third = calls[1].body, calls[2].body
     assert second["thread_ts"] == "5.1" and third["thread_ts"] == "5.1"
-    top = section_texts(second["blocks"])[0]
+    top = quote_texts(second["blocks"])[0]
     assert "which began in 2019" in top and "2019" in second["text"]
     said = json.dumps(second["blocks"], ensure_ascii=False)
     assert "Read as a follow-up:_ When did it begin? (about Microsoft, partnership, OpenAI)" in said

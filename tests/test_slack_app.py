@@ -19,12 +19,13 @@ import httpx
 import pytest
 
 from bot.answer.answering import answer
+from bot.articles.corpus import load_corpus
 from bot.http.app import create_app
 from bot.indexing.build import build_index
 from bot.indexing.versions import open_index
 from bot.settings import Settings
 from bot.slack.app import asked_day
-from bot.slack.blocks import SHARE, VOTE_UP, escape, unescape
+from bot.slack.blocks import SHARE, VOTE_UP, escape
 from bot.slack.feedback import FeedbackStore
 from tests.conftest import (
     FERRY_QUESTION,
@@ -47,6 +48,8 @@ from tests.fake_slack import (
     command_body,
     event_body,
     mention,
+    quote_elements,
+    quote_texts,
     sign,
 )
 
@@ -110,10 +113,6 @@ def post(base: str, body: str, content_type: str = "application/json", **headers
     return httpx.post(base + "/slack/events", content=body, headers=signed, timeout=10)
 
 
-def section_texts(blocks: list[dict[str, Any]]) -> list[str]:
-    return [b["text"]["text"] for b in blocks if b["type"] == "section"]
-
-
 def expected_quote(index_dir: Path, question: str) -> str:
     return answer(open_index(index_dir), FakeEmbedder(), question, 3).quotes[0].text
 
@@ -130,18 +129,17 @@ def test_a_mention_is_answered_once_in_its_thread_with_the_verbatim_quote(
     (call,) = wait_until(lambda: fake.of("chat.postMessage"))
     assert call.body["channel"] == "C0000001" and call.body["thread_ts"] == "1700000000.000100"
     best = answer(open_index(slack_index), FakeEmbedder(), question, 3).quotes[0]
-    quote = best.text
-    first = section_texts(call.body["blocks"])[0]
-    for line in filter(str.strip, quote.split("\n")):  # the answering sentence, bold line by line
-        if best.answer is None:
-            assert f"*{escape(line.strip())}*" in first
-        else:  # holding a short answer, the sentence is italic and the answer in it bold
-            marked = line.strip().replace(best.answer.text, f"\0{best.answer.text}\1", 1)
-            assert "_" + escape(marked).replace("\0", "*").replace("\1", "*") + "_" in first
-    shown = unescape("\n".join(line.removeprefix("> ") for line in first.split("\n")))
-    shown = shown.replace("*", "").replace("_", "")
-    assert " ".join(quote.split()) in " ".join(shown.split())
-    assert escape(quote) in call.body["text"]
+    (article,) = [a for a in load_corpus(SEED_CORPUS).articles if a.id == best.article.id]
+    # The first quote is the article's own passage, word for word, and its bold is the quote.
+    assert quote_texts(call.body["blocks"])[0] == best.passage
+    assert best.passage == article.text[best.passage_start : best.passage_start + len(best.passage)]
+    styled = [e for e in quote_elements(call.body["blocks"])[0] if e.get("style")]
+    if best.answer is None:
+        assert styled == [{"type": "text", "text": best.text, "style": {"bold": True}}]
+    else:  # holding a short answer, the sentence is italic and the answer in it bold
+        assert "".join(e["text"] for e in styled) == best.text
+        assert [e["text"] for e in styled if e["style"].get("bold")] == [best.answer.text]
+    assert escape(best.text) in call.body["text"]
     # Cited by title and date; the seed post has no URL, so no link is made up.
     blocks = json.dumps(call.body["blocks"], ensure_ascii=False)
     assert "OpenAI, Softbank launch Stargate Project · 2025-01-23" in blocks and "<http" not in blocks
@@ -172,10 +170,14 @@ def test_the_short_answer_is_bold_inside_the_italic_sentence_and_escaped(
     with running(index_dir, tmp_path / "data", fake, BOT_THRESHOLD=0.0) as base:
         assert post(base, event_body(mention(question, ts="1.9"), "Ev0900")).status_code == 200
         (call,) = wait_until(lambda: fake.of("chat.postMessage"))
-    first = section_texts(call.body["blocks"])[0]
-    assert "_The new Quarry Lane bridge will cost *US$42 M* &amp; open in spring, the council said._" in first
-    assert first.count("*") == 2  # only the answer is bold
-    assert "<" not in first and "&lt;board&gt; &amp; council" in first
+    (shown,) = quote_elements(call.body["blocks"])[:1]
+    assert [e for e in shown if e.get("style")] == [
+        {"type": "text", "text": "The new Quarry Lane bridge will cost ", "style": {"italic": True}},
+        {"type": "text", "text": "US$42 M", "style": {"bold": True, "italic": True}},  # only the answer is bold
+        {"type": "text", "text": " & open in spring, the council said.", "style": {"italic": True}},
+    ]
+    # Word for word: rich text is shown as it is, so nothing is escaped in it.
+    assert quote_texts(call.body["blocks"])[0] == best.passage and "<board> & council" in best.passage
 
 
 @pytest.mark.slow
@@ -321,11 +323,15 @@ def test_an_article_full_of_slack_markup_renders_harmless(url: str, fake: FakeSl
     assert DANGER in expected_quote(slack_index, question)
     assert post(url, event_body(mention(question, ts="1700000007.000100"), "Ev400")).status_code == 200
     (call,) = wait_until(lambda: fake.of("chat.postMessage"))
-    sent = json.dumps(call.body["blocks"]) + call.body["text"]
+    # In the mrkdwn Slack parses (question, citation, fallback text) the markup is escaped ...
+    mrkdwn = json.dumps([b for b in call.body["blocks"] if b["type"] != "rich_text"]) + call.body["text"]
     for markup in ("<!channel>", "<@U0123456>", "<https://evil.example", "<!here>"):
-        assert markup not in sent
-    assert "&lt;!channel&gt;" in sent and "&lt;@U0123456&gt;" in sent
-    assert "<https://news.example/memo|link>" in sent
+        assert markup not in mrkdwn
+    assert "&lt;!channel&gt;" in mrkdwn and "&lt;@U0123456&gt;" in mrkdwn and "Memo &lt;!here&gt; leaks" in mrkdwn
+    assert "<https://news.example/memo|link>" in mrkdwn
+    # ... and the quote shows it word for word as text: pings and links are element types of their own.
+    assert DANGER in quote_texts(call.body["blocks"])[0]
+    assert {e["type"] for elements in quote_elements(call.body["blocks"]) for e in elements} == {"text"}
 
 
 @pytest.mark.slow
@@ -496,12 +502,16 @@ def test_a_mention_is_answered_with_the_real_model(
     with running(seed_index, tmp_path / "data", fake, embedder=real_embedder) as base:
         assert post(base, event_body(mention("Who will chair Stargate?", ts="1.8"), "Ev1100")).status_code == 200
         (call,) = wait_until(lambda: fake.of("chat.postMessage"))
-    first = section_texts(call.body["blocks"])[0]
-    # The answering sentence in italics with its short answer, the name, in bold; escaped, verbatim.
-    assert (
-        "_*Masayoshi Son*, Representative Director, Corporate Officer, Chairman &amp; CEO of SoftBank, "
-        "will be the chairman._" in first
-    )
+    (first,) = quote_elements(call.body["blocks"])[:1]
+    # The answering sentence in italics with its short answer, the name, in bold; verbatim.
+    assert [e for e in first if e.get("style")] == [
+        {"type": "text", "text": "Masayoshi Son", "style": {"bold": True, "italic": True}},
+        {
+            "type": "text",
+            "text": ", Representative Director, Corporate Officer, Chairman & CEO of SoftBank, will be the chairman.",
+            "style": {"italic": True},
+        },
+    ]
     assert call.body["thread_ts"] == "1.8"
 
 
@@ -633,9 +643,9 @@ def test_this_week_reads_against_the_day_of_the_message(tmp_path: Path, fake: Fa
         for n, (day, harbour) in enumerate([("2031-03-04", "Port Quill"), ("2031-05-06", "Harrow Bay")]):
             post(base, event_body(mention(FERRY_QUESTION, ts=epoch(day)), f"EvFerry{n}"))
             call = wait_until(lambda n=n: (calls := fake.of("chat.postMessage")) and len(calls) > n and calls[n])
-            top = section_texts(call.body["blocks"])[1]
+            top = quote_texts(call.body["blocks"])[0]
             assert harbour in top, (day, top)
         # A slash command has no timestamp: it is asked today.
         post(base, command_body(FERRY_QUESTION, fake.response_url("ferry")), "application/x-www-form-urlencoded")
         (reply,) = wait_until(lambda: fake.of("/response/ferry"))
-        assert "Kelmouth" in section_texts(reply.body["blocks"])[1]
+        assert "Kelmouth" in quote_texts(reply.body["blocks"])[0]

@@ -18,7 +18,7 @@ from bot.indexing.versions import open_index
 from bot.records import Answer
 from bot.slack.blocks import ELLIPSIS, answer_blocks, fallback_text, unescape
 from tests.conftest import ROOT, FakeEmbedder, write_article
-from tests.fake_slack import BOT_TOKEN, FakeSlack
+from tests.fake_slack import BOT_TOKEN, FakeSlack, quote_texts
 
 SQUAD_PASSAGES = ROOT.parent / "shared" / "eval" / "squad-v1.1-dev" / "passages.jsonl"
 # Made-up words (and Slack's special characters, which escaping lengthens fivefold).
@@ -51,18 +51,15 @@ def post(fake: FakeSlack, answer_: Answer, *, share: bool) -> dict[str, Any]:
 def whole_words(message: dict[str, Any], vocabulary: set[str]) -> None:
     """Every article word shown (quotes, passages, titles, the fallback), shortened or not, is a
     whole word of the articles: nothing is cut mid-word."""
-    texts = [message["text"].strip("“")]
+    texts = [unescape(message["text"].strip("“").split("” — ")[0])]  # the fallback: “quote” — title (date)
     for block in message["blocks"]:
-        if block["type"] == "section" and str(block.get("block_id", "")).startswith("quote-"):
-            texts.append(block["text"]["text"])
-        elif block["type"] == "context" and " · " in block["elements"][0]["text"]:
-            texts.append(block["elements"][0]["text"].split(" · ")[0])
+        if block["type"] == "context" and " · " in block["elements"][0]["text"]:
+            texts.append(unescape(block["elements"][0]["text"].split(" · ")[0]))
+    texts += quote_texts(message["blocks"])  # rich text: as it is, nothing escaped
     for text in texts:
-        text = text.split("” — ")[0]  # the fallback: “quote” — title (date)
-        for line in unescape(text).split("\n"):
-            for word in line.removeprefix(">").replace("*", " ").replace("_", " ").split():  # bold, italic
-                word = word.strip(ELLIPSIS).removesuffix(".")
-                assert not word or word.lower() in vocabulary, f"{word!r} is not a whole word"
+        for word in text.split():
+            word = word.strip(ELLIPSIS).removesuffix(".")
+            assert not word or word.lower() in vocabulary, f"{word!r} is not a whole word"
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +133,8 @@ def test_an_answer_from_the_longest_made_up_passages_at_k20_is_accepted(long_ind
             titles = {w.lower().replace("<", "").replace(">", "") for w in VOCABULARY}  # as the titles hold them
             whole_words(message, {w.lower() for w in VOCABULARY} | titles | {"x"})  # x: the long message
         assert not fake.rejected
-    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
-    assert any(ELLIPSIS in s for s in sections)  # long passages were shortened, not dropped
+    quotes = quote_texts(message["blocks"])
+    assert len(quotes) == MAX_K and any(ELLIPSIS in q for q in quotes)  # long passages were shortened, not dropped
 
 
 @pytest.mark.slow

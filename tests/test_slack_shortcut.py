@@ -15,8 +15,8 @@ from bot.answer.claims import MAX_CLAIMS, claims, cut
 from bot.slack.app import MESSAGE_SHORTCUT
 from bot.slack.blocks import SHARE
 from tests.conftest import ROOT, wait_until
-from tests.fake_slack import TEAM, FakeSlack, action_body
-from tests.test_slack_app import post, running, section_texts
+from tests.fake_slack import TEAM, FakeSlack, action_body, quote_texts
+from tests.test_slack_app import post, running
 
 CLAIM = (
     "Heard in the corridor: SoftBank will be the lead partner with the financial responsibility. "
@@ -73,14 +73,14 @@ def test_the_shortcut_answers_privately_in_the_messages_thread_and_share_posts_i
         assert not fake.rejected
     assert shown.body["channel"] == "C0000001" and shown.body["thread_ts"] == "9.1"
     assert shown.body["user"] == "UREADER1"  # only the one who asked sees it
-    quotes = "\n".join(section_texts(shown.body["blocks"]))
+    quotes = "\n".join(quote_texts(shown.body["blocks"]))
     # The quotes bear on both claims: the financial responsibility and the chairman.
     assert "SoftBank taking on financial responsibility" in quotes and "will be the chairman" in quotes
     assert shared.body["channel"] == "C0000001" and shared.body["thread_ts"] == "9.1"
     assert "Shared by <@UREADER1>" in json.dumps(shared.body["blocks"])
     assert fake.of("/response/share")[0].body.get("delete_original") in (True, "true")
     assert both[1].body["thread_ts"] == "9.0"
-    assert "US$500 B" in "\n".join(section_texts(both[1].body["blocks"]))
+    assert "US$500 B" in "\n".join(quote_texts(both[1].body["blocks"]))
     assert "no text to ask the articles about" in empty.body["text"] and empty.body["thread_ts"] == "9.7"
 
 

@@ -1,12 +1,18 @@
 """Answers as Slack Block Kit: pure functions from `Answer` to blocks, no Slack client involved.
 
-Slack's mrkdwn treats `<...>` as a command (`<!channel>` pings everyone, `<@U123>` pings a
-person, `<url|label>` is a link) and `&` as the start of an entity, so every piece of article
-text and every echoed question goes through `escape()`; the only `<...>` we write ourselves are
-links built from an article's own http(s) url. Limits we respect: 3,000 characters a section
-or context text, 50 blocks a message, 4,000 characters of fallback `text`, 2,000 a button value,
-10 elements a context block. Whatever is shortened is cut at a word boundary and marked "…";
-a passage loses context around its answering sentence before the sentence itself is cut.
+Quoted passages are `rich_text` blocks (a `rich_text_quote` of `text` elements styled bold or
+italic), not mrkdwn: mrkdwn has no way to escape `*`, `_`, `~` or backticks, so an article's own
+stars and underscores (footnote marks, snake_case, urls) would pair up with ours and garble a quote
+that must be word for word. A text element's text is shown as it is, markup and all, and a newline
+in it is a line break. The rest (question echo, citations, notices, Home tab) is mrkdwn: there `<...>`
+is a command (`<!channel>` pings everyone, `<@U123>` pings a person, `<url|label>` is a link) and
+`&` starts an entity, so every piece of article text and every echoed question goes through
+`escape()`; the only `<...>` we write ourselves are links built from an article's own http(s) url.
+Limits we respect: 3,000 characters a section or context text, and (our own budget, as Slack's
+docs give none for rich text) a quote block's text; 50 blocks a message, 4,000 characters of
+fallback `text`, 2,000 a button value, 10 elements a context block. Whatever is shortened is cut
+at a word boundary and marked "…"; a passage loses context around its answering sentence before
+the sentence itself is cut.
 """
 
 from __future__ import annotations
@@ -102,53 +108,45 @@ def _escaped(text: str, limit: int) -> str:
     return escape(word_prefix(text, low)) + ELLIPSIS
 
 
-def _marked(text: str, mark: str) -> str:
-    """`text` escaped inside `mark` (`*` bold, `_` italic), its edge whitespace left outside."""
-    if not text.strip():
-        return text
-    lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
-    return f"{lead}{mark}{text.strip()}{mark}{trail}"
+# A piece of a passage and its rich-text styles: () plain, ("bold",), ("italic",), ...
+Piece = tuple[str, tuple[str, ...]]
 
 
-def _quote_lines(parts: list[tuple[str, str]]) -> str:
-    """Raw (unescaped) text pieces as a Slack block quote, each line starting with '>'. A piece's
-    style is "" (plain), "bold", or "sentence"/"answer": a sentence holding a short answer, shown
-    in italics with the answer in bold inside, so the answer stands out from the bold-less line."""
-    lines: list[list[tuple[str, str]]] = [[]]
-    for text, style in parts:
-        for n, piece in enumerate(text.split("\n")):
-            if n:
-                lines.append([])
-            if piece:
-                lines[-1].append((piece, style))
-    rendered = []
-    for segments in lines:
-        out, run = "", ""
-        for piece, style in [*segments, ("", "")]:
-            if style in ("sentence", "answer"):
-                run += _marked(escape(piece), "*") if style == "answer" else escape(piece)
-                continue
-            out += _marked(run, "_")
-            run = ""
-            out += _marked(escape(piece), "*") if style == "bold" else escape(piece)
-        rendered.append(out)
-    return "\n".join("> " + line.strip() for line in rendered if line.strip())
-
-
-def _sentence_parts(quote: Quote, sentence: str, bold: bool) -> list[tuple[str, str]]:
-    """The quote's own pieces: bold, or italic around a bold short answer when it has one."""
+def _sentence_parts(quote: Quote, sentence: str, bold: bool) -> list[Piece]:
+    """The quote's own pieces: bold; or, when it holds a short answer, italic with the answer bold
+    inside, so the answer stands out from the bold-less sentence."""
     span = quote.answer
     if bold and span is not None and sentence == quote.text:
         start, end = span.start - quote.start, span.end - quote.start
         if 0 <= start < end <= len(sentence) and sentence[start:end] == span.text and span.text.strip():
-            return [(sentence[:start], "sentence"), (span.text, "answer"), (sentence[end:], "sentence")]
-    return [(sentence, "bold" if bold else "")]
+            italic = ("italic",)
+            return [(sentence[:start], italic), (span.text, ("bold", "italic")), (sentence[end:], italic)]
+    return [(sentence, ("bold",) if bold else ())]
 
 
-def passage_mrkdwn(quote: Quote, *, bold: bool = True, limit: int = SECTION_LIMIT) -> str:
-    """The quote's passage as a Slack quote with the answering sentence in bold (or, when it holds
-    a short answer, in italics with the answer bold), at most `limit` characters: context is cut
-    from both ends (at word boundaries) before the sentence is."""
+def _text_elements(pieces: list[Piece]) -> list[Block]:
+    """Pieces as rich-text `text` elements, neighbours of one style merged and empty ones dropped
+    (Slack refuses an empty text element). The text goes in unescaped: Slack's docs give a text
+    element's `text` as "the text shown to the user", make mentions, broadcasts (@channel), links
+    and emoji element types of their own, and ask for `&`, `<`, `>` to be escaped in text objects
+    (mrkdwn, plain_text) only: docs.slack.dev/reference/block-kit/block-elements/text-element."""
+    elements: list[Block] = []
+    for text, styles in pieces:
+        if not text:
+            continue
+        style = dict.fromkeys(styles, True)
+        if elements and elements[-1].get("style", {}) == style:
+            elements[-1]["text"] += text
+        else:
+            elements.append({"type": "text", "text": text} | ({"style": style} if style else {}))
+    return elements
+
+
+def passage_elements(quote: Quote, *, bold: bool = True, limit: int = SECTION_LIMIT) -> list[Block]:
+    """The quote's passage as rich-text `text` elements, word for word, with the answering sentence
+    in bold (or, when it holds a short answer, in italics with the answer bold), at most `limit`
+    characters in all: context is cut from both ends (at word boundaries, marked "…") before the
+    sentence is, and a sentence too long alone keeps its beginning. Line breaks stay line breaks."""
     offset = quote.start - quote.passage_start
     if quote.passage[offset : offset + len(quote.text)] == quote.text:
         before, after = quote.passage[:offset], quote.passage[offset + len(quote.text) :]
@@ -156,25 +154,28 @@ def passage_mrkdwn(quote: Quote, *, bold: bool = True, limit: int = SECTION_LIMI
         before = after = ""
     sentence = quote.text
 
-    def render(keep: int, sentence: str) -> str:
+    def render(keep: int, sentence: str) -> list[Piece]:
         head = before if keep >= len(before) else f"{ELLIPSIS} " + _word_cut(before[len(before) - keep :], left=True)
         tail = after if keep >= len(after) else _word_cut(after[:keep], left=False).rstrip() + f" {ELLIPSIS}"
-        return _quote_lines([(head, ""), *_sentence_parts(quote, sentence, bold), (tail, "")])
+        return [(head, ()), *_sentence_parts(quote, sentence, bold), (tail, ())]
 
-    if len(render(max(len(before), len(after)), sentence)) <= limit:
-        return render(max(len(before), len(after)), sentence)
-    low, high = 0, max(len(before), len(after))
+    def fits(pieces: list[Piece]) -> bool:
+        return sum(len(text) for text, _ in pieces) <= limit
+
+    widest = max(len(before), len(after))
+    if fits(render(widest, sentence)):
+        return _text_elements(render(widest, sentence))
+    low, high = 0, widest
     while low < high:  # the most context on each side that still fits
         middle = (low + high + 1) // 2
-        low, high = (middle, high) if len(render(middle, sentence)) <= limit else (low, middle - 1)
-    if len(render(low, sentence)) <= limit:
-        return render(low, sentence)
+        low, high = (middle, high) if fits(render(middle, sentence)) else (low, middle - 1)
+    if fits(render(low, sentence)):
+        return _text_elements(render(low, sentence))
     low, high = 0, len(sentence)
     while low < high:  # even the sentence alone is too long: keep its beginning, whole words
         middle = (low + high + 1) // 2
-        fits = len(render(0, word_prefix(sentence, middle) + ELLIPSIS)) <= limit
-        low, high = (middle, high) if fits else (low, middle - 1)
-    return render(0, word_prefix(sentence, low) + ELLIPSIS)
+        low, high = (middle, high) if fits(render(0, word_prefix(sentence, middle) + ELLIPSIS)) else (low, middle - 1)
+    return _text_elements(render(0, word_prefix(sentence, low) + ELLIPSIS))
 
 
 def _word_cut(text: str, *, left: bool) -> str:
@@ -234,8 +235,10 @@ def answer_blocks(answer: Answer, answer_id: str, *, share: bool = False, max_bl
     }
     room = max(0, (max_blocks - len(blocks) - 1) // 2)
     for n, quote in enumerate(quotes[:room]):
-        text = passage_mrkdwn(quote, bold=answer.answered)
-        blocks.append({"type": "section", "block_id": f"quote-{n}", "text": {"type": "mrkdwn", "text": text}})
+        elements = passage_elements(quote, bold=answer.answered)
+        if elements:  # nothing to quote (an empty quote and passage): the citation alone
+            quoted = {"type": "rich_text_quote", "elements": elements}
+            blocks.append({"type": "rich_text", "block_id": f"quote-{n}", "elements": [quoted]})
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": citation(quote)}]})
     blocks.append(actions)
     return blocks

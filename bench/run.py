@@ -398,7 +398,9 @@ def main() -> int:
         metavar="RUNTIME:WORKERS[:THREADS]",
         help="serve only these arrangements (repeatable), e.g. openvino:1; default: all of ARRANGEMENTS",
     )
-    parser.add_argument("--skip", nargs="*", default=[], choices=["http", "build", "incremental", "search", "million", "milvus"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["http", "build", "incremental", "search", "million", "milvus"]
+    )
     args = parser.parse_args()
     shared = args.shared if args.shared and (args.shared / "eval").is_dir() else None
     started = time.perf_counter()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.indexing.versions import Index
 from bot.quality.evaluation import (
     EvalQuestion,
     Outcome,
@@ -159,14 +160,19 @@ def test_fit_logistic_recovers_a_known_rule() -> None:
     assert abs(coefficients[0] - 3) < 0.5 and abs(coefficients[1]) < 0.3 and abs(bias + 1) < 0.3
 
 
-def test_calibration_rows_add_a_hidden_source_negative(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from bot.quality.calibration import calibration_rows
-
+def bridge_and_railway(tmp_path: Path, fake_embedder: FakeEmbedder) -> Index:
+    """Two made-up articles, the bridge's ("a") answering the calibration tests' question."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     write_article(corpus, "a.md", "Harbour bridge", "The harbour bridge opened in 1932.")
     write_article(corpus, "b.md", "Mountain railway", "The mountain railway climbs 1,200 metres.")
-    index = cached_index([corpus], fake_embedder, tmp_path / "cache")
+    return cached_index([corpus], fake_embedder, tmp_path / "cache")
+
+
+def test_calibration_rows_add_a_hidden_source_negative(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    from bot.quality.calibration import calibration_rows
+
+    index = bridge_and_railway(tmp_path, fake_embedder)
     questions = [
         EvalQuestion("1", "When did the harbour bridge open?", ("1932",), None, "a"),
         EvalQuestion("2", "Who won the chess final?", (), None, None, answerable=False),
@@ -179,11 +185,7 @@ def test_calibration_rows_add_a_hidden_source_negative(tmp_path: Path, fake_embe
 def test_calibration_rows_follow_the_hand_read_support(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
     from bot.quality.calibration import calibration_rows
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    write_article(corpus, "a.md", "Harbour bridge", "The harbour bridge opened in 1932.")
-    write_article(corpus, "b.md", "Mountain railway", "The mountain railway climbs 1,200 metres.")
-    index = cached_index([corpus], fake_embedder, tmp_path / "cache")
+    index = bridge_and_railway(tmp_path, fake_embedder)
     asked = "When did the harbour bridge open?"
     questions = [
         EvalQuestion("s", asked, ("1932",), None, "a", support="stated"),

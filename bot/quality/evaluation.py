@@ -142,18 +142,12 @@ def load_questions(path: Path | str) -> list[EvalQuestion]:
                     answerable=answerable,
                     context_ids=tuple(str(c) for c in data.get("context_ids") or ()),
                     date=data.get("date") or None,
-                    support=_support(data.get("support")),
+                    support=support.checked(data.get("support")),
                 )
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise BotError(f"{path}:{number}: not a question line ({exc})") from None
     return questions
-
-
-def _support(value: object) -> str | None:
-    if value is None or (isinstance(value, str) and value in support.SUPPORT):
-        return value
-    raise ValueError(f"support must be one of {', '.join(support.SUPPORT)}, got {value!r}")
 
 
 def subsample(questions: list[T], every: int = 1, limit: int | None = None) -> list[T]:

@@ -23,6 +23,13 @@ SUPPORT = ("stated", "partly", "absent")
 SUPPORT_FILE = Path(__file__).parent / "data" / "realtimeqa-2023-support.tsv"
 
 
+def checked(value: object) -> str | None:
+    """A question line's own `support` (None when it has none); ValueError for anything else."""
+    if value is None or (isinstance(value, str) and value in SUPPORT):
+        return value
+    raise ValueError(f"support must be one of {', '.join(SUPPORT)}, got {value!r}")
+
+
 def load_support(path: Path = SUPPORT_FILE) -> dict[str, str]:
     """Question id → support, from a `id<TAB>support` file ('#' lines are comments)."""
     try:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot.indexing.versions import Index
+from bot.quality.comparison import compare
 from bot.quality.evaluation import (
     EvalQuestion,
     Outcome,
@@ -269,3 +272,34 @@ def test_a_news_set_folder_is_reported_with_its_types_and_spans(tmp_path: Path, 
     table = format_by_type(results).splitlines()
     assert any(line.split()[:4] == ["news-2031", "product", "when", "1"] for line in table)
     assert report_shared(absent, SEED_CORPUS, fake_embedder, tmp_path / "cache", news=tmp_path / "nope") == {}
+
+
+def test_two_reports_compare_question_by_question(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_article(corpus, "a.md", "Harbour bridge", "The harbour bridge opened in 1932. It carries eight lanes.")
+    write_article(corpus, "b.md", "Mountain railway", "The mountain railway climbs 1,200 metres. Trains run hourly.")
+    index = cached_index([corpus], fake_embedder, tmp_path / "cache")
+    questions = [
+        EvalQuestion("1", "When did the harbour bridge open?", ("1932",), None, "a"),
+        EvalQuestion("2", "How high does the mountain railway climb?", ("1,200 metres",), None, "b"),
+    ]
+    report, outcomes = evaluate(index, fake_embedder, questions, "product", threshold=0.0)
+    before = {"set": {"product": report.as_dict() | {"outcomes": [o.as_row() for o in outcomes]}}}
+    assert compare(before, json.loads(json.dumps(before))).same
+    after = json.loads(json.dumps(before))
+    after["set"]["product"]["outcomes"][1]["top_quote"] = "Trains run hourly."
+    after["set"]["product"]["answer_in_top_quote"] = 0.5
+    changed = compare(before, after)
+    assert not changed.same and changed.compared == 2
+    assert [q[2] for q in changed.questions] == ["2"]
+    assert [f[2] for f in changed.figures] == ["answer_in_top_quote"]
+    (tmp_path / "before.json").write_text(json.dumps(before))
+    (tmp_path / "after.json").write_text(json.dumps(after))
+    script = Path(__file__).parent.parent / "bench" / "compare_reports.py"
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "before.json"), str(tmp_path / "after.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "Trains run hourly." in run.stdout and "different" in run.stdout

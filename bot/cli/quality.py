@@ -71,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             result, outcomes = evaluation.evaluate(
                 index, embedder, questions, args.baseline or "product", threshold=threshold
             )
-            report = result.as_dict()
+            report = result.as_dict() | {"outcomes": [o.as_row() for o in outcomes]}
             if args.encoder and args.baseline is None:
                 from bot.indexing.embedding import open_embedder
 

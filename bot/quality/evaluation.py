@@ -68,6 +68,17 @@ class Outcome:
     top_passage: str = ""
     span: str | None = None  # the top quote's short answer (`Quote.answer.text`), when it has one
 
+    def as_row(self) -> dict[str, Any]:
+        """What a report keeps of it, so two runs can be compared question by question."""
+        return {
+            "id": self.question.id,
+            "answered": self.answered,
+            "top_quote": self.top_quote,
+            "confidence": self.confidence,
+            "span": self.span,
+            "articles": list(self.articles),
+        }
+
 
 @dataclass
 class Report:
@@ -415,7 +426,7 @@ def report_shared(
         results[eval_set.name] = {}
         for mode in MODES:
             report, outcomes = evaluate(index, embedder, questions, mode, threshold=threshold)
-            results[eval_set.name][mode] = report.as_dict()
+            results[eval_set.name][mode] = report.as_dict() | {"outcomes": [o.as_row() for o in outcomes]}
             if log:
                 print(f"  {mode}: done at {report.questions_per_second} q/s", file=log, flush=True)
             if mode != "product":

@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.indexing.embedding import get_embedder  # noqa: E402
 from bot.indexing.milvus_build import build_milvus  # noqa: E402
 from bot.indexing.milvus_index import open_milvus_index  # noqa: E402
 from bot.indexing.milvus_store import MilvusTarget, release  # noqa: E402
+from bot.models.encoder import get_embedder  # noqa: E402
 from bot.quality import evaluation  # noqa: E402
 
 

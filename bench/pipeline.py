@@ -15,7 +15,7 @@ from update_cost import make_vocabulary, synthetic_article, write_synthetic_corp
 
 from bot.articles.corpus import load_corpus
 from bot.indexing.build import build_index, chunk_corpus
-from bot.indexing.embedding import Embedder
+from bot.models.encoder import Embedder
 
 
 def encode_floor(embedder: Embedder, questions: list[str]) -> dict[str, float]:

@@ -86,8 +86,9 @@ def http_section(
     arrangements: list[tuple[str, int, int]] = ARRANGEMENTS,
 ) -> list[Row]:
     from bot.indexing.build import build_index
-    from bot.indexing.embedding import DEFAULT_MODEL, export_onnx, open_embedder
-    from bot.indexing.runtimes import DEFAULT_RUNTIME
+    from bot.models.encoder import export_onnx, open_embedder
+    from bot.models.files import DEFAULT_MODEL
+    from bot.models.runtimes import DEFAULT_RUNTIME
     from bot.settings import DEFAULT_WORKERS
 
     questions, source = data.questions(shared, 48 + 160 + 40 + 96 + 192 + 8)
@@ -406,7 +407,7 @@ def main() -> int:
     started = time.perf_counter()
     import torch
 
-    from bot.indexing.embedding import get_embedder
+    from bot.models.encoder import get_embedder
 
     embedder = get_embedder()
     results: dict[str, Any] = {

@@ -30,9 +30,9 @@ from bot.articles.sources import Draft, Rejection
 from bot.errors import BotError, IngestError, UnavailableError
 from bot.indexing.build import BuildReport, build_index, is_current
 from bot.indexing.dense import APPROXIMATE_ABOVE
-from bot.indexing.embedding import Embedder
 from bot.indexing.live import LiveIndex
 from bot.indexing.versions import Index
+from bot.models.encoder import Embedder
 from bot.observability import Metrics
 from bot.quality.gaps import DeclinedLog
 from bot.records import Answer
@@ -138,7 +138,7 @@ class Service:
         """Load the model and the index (runs in a thread at start-up); a failure is kept in `error`."""
         try:
             if self.embedder is None:
-                from bot.indexing.embedding import open_embedder
+                from bot.models.encoder import open_embedder
 
                 # A missing export is made by a child process: this one never imports torch.
                 settings = self.settings

@@ -14,9 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.answer.answering import MAX_QUESTION_CHARS, THRESHOLD
 from bot.indexing.dense import APPROXIMATE_ABOVE
-from bot.indexing.embedding import DEFAULT_MODEL
 from bot.indexing.milvus_store import MilvusTarget
-from bot.indexing.runtimes import DEFAULT_RUNTIME, Runtime
+from bot.models.files import DEFAULT_MODEL
+from bot.models.runtimes import DEFAULT_RUNTIME, Runtime
 
 # Chosen by `make bench` (README, Benchmarks): on two cores one OpenVINO worker answered 32 clients
 # at 231 questions/s, two workers at 164/s (each batches half the questions, and the two compete

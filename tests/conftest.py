@@ -79,7 +79,7 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def real_embedder():
     """The bundled all-MiniLM-L6-v2, loaded once per test session."""
-    from bot.indexing.embedding import get_embedder
+    from bot.models.encoder import get_embedder
 
     return get_embedder()
 
@@ -117,7 +117,8 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
     """The seed corpus indexed with the real model, once per session (read-only for tests), with
     the encoder exported for the onnx and openvino runtimes, as `bot index` leaves it."""
     from bot.indexing.build import build_index
-    from bot.indexing.embedding import DEFAULT_MODEL, export_onnx
+    from bot.models.encoder import export_onnx
+    from bot.models.files import DEFAULT_MODEL
 
     index_dir = tmp_path_factory.mktemp("seed") / "index"
     build_index(SEED_CORPUS, index_dir, real_embedder)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bot.errors import ModelError
-from bot.indexing.embedding import BUNDLED_SHA256, DEFAULT_MODEL, bundled_model_dir, sha256_file, verify_bundled
+from bot.models.files import BUNDLED_SHA256, DEFAULT_MODEL, bundled_model_dir, sha256_file, verify_bundled
 
 
 def test_bundled_weights_are_the_official_file() -> None:
@@ -30,7 +30,7 @@ def test_tampered_weights_are_refused_naming_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_unknown_model_is_a_clear_error() -> None:
-    from bot.indexing.embedding import SentenceTransformerEmbedder
+    from bot.models.encoder import SentenceTransformerEmbedder
 
     with pytest.raises(ModelError, match="cannot load model '/nonexistent/model-folder'"):
         SentenceTransformerEmbedder("/nonexistent/model-folder")

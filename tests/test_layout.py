@@ -1,6 +1,6 @@
 """Dependencies point one way, room by room; heavy libraries have exactly one home each.
 
-A room is a subpackage of `bot/` (articles, indexing, answer, quality, http, slack) or a top-level
+A room is a subpackage of `bot/` (models, articles, indexing, answer, quality, http, slack, cli) or a top-level
 module (cli, service, observability, settings, errors, records, durable). Every module of the package belongs to
 a room in ALLOWED, so a new file or folder cannot slip past the rules.
 """
@@ -16,21 +16,22 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "bot"
 
 # What each room may import from the package (besides itself). The flow reads top to bottom:
-# articles → indexing → answer → quality → service → edges (http, slack, cli).
+# models, articles → indexing → answer → quality → service → edges (http, slack, cli).
 BASE = {"errors", "records", "durable", "__init__"}
-CORE = BASE | {"articles", "indexing", "answer", "quality", "service", "observability"}
+CORE = BASE | {"models", "articles", "indexing", "answer", "quality", "service", "observability"}
 ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
     "errors": set(),
     "records": set(),
     "durable": {"errors"},
+    "models": BASE,  # every model runtime; it knows no index and no question flow
     "articles": BASE,
-    "indexing": BASE | {"articles"},
-    "answer": BASE | {"articles", "indexing"},
-    "quality": BASE | {"articles", "indexing", "answer"},
+    "indexing": BASE | {"articles", "models"},
+    "answer": BASE | {"articles", "indexing", "models"},
+    "quality": BASE | {"articles", "indexing", "answer", "models"},
     "observability": BASE | {"indexing", "service"},  # the metrics read the service's index
     "service": CORE | {"settings"},
-    "settings": BASE | {"articles", "indexing", "answer"},  # defaults come from the core's constants
+    "settings": BASE | {"models", "articles", "indexing", "answer"},  # defaults come from the core's constants
     "slack": CORE | {"settings"},  # never the HTTP app: `bot slack` runs without it
     "http": CORE | {"settings", "slack"},  # mounts the Slack app on /slack/events
     "cli": CORE | {"settings", "http", "slack"},
@@ -95,11 +96,11 @@ def test_module_imports_only_rooms_it_may(name: str) -> None:
 @pytest.mark.parametrize(
     ("library", "home"),
     [
-        ("sentence_transformers", {"indexing.embedding"}),
-        ("torch", {"indexing.embedding"}),
-        ("onnxruntime", {"indexing.runtimes"}),
-        ("openvino", {"indexing.runtimes"}),
-        ("tokenizers", {"indexing.runtimes"}),
+        ("sentence_transformers", {"models.encoder"}),
+        ("torch", {"models.encoder", "models.export"}),
+        ("onnxruntime", {"models.runtimes"}),
+        ("openvino", {"models.runtimes"}),
+        ("tokenizers", {"models.runtimes"}),
         ("faiss", {"indexing.dense"}),
         ("bm25s", {"indexing.keyword"}),
         ("pymilvus", {"indexing.milvus_store"}),

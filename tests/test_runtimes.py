@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from bot.errors import ModelError
-from bot.indexing.embedding import DEFAULT_MODEL, export_folder, open_embedder
-from bot.indexing.runtimes import MIN_COSINE, batch_sizes, min_cosine
+from bot.models.encoder import MIN_COSINE, export_folder, open_embedder
+from bot.models.files import DEFAULT_MODEL
+from bot.models.runtimes import Runtime, batch_sizes, min_cosine
 from tests.conftest import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ TEXTS = [
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "openvino"])
-def test_an_exported_runtime_gives_torchs_vectors(runtime: str, seed_index: Path, real_embedder) -> None:
+def test_an_exported_runtime_gives_torchs_vectors(runtime: Runtime, seed_index: Path, real_embedder) -> None:
     embedder = open_embedder(DEFAULT_MODEL, runtime, seed_index)
     assert (embedder.name, embedder.dimension) == (real_embedder.name, real_embedder.dimension)
     together = embedder.encode(TEXTS)  # one padded batch
@@ -56,13 +57,13 @@ def test_openvino_runs_a_batch_as_powers_of_two_with_torchs_vectors(seed_index: 
     # as 16 + 4 + 2 + 1 rows, never as a shape of 23, and each still gets its own vector.
     embedder = open_embedder(DEFAULT_MODEL, "openvino", seed_index)
     shapes: list[tuple[int, ...]] = []
-    run = embedder._run  # type: ignore[attr-defined]
+    run = embedder.transformer._run  # type: ignore[attr-defined]
 
     def recording(ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         shapes.append(ids.shape)
         return run(ids, mask, types)
 
-    embedder._run = recording  # type: ignore[attr-defined]
+    embedder.transformer._run = recording  # type: ignore[attr-defined]
     texts = [f"When will the Korvath Energy plant number {n} open{' near Dunmere' * (n % 4)}?" for n in range(23)]
     vectors = embedder.encode(texts, batch_size=64)
     assert [rows for rows, _ in shapes] == [16, 4, 2, 1]
@@ -89,7 +90,7 @@ def _copy_export(seed_index: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_an_export_of_an_older_format_is_removed_and_other_models_stay(seed_index: Path, tmp_path: Path) -> None:
     import json
 
-    from bot.indexing.embedding import export_onnx
+    from bot.models.encoder import export_onnx
 
     index_dir, folder = _copy_export(seed_index, tmp_path)
     record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
@@ -106,7 +107,7 @@ def test_an_export_of_an_older_format_is_removed_and_other_models_stay(seed_inde
 
 @pytest.mark.parametrize(("runtime", "changed"), [("onnx", "model.onnx"), ("openvino", "openvino.bin")])
 def test_a_changed_model_file_is_refused_by_its_hash(
-    seed_index: Path, tmp_path: Path, runtime: str, changed: str
+    seed_index: Path, tmp_path: Path, runtime: Runtime, changed: str
 ) -> None:
     index_dir, folder = _copy_export(seed_index, tmp_path)
     with (folder / changed).open("r+b") as handle:
@@ -204,7 +205,7 @@ def test_the_torch_guard_catches_a_torch_server(seed_index: Path, tmp_path: Path
     finally:
         process.kill()
         process.communicate(timeout=60)
-    assert "bot/indexing/embedding.py" in marker.read_text()
+    assert "bot/models/encoder.py" in marker.read_text()
 
 
 def test_an_unknown_runtime_is_a_clear_settings_error(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:

@@ -24,8 +24,8 @@ from bot.answer.lexicon import expand
 from bot.answer.retrieval import Candidate, search
 from bot.answer.sentence_scoring import QuestionInfo, coverage, holds_answer_kind, unit_scores
 from bot.errors import QuestionError
-from bot.indexing.embedding import Embedder
 from bot.indexing.versions import Index
+from bot.models.encoder import Embedder
 from bot.records import Answer, AnswerSpan, ArticleRef, CopyRef, Quote
 
 MAX_QUESTION_CHARS = 1000

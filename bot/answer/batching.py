@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from bot.indexing.embedding import Embedder
+from bot.models.encoder import Embedder
 
 MAX_BATCH = 64
 CACHE_SIZE = 2048
@@ -87,7 +87,7 @@ class BatchingEncoder:
                 continue
             texts = list(dict.fromkeys(text for text, _ in waiting))
             # A power of two of them, first come first: the encoder runs each batch size as
-            # power-of-two batches anyway (bot.indexing.runtimes.batch_sizes), and the ones left
+            # power-of-two batches anyway (bot.models.runtimes.batch_sizes), and the ones left
             # over join the next batch rather than running now as small, dear batches.
             texts = texts[: 1 << (min(len(texts), self.max_batch).bit_length() - 1)]
             chosen = set(texts)

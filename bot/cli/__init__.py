@@ -162,7 +162,7 @@ def _iso_date(value: str | None, flag: str) -> str | None:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from bot.indexing.build import build_index, is_current
-    from bot.indexing.embedding import get_embedder
+    from bot.models.encoder import get_embedder
 
     settings = _settings()
     corpus = args.corpus or settings.corpus_dir
@@ -198,7 +198,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _export(model: str, index_dir: Path) -> None:
     import json
 
-    from bot.indexing.embedding import export_folder, export_onnx
+    from bot.models.encoder import export_folder, export_onnx
 
     folder = export_folder(model, index_dir)
     if (folder / "export.json").is_file():
@@ -237,8 +237,8 @@ NEW_CONVERSATION = "/new"
 def cmd_ask(args: argparse.Namespace) -> int:
     from bot.answer.answering import validate_question
     from bot.answer.conversation import MAX_HISTORY, Turn, validate_history
-    from bot.indexing.embedding import open_embedder
     from bot.indexing.live import open_search_index
+    from bot.models.encoder import open_embedder
     from bot.service import Filters, Service
 
     settings = _settings()
@@ -285,7 +285,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from bot.indexing.embedding import get_embedder
+    from bot.models.encoder import get_embedder
     from bot.service import ingest
 
     settings = _settings()
@@ -314,8 +314,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from bot.indexing.embedding import get_embedder
     from bot.indexing.watcher import watch
+    from bot.models.encoder import get_embedder
 
     settings = _settings()
     corpus, index_dir = args.corpus or settings.corpus_dir, args.index or settings.index_dir

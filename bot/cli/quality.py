@@ -13,8 +13,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
-    from bot.indexing.embedding import get_embedder
     from bot.indexing.live import open_search_index
+    from bot.models.encoder import get_embedder
     from bot.quality import evaluation
     from bot.quality.breakdown import format_by_type, format_table
     from bot.settings import get_settings, milvus_target
@@ -35,7 +35,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = shared_calibration(args.shared, settings.corpus_dir, embedder, cache, news=args.news)
         print(json.dumps(report, indent=2))
     elif args.shared is not None:
-        from bot.indexing.embedding import open_embedder
+        from bot.models.encoder import open_embedder
 
         encoders = [(name, open_embedder(settings.model, name, cache, export="here")) for name in args.encoder]
         results = evaluation.report_shared(
@@ -73,7 +73,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
             report = result.as_dict() | {"outcomes": [o.as_row() for o in outcomes]}
             if args.encoder and args.baseline is None:
-                from bot.indexing.embedding import open_embedder
+                from bot.models.encoder import open_embedder
 
                 report["encoders"] = {
                     name: evaluation.compare_encoders(
@@ -97,8 +97,8 @@ def cmd_gaps(args: argparse.Namespace) -> int:
 
     from bot.answer.answering import answer_with_vector
     from bot.errors import StoreError
-    from bot.indexing.embedding import get_embedder
     from bot.indexing.versions import open_index
+    from bot.models.encoder import get_embedder
     from bot.quality.gaps import DeclinedLog, format_gaps, group, parse_since, with_nearest
     from bot.settings import get_settings
     from bot.slack.feedback import FeedbackStore

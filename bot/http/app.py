@@ -24,7 +24,7 @@ from bot.http.ask import ask_router
 from bot.http.deps import RateLimit
 from bot.http.errors import add_error_handlers
 from bot.http.middleware import BodyLimitMiddleware, ObservabilityMiddleware
-from bot.indexing.embedding import Embedder
+from bot.models.encoder import Embedder
 from bot.observability import configure_logging
 from bot.service import Service
 from bot.settings import Settings, get_settings
@@ -100,12 +100,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     configure_logging(settings.log_format, settings.log_level)
     if settings.encoder != "torch":
-        from bot.indexing.embedding import export_folder
-        from bot.indexing.runtimes import export_in_child
+        from bot.models.encoder import export_encoder_in_child, export_folder
 
         # Once, before any worker starts (a child process: this one never imports torch).
         if not (export_folder(settings.model, settings.index_dir) / "export.json").is_file():
-            export_in_child(settings.index_dir, settings.model)
+            export_encoder_in_child(settings.index_dir, settings.model)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     print(
         f"Serving on http://{shown}:{port}  (web page: http://{shown}:{port}/, docs: http://{shown}:{port}/docs)",

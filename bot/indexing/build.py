@@ -15,10 +15,10 @@ from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import CorpusError
 from bot.indexing.chunking import chunk_article
 from bot.indexing.dense import APPROXIMATE_ABOVE
-from bot.indexing.embedding import Embedder
 from bot.indexing.embedding_cache import EmbeddingCache
 from bot.indexing.keyword import KeywordIndex
 from bot.indexing.versions import Chunks, IndexData, current_chunks, write_version
+from bot.models.encoder import Embedder
 from bot.records import Article, Copy
 
 if TYPE_CHECKING:

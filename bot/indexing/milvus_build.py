@@ -30,7 +30,6 @@ from filelock import FileLock
 from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import StoreError
 from bot.indexing.build import BuildReport, chunk_corpus, chunker_key, read_corpus
-from bot.indexing.embedding import Embedder
 from bot.indexing.embedding_cache import EmbeddingCache
 from bot.indexing.keyword import tokenize
 from bot.indexing.milvus_store import (
@@ -43,6 +42,7 @@ from bot.indexing.milvus_store import (
     update_in_place,
 )
 from bot.indexing.versions import FORMAT_VERSION
+from bot.models.encoder import Embedder
 from bot.records import Article
 
 TEXT_PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 16,000 characters of UTF-8 at most

@@ -18,7 +18,7 @@ from bot.articles.corpus import is_article_file
 from bot.errors import BotError, CorpusError
 from bot.indexing.build import BuildReport, build_index, is_current
 from bot.indexing.dense import APPROXIMATE_ABOVE
-from bot.indexing.embedding import Embedder
+from bot.models.encoder import Embedder
 
 if TYPE_CHECKING:
     from bot.indexing.milvus_store import MilvusTarget

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from bot.answer.answering import choose_quotes, score_passages
-from bot.indexing.embedding import Embedder
 from bot.indexing.versions import Index
+from bot.models.encoder import Embedder
 from bot.quality.evaluation import EvalQuestion, cached_index, contains_answer, load_questions
 from bot.quality.support import packaged_labels, with_support
 

@@ -26,9 +26,9 @@ import numpy as np
 from bot.answer.answering import THRESHOLD, answer
 from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import BotError, StoreError
-from bot.indexing.embedding import Embedder
 from bot.indexing.keyword import tokenize
 from bot.indexing.versions import FORMAT_VERSION, Index, open_index
+from bot.models.encoder import Embedder
 from bot.quality import breakdown, support
 
 T = TypeVar("T")

@@ -19,8 +19,8 @@ from typing import Any
 from bot.answer.answering import THRESHOLD
 from bot.answer.conversation import Turn, answer_in_conversation
 from bot.errors import BotError
-from bot.indexing.embedding import Embedder
 from bot.indexing.versions import Index
+from bot.models.encoder import Embedder
 from bot.quality.evaluation import EvalQuestion, contains_answer, question_lines
 from bot.records import Answer
 

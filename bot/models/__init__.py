@@ -1,0 +1,1 @@
+"""The models: the question encoder (and the builds' passage encoder), and the reader."""

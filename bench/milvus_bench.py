@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from data import clustered, queries_near
 
-from bot.answer.retrieval import fuse, hybrid_search
-from bot.indexing import milvus_store
+from bot.answer.retrieval import fuse
+from bot.indexing import milvus_index, milvus_store
 from bot.indexing.dense import build_faiss
-from bot.indexing.keyword import KeywordIndex
-from bot.indexing.milvus_index import DocFreq
+from bot.indexing.keyword import KeywordIndex, KeywordStats
 from bot.indexing.milvus_store import MilvusTarget, release
+from bot.indexing.versions import FaissIndex
 
 WORDS = 16
 VOCABULARY = 20_000
@@ -39,12 +38,15 @@ def _words(n: int, rng: np.random.Generator) -> list[list[str]]:
 
 
 class _Tables:
-    """Just what `retrieval.hybrid_search` reads from a FAISS version."""
+    """Just what `FaissIndex.candidates` reads from a FAISS version."""
 
     def __init__(self, vectors: np.ndarray, keyword: KeywordIndex) -> None:
         self.passage_vectors = vectors
-        self.keyword = keyword
+        self.bm25 = keyword
         self.faiss = build_faiss(vectors)
+
+    def date_mask(self, since: Any, until: Any) -> None:
+        return None
 
     def dense_search(self, vector: np.ndarray, n: int, mask: Any = None) -> tuple[np.ndarray, np.ndarray]:
         scores, ids = self.faiss.search(vector.reshape(1, -1).astype(np.float32), n)
@@ -65,7 +67,7 @@ def search_figures(n: int, work: Path, queries: int = 200) -> dict[str, Any]:
     faiss_ms = []
     for q, w in zip(qs, q_words, strict=True):
         t = time.perf_counter()
-        hybrid_search(tables, q, w, 8)  # type: ignore[arg-type]
+        fuse(*FaissIndex.candidates(tables, q, w, 50), 8)  # type: ignore[arg-type]
         faiss_ms.append((time.perf_counter() - t) * 1000)
 
     target = MilvusTarget(str(work / f"search{n}.db"))
@@ -88,18 +90,15 @@ def search_figures(n: int, work: Path, queries: int = 200) -> dict[str, Any]:
     ]
     milvus_store.insert_rows(c, names, milvus_store.Rows(rows, [], []))
     milvus_build = time.perf_counter() - started
-    counts: Counter[str] = Counter()
-    for w in words:
-        counts.update(set(w))
-    stats = DocFreq(counts, n, n * WORDS)  # what a reader counts when it loads a version
+    stats = KeywordStats.counted(" ".join(w) for w in words)  # what a reader counts when it loads a version
     dense_ms, hybrid_ms, found = [], [], []
     for q, w in zip(qs, q_words, strict=True):
         t = time.perf_counter()
-        hits = milvus_store.dense_hits(c, names[0], q, 10)
+        hits = milvus_index.dense_hits(c, names[0], q, 10)
         dense_ms.append((time.perf_counter() - t) * 1000)
         found.append([h[0] for h in hits])
         t = time.perf_counter()
-        hits = sorted(milvus_store.candidate_hits(c, names[0], q, " ".join(w), 50, ""), key=lambda h: h[0])
+        hits = sorted(milvus_index.candidate_hits(c, names[0], q, " ".join(w), 50, ""), key=lambda h: h[0])
         ids = np.array([h[0] for h in hits], dtype=np.int64)
         fuse(ids, np.array([h[1] for h in hits]), stats.bm25(w, [h[2] for h in hits]), 8)
         hybrid_ms.append((time.perf_counter() - t) * 1000)

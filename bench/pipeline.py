@@ -14,7 +14,8 @@ from data import write_jsonl
 from update_cost import make_vocabulary, synthetic_article, write_synthetic_corpus
 
 from bot.articles.corpus import load_corpus
-from bot.indexing.build import build_index, chunk_corpus
+from bot.indexing.building import chunk_corpus
+from bot.indexing.faiss_build import build_index
 from bot.models.encoder import Embedder
 
 

@@ -85,7 +85,7 @@ def http_section(
     results: dict[str, Any],
     arrangements: list[tuple[str, int, int]] = ARRANGEMENTS,
 ) -> list[Row]:
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
     from bot.models.encoder import export_onnx, open_embedder
     from bot.models.files import DEFAULT_MODEL
     from bot.models.runtimes import DEFAULT_RUNTIME
@@ -280,7 +280,7 @@ def search_section(cache: Path, results: dict[str, Any]) -> tuple[list[Row], Pat
 
 def milvus_section(embedder: Any, shared: Path | None, work: Path, results: dict[str, Any]) -> list[Row]:
     """The Milvus backend (Milvus Lite 2.5) next to FAISS, in one run: build, search, /ask."""
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
 
     rows: list[Row] = []
     figures = []

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.indexing.build import build_index
+from bot.indexing.faiss_build import build_index
 from bot.models.encoder import Embedder
 
 _SYLLABLES = ["ta", "ro", "mi", "ken", "sa", "lu", "dor", "vi", "pe", "gan", "chi", "mo", "rel", "ba", "nu", "tes"]

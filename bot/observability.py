@@ -13,20 +13,19 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-if TYPE_CHECKING:
-    from bot.indexing.versions import Index
-    from bot.service import Service
+from bot.indexing.index import Index
 
 
 class Metrics:
-    """The service's Prometheus registry (one per app, so tests can build many apps)."""
+    """The service's Prometheus registry (one per app, so tests can build many apps), reading the
+    served index (`index()`, None while none is loaded) and the encoder's batch sizes at scrape time."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(self, index: Callable[[], Index | None], batch_sizes: Callable[[], list[int]]) -> None:
+        self.index = index
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "bot_http_requests_total",
@@ -70,14 +69,14 @@ class Metrics:
             )
         )
         Gauge("bot_encode_batches", "Question-encoding calls made.", registry=self.registry).set_function(
-            lambda: len(self.service.encoder.batch_sizes) if self.service.encoder else 0
+            lambda: len(batch_sizes())
         )
         Gauge("bot_encode_questions", "Questions encoded (cache misses).", registry=self.registry).set_function(
-            lambda: sum(self.service.encoder.batch_sizes) if self.service.encoder else 0
+            lambda: sum(batch_sizes())
         )
 
     def _index_value(self, read: Callable[[Index], float]) -> float:
-        index = self.service.live.current() if self.service.live is not None else None
+        index = self.index()
         return float(read(index)) if index is not None else float("nan")
 
     def render(self) -> tuple[bytes, str]:

@@ -15,60 +15,44 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from bot.answer.answering import answer_with_vector, validate_question
+from bot.answer.answering import answer_with_vector
+from bot.answer.asking import Ask, checked
 from bot.answer.batching import BatchingEncoder
 from bot.answer.claims import answer_message
 from bot.answer.conversation import Turn, answer_in_conversation
+from bot.answer.reading import Reader
 from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_sources
 from bot.articles.sources import Draft, Rejection
 from bot.errors import BotError, IngestError, UnavailableError
-from bot.indexing.build import BuildReport, build_index, is_current
-from bot.indexing.dense import APPROXIMATE_ABOVE
+from bot.indexing.building import BuildReport
+from bot.indexing.index import Index
 from bot.indexing.live import LiveIndex
-from bot.indexing.versions import Index
-from bot.models.encoder import Embedder
+from bot.indexing.stores import Store
+from bot.models.encoder import Embedder, open_embedder
 from bot.observability import Metrics
 from bot.quality.gaps import DeclinedLog
 from bot.records import Answer
-from bot.settings import milvus_target
+from bot.settings import Settings, store_of
 
-if TYPE_CHECKING:
-    from bot.indexing.milvus_store import MilvusTarget
-    from bot.settings import Settings
-
-log = logging.getLogger("bot.api")
+log = logging.getLogger("bot.service")
 LOADING = "The model and index are loading; retry in a few seconds."
 
 
 def accept_then_build(
-    writer: CorpusWriter,
-    items: list[Draft | Rejection],
-    index_dir: Path,
-    embedder: Embedder,
-    *,
-    progress: bool = False,
-    approximate_above: int = APPROXIMATE_ABOVE,
-    milvus: MilvusTarget | None = None,
+    writer: CorpusWriter, items: list[Draft | Rejection], store: Store, embedder: Embedder, *, progress: bool = False
 ) -> tuple[IngestReport, BuildReport | None]:
     """Write the items into the corpus, then rebuild the index when it no longer matches the corpus
     (also when an earlier run stopped between the two)."""
     report = writer.accept(items)
     build = None
-    if report.changed or (writer.articles() and not is_current(writer.corpus_dir, index_dir, embedder.name, milvus)):
-        build = build_index(
-            writer.corpus_dir,
-            index_dir,
-            embedder,
-            progress=progress,
-            approximate_above=approximate_above,
-            milvus=milvus,
-        )
+    if report.changed or (writer.articles() and not store.is_current(writer.corpus_dir, embedder.name)):
+        build = store.build(writer.corpus_dir, embedder, progress=progress)
     return report, build
 
 
@@ -76,43 +60,16 @@ def ingest(
     sources: list[str],
     feeds: list[str],
     corpus_dir: Path,
-    index_dir: Path,
+    store: Store,
     embedder: Embedder,
     *,
     allow_private: bool = False,
     progress: bool = False,
-    approximate_above: int = APPROXIMATE_ABOVE,
-    milvus: MilvusTarget | None = None,
 ) -> tuple[IngestReport, BuildReport | None]:
     """`bot ingest`: read the sources into the corpus, then bring the index up to date."""
-    writer = CorpusWriter(corpus_dir, index_dir / ".ingest.lock")
+    writer = CorpusWriter(corpus_dir, store.index_dir / ".ingest.lock")
     items = read_sources(sources, feeds, allow_private, writer.known_urls())
-    return accept_then_build(
-        writer, items, index_dir, embedder, progress=progress, approximate_above=approximate_above, milvus=milvus
-    )
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which articles a question is asked of, and how much newer ones are preferred."""
-
-    since: str | None = None  # ISO day, inclusive
-    until: str | None = None  # ISO day, inclusive
-    recent: float | None = None  # half-life in days of the recency boost
-    asked_on: str | None = None  # ISO day the question was asked: articles dated near it are preferred
-
-
-NO_FILTERS = Filters()
-
-
-class AnswerOptions(TypedDict):
-    """What `answer_with_vector` and `answer_in_conversation` take from Filters and the settings."""
-
-    since: str | None
-    until: str | None
-    recency_half_life_days: float | None
-    asked_on: str | None
-    threshold: float
+    return accept_then_build(writer, items, store, embedder, progress=progress)
 
 
 class Service:
@@ -121,6 +78,7 @@ class Service:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, *, index: Index | None = None) -> None:
         """`index`: answer from this one version (the CLI) instead of following the index folder."""
         self.settings = settings
+        self.store = store_of(settings)
         self.embedder = embedder
         self.fixed = index
         self.live: LiveIndex | None = None
@@ -129,8 +87,9 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, where questions are batched
         self.loaded = threading.Event()  # set when loading ended, loaded or not
         self.wait_for_load = 0.0  # seconds a question waits for a loading model (several workers)
-        self.metrics = Metrics(self)
+        self.metrics = Metrics(self.current, lambda: self.encoder.batch_sizes if self.encoder else [])
         self.declined = DeclinedLog(settings.data_dir)
+        self.reader: Reader | None = None  # rescores candidate sentences (bot.answer.reading), when set
         self._writer: CorpusWriter | None = None
         self._making_writer = threading.Lock()  # requests run in worker threads: one writer for all
 
@@ -138,14 +97,12 @@ class Service:
         """Load the model and the index (runs in a thread at start-up); a failure is kept in `error`."""
         try:
             if self.embedder is None:
-                from bot.models.encoder import open_embedder
-
                 # A missing export is made by a child process: this one never imports torch.
                 settings = self.settings
                 self.embedder = open_embedder(settings.model, settings.encoder, settings.index_dir, export="child")
             if self.encoder is None:
                 self.encoder = BatchingEncoder(self.embedder, loop=self.loop)
-            live = LiveIndex(self.settings.index_dir, self.embedder.name, milvus_target(self.settings))
+            live = LiveIndex(self.store, self.embedder.name)
             live.refresh()
             live.watch()
             self.live = live
@@ -180,45 +137,35 @@ class Service:
             raise UnavailableError(self.error or LOADING)
         return index
 
-    def _prepare(self, question: str, k: int) -> tuple[str, Index, Embedder]:
-        question = validate_question(question, k, self.settings.max_question_chars)
+    def _prepared(self, ask: Ask) -> tuple[Ask, Index, Embedder]:
+        """The ask checked, with this deployment's threshold; the served index and its model."""
+        ask = replace(checked(ask, self.settings.max_question_chars), threshold=self.settings.threshold)
         index = self.index()
         assert self.embedder is not None  # index() checked it
-        return question, index, self.embedder
+        return ask, index, self.embedder
 
-    def _options(self, filters: Filters) -> AnswerOptions:
-        """The keyword arguments both answering paths take from the filters and the settings."""
-        return {
-            "since": filters.since,
-            "until": filters.until,
-            "recency_half_life_days": filters.recent,
-            "asked_on": filters.asked_on,
-            "threshold": self.settings.threshold,
-        }
-
-    def _answer(
-        self, index: Index, question: str, vector: np.ndarray, k: int, filters: Filters, started: float
+    def _answered(
+        self,
+        index: Index,
+        embedder: Embedder,
+        ask: Ask,
+        history: Sequence[Turn],
+        vector: np.ndarray | None,
+        started: float,
     ) -> Answer:
-        return answer_with_vector(index, question, vector, k, started=started, **self._options(filters))
+        """The one answering path: a question with its vector, or after earlier ones (a follow-up
+        may need two encodings, done here)."""
+        if history:
+            encode = partial(self._vector, embedder)
+            return answer_in_conversation(index, encode, ask, history, reader=self.reader, started=started)
+        assert vector is not None
+        return answer_with_vector(index, ask, vector, reader=self.reader, started=started)
 
     def _vector(self, embedder: Embedder, text: str) -> np.ndarray:
         """One question's vector from a thread: through the server's batches and vector cache when
         it runs, else encoded here (the CLI)."""
         encoder = self.encoder
         return encoder.encode_blocking(text) if encoder is not None else embedder.encode([text])[0]
-
-    def _converse(
-        self, index: Index, embedder: Embedder, question: str, history: Sequence[Turn], k: int, filters: Filters
-    ) -> Answer:
-        """A question after earlier ones: a follow-up may need two encodings, done here."""
-        return answer_in_conversation(
-            index,
-            lambda text: self._vector(embedder, text),
-            question,
-            history,
-            k,
-            **self._options(filters),
-        )
 
     def _counted(self, result: Answer, surface: str) -> Answer:
         """Count the answer; a declined one per surface, and HTTP's in the data folder (bot gaps)."""
@@ -229,48 +176,31 @@ class Service:
                 self.declined.record(result)
         return result
 
-    def answer(
-        self,
-        question: str,
-        k: int = 3,
-        filters: Filters = NO_FILTERS,
-        history: Sequence[Turn] = (),
-        surface: str = "cli",
-    ) -> Answer:
+    def answer(self, ask: Ask, history: Sequence[Turn] = (), surface: str = "cli") -> Answer:
         """Answer with the served index from a thread (Slack's listeners, the CLI), after the
         conversation's earlier questions (`history`, oldest first). A loaded service's questions
         join the batches and vector cache of `ask`; the CLI encodes here."""
         started = time.perf_counter()
-        question, index, embedder = self._prepare(question, k)
-        if history:
-            return self._counted(self._converse(index, embedder, question, history, k, filters), surface)
-        return self._counted(
-            self._answer(index, question, self._vector(embedder, question), k, filters, started), surface
-        )
+        ask, index, embedder = self._prepared(ask)
+        vector = None if history else self._vector(embedder, ask.question)
+        return self._counted(self._answered(index, embedder, ask, history, vector, started), surface)
 
-    async def ask(
-        self,
-        question: str,
-        k: int = 3,
-        filters: Filters = NO_FILTERS,
-        history: Sequence[Turn] = (),
-        surface: str = "http",
-    ) -> Answer:
+    async def ask(self, ask: Ask, history: Sequence[Turn] = (), surface: str = "http") -> Answer:
         """Answer with the served index, questions encoded in micro-batches (the HTTP app); after
         earlier questions, through the conversation path (its encodings are not batched)."""
         if history:
-            return await asyncio.to_thread(self.answer, question, k, filters, history, surface)
+            return await asyncio.to_thread(self.answer, ask, history, surface)
         started = time.perf_counter()
         if self.wait_for_load:
             deadline = time.monotonic() + self.wait_for_load
             while not self.loaded.is_set() and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        question, index, embedder = self._prepare(question, k)
+        ask, index, embedder = self._prepared(ask)
         if self.encoder is None:
             self.encoder = BatchingEncoder(embedder, loop=self.loop)
-        vector = await self.encoder.encode(question)
+        vector = await self.encoder.encode(ask.question)
         return await asyncio.to_thread(
-            lambda: self._counted(self._answer(index, question, vector, k, filters, started), surface)
+            lambda: self._counted(self._answered(index, embedder, ask, (), vector, started), surface)
         )
 
     def about_message(self, text: str, k: int = 3, surface: str = "slack") -> Answer:
@@ -278,14 +208,9 @@ class Service:
         index = self.index()
         embedder = self.embedder
         assert embedder is not None  # index() checked it
-        result = answer_message(
-            index,
-            lambda claim: self._vector(embedder, claim),
-            text,
-            k,
-            threshold=self.settings.threshold,
-            max_chars=self.settings.max_question_chars,
-        )
+        ask = Ask(text, k, threshold=self.settings.threshold)
+        encode = partial(self._vector, embedder)
+        result = answer_message(index, encode, ask, max_chars=self.settings.max_question_chars, reader=self.reader)
         return self._counted(result, surface)
 
     # -- changing the corpus while serving ----------------------------------------------------
@@ -312,14 +237,7 @@ class Service:
         """Accept one article, rebuild if stale, serve the result; the outcome and the index version."""
         self.index()
         assert self.embedder is not None
-        report, build = accept_then_build(
-            self.writer(),
-            [draft],
-            self.settings.index_dir,
-            self.embedder,
-            approximate_above=self.settings.approximate_above,
-            milvus=milvus_target(self.settings),
-        )
+        report, build = accept_then_build(self.writer(), [draft], self.store, self.embedder)
         outcome = report.outcomes[0]
         if outcome.status == "rejected":
             raise IngestError(outcome.detail or "The article was rejected.")
@@ -332,13 +250,7 @@ class Service:
         # Checked and removed in one step under the writer's lock (NotFoundError, ConflictError):
         # checked here, concurrent deletes could each see another article left and empty the corpus.
         self.writer().delete(article_id, keep_one=True)
-        build = build_index(
-            self.settings.corpus_dir,
-            self.settings.index_dir,
-            self.embedder,
-            approximate_above=self.settings.approximate_above,
-            milvus=milvus_target(self.settings),
-        )
+        build = self.store.build(self.settings.corpus_dir, self.embedder)
         return self._switch(build)
 
     def passages_of(self, article_id: str) -> int:

@@ -12,9 +12,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.answer.answering import MAX_QUESTION_CHARS, THRESHOLD
+from bot.answer.asking import MAX_QUESTION_CHARS, THRESHOLD
 from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.milvus_store import MilvusTarget
+from bot.indexing.stores import FaissStore, MilvusStore, Store
 from bot.models.files import DEFAULT_MODEL
 from bot.models.runtimes import DEFAULT_RUNTIME, Runtime
 
@@ -63,12 +64,14 @@ class Settings(BaseSettings):
     slack_ephemeral: bool = True
 
 
-def milvus_target(settings: Settings) -> MilvusTarget | None:
-    """Where the Milvus backend is, or None with the default FAISS backend."""
+def store_of(settings: Settings, index_dir: Path | None = None) -> Store:
+    """Where the index is kept (FAISS files, or Milvus), with its lock and embedding cache in
+    `index_dir` (default BOT_INDEX_DIR)."""
+    folder = Path(index_dir or settings.index_dir)
     if settings.search_backend != "milvus":
-        return None
+        return FaissStore(folder, settings.approximate_above)
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
-    return MilvusTarget(settings.milvus_uri, token, settings.milvus_db)
+    return MilvusStore(MilvusTarget(settings.milvus_uri, token, settings.milvus_db), folder)
 
 
 @cache

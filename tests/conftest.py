@@ -116,7 +116,7 @@ def seed_corpus(tmp_path: Path) -> Path:
 def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
     """The seed corpus indexed with the real model, once per session (read-only for tests), with
     the encoder exported for the onnx and openvino runtimes, as `bot index` leaves it."""
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
     from bot.models.encoder import export_onnx
     from bot.models.files import DEFAULT_MODEL
 
@@ -208,7 +208,7 @@ class ServerThread:
 @pytest.fixture
 def fake_index(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
     """The seed corpus indexed with the fake embedder."""
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
 
     index_dir = tmp_path / "index"
     build_index(seed_corpus, index_dir, fake_embedder)

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.answer.answer_types import answer_kind, best_span, question_type
+from bot.answer.answer_types import QuestionInfo, answer_kind, best_span, question_type
 from bot.answer.answering import answer
-from bot.indexing.build import build_index
+from bot.answer.asking import Ask
+from bot.indexing.faiss_build import build_index
 from bot.indexing.versions import open_index
 from tests.conftest import FakeEmbedder, write_article
 
@@ -49,13 +50,18 @@ def test_question_type(question: str, kind: str) -> None:
     ],
 )
 def test_best_span_finds_the_short_answer(text: str, question: str, expected: str) -> None:
-    span = best_span(text, question)
+    span = best_span(text, QuestionInfo.of(question))
     assert span is not None and text[span.start : span.end] == expected
 
 
 def test_no_span_when_the_question_wants_no_short_answer_or_the_text_only_repeats_it() -> None:
-    assert best_span("The council closed the yard because of floods.", "Why did the council close the yard?") is None
-    assert best_span("Brindlewood voted.", "Who chairs Brindlewood?") is None
+    assert (
+        best_span(
+            "The council closed the yard because of floods.", QuestionInfo.of("Why did the council close the yard?")
+        )
+        is None
+    )
+    assert best_span("Brindlewood voted.", QuestionInfo.of("Who chairs Brindlewood?")) is None
     assert answer_kind("What does AGI stand for?") is None
 
 
@@ -79,7 +85,7 @@ _QUESTIONS = st.sampled_from(
 @given(words=st.lists(_WORDS, min_size=1, max_size=40), question=_QUESTIONS)
 def test_best_span_is_an_exact_slice_of_its_text(words: list[str], question: str) -> None:
     text = " ".join(words)
-    span = best_span(text, question)
+    span = best_span(text, QuestionInfo.of(question))
     if span is not None:
         assert 0 <= span.start < span.end <= len(text)
         piece = text[span.start : span.end]
@@ -117,7 +123,7 @@ def span_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 )
 def test_every_quotes_answer_is_an_exact_substring_inside_its_quote(span_index: Path, question: str, k: int) -> None:
     index = open_index(span_index)
-    result = answer(index, FakeEmbedder(), question, k, threshold=0.0)
+    result = answer(index, FakeEmbedder(), Ask(question, k, threshold=0.0))
     for quote in result.quotes:
         text = index.articles[index.article_number[quote.article.id]].text
         if quote.answer is not None:
@@ -129,7 +135,7 @@ def test_every_quotes_answer_is_an_exact_substring_inside_its_quote(span_index: 
 
 def test_the_amount_is_returned_in_the_json(span_index: Path) -> None:
     result = answer(
-        open_index(span_index), FakeEmbedder(), "How much will the Quarry Lane bridge cost?", 1, threshold=0
+        open_index(span_index), FakeEmbedder(), Ask("How much will the Quarry Lane bridge cost?", 1, threshold=0)
     )
     dumped = result.model_dump()["quotes"][0]
     assert dumped["answer"]["text"] == "US$42 M"

@@ -273,7 +273,7 @@ def test_access_log_is_json_when_asked(
 
 
 def test_date_filters_and_recency_on_ask(seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
     from tests.conftest import write_article
 
     write_article(
@@ -328,7 +328,7 @@ def test_a_413_still_gets_a_request_id_and_a_metric(client: TestClient) -> None:
 
 
 def test_a_jsonl_corpus_serves_and_refuses_changes_clearly(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
 
     collection = tmp_path / "articles.jsonl"
     collection.write_text(

@@ -16,7 +16,7 @@ from tests.conftest import FakeEmbedder, ServerThread
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
     from tests.conftest import SEED_CORPUS
 
     index_dir = tmp_path_factory.mktemp("schema") / "index"

@@ -10,7 +10,7 @@ import httpx
 
 from bot.articles.corpus import load_corpus
 from bot.http.app import create_app
-from bot.indexing.build import build_index
+from bot.indexing.faiss_build import build_index
 from bot.settings import Settings
 from tests.conftest import FakeEmbedder, ServerThread, write_article
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.indexing.versions import Index
+from bot.indexing.index import Index
 from bot.quality.comparison import compare
 from bot.quality.evaluation import (
     EvalQuestion,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.http.app import create_app
-from bot.indexing.build import build_index
+from bot.indexing.faiss_build import build_index
 from bot.settings import Settings
 from tests.conftest import SEED_CORPUS, FakeEmbedder, ServerThread, write_article
 from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, sign

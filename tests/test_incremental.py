@@ -10,8 +10,8 @@ import pytest
 
 from bench.update_cost import measure_update_cost
 from bot.cli import main
-from bot.indexing.build import build_index
 from bot.indexing.embedding_cache import EmbeddingCache
+from bot.indexing.faiss_build import build_index
 from bot.indexing.versions import open_index
 from tests.conftest import FakeEmbedder, write_article
 
@@ -67,14 +67,14 @@ def test_adding_an_article_embeds_only_its_texts(seed_corpus: Path, tmp_path: Pa
 def test_chunks_are_reused_only_from_a_version_chunked_by_the_same_rules(
     seed_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.indexing.build import previous_chunks
+    from bot.indexing.faiss_build import previous_chunks
 
     build_index(seed_corpus, tmp_path / "index", FakeEmbedder())
     known = previous_chunks(tmp_path / "index")
     assert len(known) == 1
     units, passages = next(iter(known.values()))
     assert passages[0, 2] == 0 and passages[-1, 3] == len(units)
-    monkeypatch.setattr("bot.indexing.build.chunker_key", lambda: "other rules")
+    monkeypatch.setattr("bot.indexing.faiss_build.chunker_key", lambda: "other rules")
     assert previous_chunks(tmp_path / "index") == {}
     assert previous_chunks(tmp_path / "none") == {}
 

@@ -15,7 +15,7 @@ import pytest
 
 from bot.errors import IndexCorruptError
 from bot.http.app import create_app
-from bot.indexing.versions import Index, current_version, publish
+from bot.indexing.versions import FaissIndex, current_version, publish
 from bot.settings import Settings
 from tests.conftest import FakeEmbedder, ServerThread, wait_until
 
@@ -72,7 +72,7 @@ def test_a_corrupt_version_is_refused_with_its_reason(
 ) -> None:
     name = copy_version(fake_index, "29990101T000000000000Z-damaged", damage)
     with pytest.raises(IndexCorruptError, match=reason):
-        Index(fake_index / "versions" / name)
+        FaissIndex(fake_index / "versions" / name)
 
 
 def test_a_server_keeps_serving_through_bad_versions_and_picks_up_the_next_good_one(
@@ -107,4 +107,4 @@ def test_a_manifest_without_its_build_time_is_refused(fake_index: Path) -> None:
 
     name = copy_version(fake_index, "29990101T000000000000Z-no-time", drop_built_at)
     with pytest.raises(IndexCorruptError, match="built_at"):
-        Index(fake_index / "versions" / name)
+        FaissIndex(fake_index / "versions" / name)

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.answer.answering import answer
+from bot.answer.asking import Ask
 from bot.articles.corpus import load_corpus
 from bot.articles.fetching import MAX_BYTES, fetch
 from bot.errors import IngestError
+from bot.indexing.stores import FaissStore
 from bot.indexing.versions import open_index
 from bot.service import ingest
 from tests.conftest import FakeEmbedder, write_article
@@ -149,7 +152,7 @@ def test_pages_and_a_feed_from_a_loopback_server_are_ingested(
         content_type="application/rss+xml",
     )
     index_dir = tmp_path / "index"
-    report, build = ingest([page], [feed], seed_corpus, index_dir, fake_embedder, allow_private=True)
+    report, build = ingest([page], [feed], seed_corpus, FaissStore(index_dir), fake_embedder, allow_private=True)
     statuses = [o.status for o in report.outcomes]
     # The last entry links to the page ingested just before: same canonical URL, same text.
     assert statuses == ["added", "added", "added", "duplicate"], [o.line() for o in report.outcomes]
@@ -165,13 +168,13 @@ def test_pages_and_a_feed_from_a_loopback_server_are_ingested(
     assert power.date == "2025-02-05" and power.source == "Example Wire"
     assert all(Path(a.path or "").parent == seed_corpus for a in articles.values())
     # Every entry is seen now: a second pass adds nothing and builds nothing.
-    again, rebuilt = ingest([], [feed], seed_corpus, index_dir, fake_embedder, allow_private=True)
+    again, rebuilt = ingest([], [feed], seed_corpus, FaissStore(index_dir), fake_embedder, allow_private=True)
     assert [o.status for o in again.outcomes] == ["duplicate"] and rebuilt is None
 
 
 def test_loopback_urls_are_refused_unless_allowed(site: Site, seed_corpus: Path, tmp_path: Path) -> None:
     url = site.page("/news/abilene", article_html("Stargate breaks ground in Abilene", ABILENE))
-    report, _ = ingest([url], [site.url + "/feed.xml"], seed_corpus, tmp_path / "index", FakeEmbedder())
+    report, _ = ingest([url], [site.url + "/feed.xml"], seed_corpus, FaissStore(tmp_path / "index"), FakeEmbedder())
     assert [o.status for o in report.outcomes] == ["rejected", "rejected"]
     for outcome in report.outcomes:
         assert "non-public address 127.0.0.1" in (outcome.detail or "")
@@ -214,7 +217,7 @@ def test_bad_inputs_are_reported_and_skipped_without_stopping_the_batch(
     not_a_feed = site.page("/notfeed", "just words, not xml", content_type="text/plain")
     sources = [str(files), good_page, latin, big, unlabelled_big, pdf, site.url + "/loop", hops[0]]
     report, build = ingest(
-        sources, [feed, not_a_feed], seed_corpus, tmp_path / "index", fake_embedder, allow_private=True
+        sources, [feed, not_a_feed], seed_corpus, FaissStore(tmp_path / "index"), fake_embedder, allow_private=True
     )
     outcome = {o.origin: o for o in report.outcomes}
     assert outcome[str(files / "good.md")].status == "added"
@@ -245,14 +248,12 @@ def test_a_slow_server_times_out(site: Site) -> None:
 def test_duplicates_are_skipped_updates_replace_and_copies_are_linked(
     seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    from bot.answer.answering import answer
-
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     text = " ".join(ABILENE + CHIPS + LONGER)
     write_article(incoming, "a.md", "Stargate breaks ground", text, url="https://example.com/a")
     index_dir = tmp_path / "index"
-    first, _ = ingest([str(incoming / "a.md")], [], seed_corpus, index_dir, fake_embedder)
+    first, _ = ingest([str(incoming / "a.md")], [], seed_corpus, FaissStore(index_dir), fake_embedder)
     assert [o.status for o in first.outcomes] == ["added"]
     original = first.outcomes[0].id
     assert original is not None
@@ -263,13 +264,13 @@ def test_duplicates_are_skipped_updates_replace_and_copies_are_linked(
     copy = "ABILENE, Texas (Wire) — " + text.replace("last year", "in 2024") + " Reporting by Wire staff."
     write_article(incoming, "d.md", "Stargate site rises in Texas", copy, url="https://wire.example/d", source="Wire")
     second, build = ingest(
-        [str(incoming / n) for n in ("b.md", "c.md", "d.md")], [], seed_corpus, index_dir, fake_embedder
+        [str(incoming / n) for n in ("b.md", "c.md", "d.md")], [], seed_corpus, FaissStore(index_dir), fake_embedder
     )
     assert [o.status for o in second.outcomes] == ["duplicate", "duplicate", "linked"]
     assert all(o.id == original for o in second.outcomes[:2])
     assert build is not None and build.articles == 2 and build.linked == 1  # the copy is not indexed
     index = open_index(index_dir)
-    result = answer(index, fake_embedder, "How many workers are on the Abilene site?", 1)
+    result = answer(index, fake_embedder, Ask("How many workers are on the Abilene site?", 1))
     ref = result.model_dump()["quotes"][0]["article"]
     assert ref["id"] == original
     assert ref["also_reported_by"] == [
@@ -280,14 +281,14 @@ def test_duplicates_are_skipped_updates_replace_and_copies_are_linked(
             "date": "2025-01-23",
         }
     ]
-    from bot.cli import format_answer
+    from bot.cli.asking import format_answer
 
     assert "\n  also reported by Wire https://wire.example/d\n" in format_answer(result)
     # A changed text at the same URL replaces the article, keeping its id and file.
     write_article(
         incoming, "e.md", "Stargate breaks ground", "A corrected story: 2,000 workers.", url="https://example.com/a"
     )
-    third, _ = ingest([str(incoming / "e.md")], [], seed_corpus, index_dir, fake_embedder)
+    third, _ = ingest([str(incoming / "e.md")], [], seed_corpus, FaissStore(index_dir), fake_embedder)
     assert [(o.status, o.id) for o in third.outcomes] == [("updated", original)]
     updated = open_index(index_dir)
     assert updated.articles[updated.article_number[original]].text == "A corrected story: 2,000 workers."
@@ -314,7 +315,7 @@ def test_front_matter_files_keep_their_metadata_and_the_corpus_reads_them_back(
         {"title": "Bad url", "text": "x", "url": "ftp://x"},
     ]
     (incoming / "many.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
-    report, _ = ingest([str(incoming)], [], seed_corpus, tmp_path / "index", fake_embedder)
+    report, _ = ingest([str(incoming)], [], seed_corpus, FaissStore(tmp_path / "index"), fake_embedder)
     assert sorted(o.status for o in report.outcomes) == ["added", "added", "added", "rejected"], [
         o.line() for o in report.outcomes
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.articles.corpus import load_corpus
+from bot.indexing.stores import FaissStore
 from bot.indexing.versions import open_index
 from bot.service import ingest
 from tests.conftest import ROOT, FakeEmbedder, write_article
@@ -56,7 +57,7 @@ def test_sigkill_during_ingest_loses_nothing_and_the_rerun_finishes(
     point: str, seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
     index_dir = tmp_path / "index"
-    ingest([str(seed_corpus)], [], seed_corpus, index_dir, fake_embedder)  # index the seed
+    ingest([str(seed_corpus)], [], seed_corpus, FaissStore(index_dir), fake_embedder)  # index the seed
     before = open_index(index_dir).version
     incoming = tmp_path / "incoming"
     incoming.mkdir()
@@ -74,8 +75,9 @@ def test_sigkill_during_ingest_loses_nothing_and_the_rerun_finishes(
         + textwrap.dedent(KILL_POINTS[point])
         + textwrap.dedent(
             f"""
+        from bot.indexing.stores import FaissStore
         from bot.service import ingest
-        ingest([{str(incoming)!r}], [], Path({str(seed_corpus)!r}), Path({str(index_dir)!r}), FakeEmbedder())
+        ingest([{str(incoming)!r}], [], Path({str(seed_corpus)!r}), FaissStore(Path({str(index_dir)!r})), FakeEmbedder())
         """
         )
     )
@@ -89,7 +91,7 @@ def test_sigkill_during_ingest_loses_nothing_and_the_rerun_finishes(
     expected_written = {"mid-file": 0, "between-files": 2, "mid-build": 3, "publishing": 3}[point]
     assert len(written) == expected_written
     # The next run completes the work: what was accepted is indexed, nothing twice.
-    report, build = ingest([str(incoming)], [], seed_corpus, index_dir, fake_embedder)
+    report, build = ingest([str(incoming)], [], seed_corpus, FaissStore(index_dir), fake_embedder)
     assert report.count("duplicate") == expected_written and report.count("added") == 3 - expected_written
     assert build is not None
     titles = sorted(a.title for a in open_index(index_dir).articles)
@@ -105,9 +107,9 @@ def test_an_accepted_article_is_indexed_by_the_next_ingest_even_with_nothing_new
     seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
     index_dir = tmp_path / "index"
-    ingest([str(seed_corpus)], [], seed_corpus, index_dir, fake_embedder)
+    ingest([str(seed_corpus)], [], seed_corpus, FaissStore(index_dir), fake_embedder)
     # As if an ingest died right after writing the file: the corpus has it, the index not yet.
     write_article(seed_corpus, "late.md", "Late article", "It was written before the crash.")
-    report, build = ingest([], [], seed_corpus, index_dir, fake_embedder)
+    report, build = ingest([], [], seed_corpus, FaissStore(index_dir), fake_embedder)
     assert not report.outcomes and build is not None
     assert "late" in open_index(index_dir).article_number

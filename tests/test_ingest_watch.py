@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bot.articles.corpus import is_article_file
 from bot.errors import BotError
-from bot.indexing.build import BuildReport
+from bot.indexing.building import BuildReport
+from bot.indexing.stores import FaissStore
 from bot.indexing.versions import open_index
 from bot.indexing.watcher import watch
 from tests.conftest import FakeEmbedder, wait_until, write_article
@@ -22,7 +23,7 @@ def test_watch_follows_new_changed_and_deleted_files(
     errors: list[BotError] = []
     watcher = threading.Thread(
         target=watch,
-        args=(seed_corpus, index_dir, fake_embedder),
+        args=(seed_corpus, FaissStore(index_dir), fake_embedder),
         kwargs={"stop": stop, "on_build": builds.append, "on_error": errors.append, "debounce_ms": 200},
     )
     watcher.start()
@@ -66,7 +67,7 @@ def test_a_broken_corpus_is_reported_and_the_watch_goes_on(tmp_path: Path, fake_
     errors: list[BotError] = []
     watcher = threading.Thread(
         target=watch,
-        args=(corpus, tmp_path / "index", fake_embedder),
+        args=(corpus, FaissStore(tmp_path / "index"), fake_embedder),
         kwargs={"stop": stop, "on_build": builds.append, "on_error": errors.append, "debounce_ms": 200},
     )
     watcher.start()

@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "indexing": BASE | {"articles", "models"},
     "answer": BASE | {"articles", "indexing", "models"},
     "quality": BASE | {"articles", "indexing", "answer", "models"},
-    "observability": BASE | {"indexing", "service"},  # the metrics read the service's index
+    "observability": BASE | {"indexing"},  # the metrics read the served index, handed to them
     "service": CORE | {"settings"},
     "settings": BASE | {"models", "articles", "indexing", "answer"},  # defaults come from the core's constants
     "slack": CORE | {"settings"},  # never the HTTP app: `bot slack` runs without it
@@ -57,9 +57,33 @@ def imports_of(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
-            if node.module == "bot":  # `from bot import x` names a module, or a name of bot/__init__.py
-                found.update(f"bot.{alias.name}" for alias in node.names if not alias.name.startswith("__"))
+            # `from bot.http import articles` imports the module bot.http.articles; `from bot import x`
+            # names a module, or a name of bot/__init__.py.
+            found.update(f"{node.module}.{alias.name}" for alias in node.names if not alias.name.startswith("__"))
     return found
+
+
+@cache
+def trees() -> dict[str, ast.Module]:
+    return {
+        ".".join(path.relative_to(PACKAGE).with_suffix("").parts): ast.parse(path.read_text(encoding="utf-8"))
+        for path in PACKAGE.rglob("*.py")
+    }
+
+
+def own_modules(found: set[str]) -> set[str]:
+    """The package's modules among imported names (`bot.x.y` → `x.y`; a name imported from a
+    module counts as that module)."""
+    names = set(modules())
+    out = set()
+    for name in found:
+        if name.startswith("bot."):
+            dotted = name[4:]
+            while dotted and dotted not in names:
+                dotted = dotted.rpartition(".")[0]
+            if dotted:
+                out.add(dotted)
+    return out
 
 
 @cache
@@ -131,3 +155,65 @@ def test_no_grab_bag_modules() -> None:
     assert not names & {"utils", "helpers", "misc", "common", "core"}
     for path in paths:
         assert len(path.read_text(encoding="utf-8").splitlines()) <= 450, f"{path} wants splitting"
+
+
+def test_the_package_imports_its_modules_at_the_top() -> None:
+    # An import inside a function hides a dependency (often a cycle); heavy third-party
+    # libraries stay lazy, and the CLI finds its commands' modules by name (`bot.cli.COMMANDS`).
+    inside = [
+        f"bot/{name}:{node.lineno} {node.module}"
+        for name, tree in trees().items()
+        for function in ast.walk(tree)
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(function)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bot"
+    ]
+    assert not inside, inside
+
+
+def test_no_two_modules_depend_on_each_other() -> None:
+    graph = {name: own_modules(found) - {name} for name, found in modules().items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, cycles
+
+
+def test_no_private_name_is_imported_from_another_module() -> None:
+    private = [
+        f"bot/{name}: {node.module}.{alias.name}"
+        for name, tree in trees().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bot")
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert not private, private
+
+
+BACKENDS = {"indexing.versions", "indexing.milvus_index", "indexing.milvus_store", "indexing.stores"}
+BACKEND_NAMES = {"FaissIndex", "MilvusIndex", "FaissStore", "MilvusStore", "MilvusTarget"}
+
+
+def test_answering_knows_no_search_backend() -> None:
+    # Retrieval fuses whatever `Index.candidates` gives; which engine gave it is the index's business.
+    for name, tree in trees().items():
+        if room(name) != "answer":
+            continue
+        assert not own_modules(modules()[name]) & BACKENDS, f"bot/{name} imports a backend"
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
+            n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+        }
+        assert not used & BACKEND_NAMES, f"bot/{name} names {sorted(used & BACKEND_NAMES)}"

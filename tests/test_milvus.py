@@ -9,6 +9,7 @@ replicas and the indexer would share a Milvus server.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.answer.answering import answer
+from bot.answer.asking import Ask
+from bot.indexing.stores import MilvusStore
 from tests.conftest import SEED_CORPUS, free_port, wait_until, write_article
 
 try:  # the engine ships as a wheel for Linux and macOS only
@@ -51,9 +55,7 @@ def target(tmp_path: Path) -> Iterator[MilvusTarget]:
 
 
 def ask(index: Any, embedder: Any, question: str) -> Any:
-    from bot.answer.answering import answer
-
-    return answer(index, embedder, question, 3)
+    return answer(index, embedder, Ask(question, 3))
 
 
 def test_seed_on_milvus_lite_answers_as_faiss_does(
@@ -62,22 +64,18 @@ def test_seed_on_milvus_lite_answers_as_faiss_does(
     seed_index: Path,
     real_embedder,
 ) -> None:
-    from bot.indexing.build import build_index
-    from bot.indexing.live import open_search_index
     from bot.indexing.versions import open_index
 
-    report = build_index(SEED_CORPUS, tmp_path / "index", real_embedder, milvus=target)
+    report = MilvusStore(target, Path(tmp_path / "index")).build(SEED_CORPUS, real_embedder)
     assert report.version.endswith("+r000000") and report.passages > 0
     assert not (tmp_path / "index" / "CURRENT").exists()  # no FAISS version was written
-    index = open_search_index(tmp_path / "index", target)
+    index = MilvusStore(target, tmp_path / "index").open()
     on_milvus, on_faiss = ask(index, real_embedder, QUESTION), ask(open_index(seed_index), real_embedder, QUESTION)
     assert on_milvus.answered and "Masayoshi Son" in on_milvus.quotes[0].text
     assert on_milvus.quotes[0].model_dump() == on_faiss.quotes[0].model_dump()
     assert len(index.articles) == 1 and len(index) == report.passages
     # A date filter runs in the engine: nothing before the seed's day.
-    from bot.answer.answering import answer
-
-    assert answer(index, real_embedder, QUESTION, 3, until="2024-12-31").quotes == []
+    assert answer(index, real_embedder, Ask(QUESTION, 3, until=dt.date.fromisoformat("2024-12-31"))).quotes == []
 
 
 # Made-up articles about made-up places: some questions share rare words with one article
@@ -171,9 +169,8 @@ def _rank_fused(candidates: list[Any]) -> list[int]:
 def test_milvus_candidates_are_scored_and_fused_as_on_faiss(
     target: MilvusTarget, tmp_path: Path, real_embedder
 ) -> None:
-    from bot.answer.answering import answer
     from bot.answer.retrieval import search
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
     from bot.indexing.keyword import query_tokens
     from bot.indexing.milvus_index import open_milvus_index
     from bot.indexing.versions import open_index
@@ -183,7 +180,7 @@ def test_milvus_candidates_are_scored_and_fused_as_on_faiss(
     for n, (title, body) in enumerate(FUSION_ARTICLES):
         write_article(corpus, f"2025-02-{n + 1:02d}-story.md", title, body, date=f"2025-02-{n + 1:02d}")
     build_index(corpus, tmp_path / "faiss", real_embedder)
-    build_index(corpus, tmp_path / "milvus", real_embedder, milvus=target)
+    MilvusStore(target, Path(tmp_path / "milvus")).build(corpus, real_embedder)
     on_faiss, on_milvus = open_index(tmp_path / "faiss"), open_milvus_index(target)
     assert [a.id for a in on_faiss.articles] == [a.id for a in on_milvus.articles]
     tops_differ = 0
@@ -197,8 +194,8 @@ def test_milvus_candidates_are_scored_and_fused_as_on_faiss(
             assert f.dense == pytest.approx(e.dense, abs=1e-5) and f.keyword == pytest.approx(e.keyword, rel=1e-4)
             assert f.fused == pytest.approx(e.fused, abs=1e-4)
         tops_differ += _rank_fused(expected)[0] != expected[0].passage
-        assert answer(on_milvus, real_embedder, question, 3).model_dump(exclude={"took_ms"}) == (
-            answer(on_faiss, real_embedder, question, 3).model_dump(exclude={"took_ms"})
+        assert answer(on_milvus, real_embedder, Ask(question, 3)).model_dump(exclude={"took_ms"}) == (
+            answer(on_faiss, real_embedder, Ask(question, 3)).model_dump(exclude={"took_ms"})
         ), question
     # The corpus is one where rank fusion would have put another passage first.
     assert tops_differ >= 1
@@ -210,21 +207,20 @@ def test_add_and_delete_touch_only_that_articles_rows_and_survive_a_restart(
     tmp_path: Path,
     real_embedder,
 ) -> None:
-    from bot.indexing.build import build_index, is_current
     from bot.indexing.milvus_index import open_milvus_index
 
     index_dir = tmp_path / "index"
-    first = build_index(seed_corpus, index_dir, real_embedder, milvus=target)
+    first = MilvusStore(target, Path(index_dir)).build(seed_corpus, real_embedder)
     before = open_milvus_index(target)
     seed_rows = set(before.passage_keys.tolist())
 
     write_article(seed_corpus, "2025-03-03-quorvane.md", NEW_TITLE, NEW_BODY, date="2025-03-03")
-    assert not is_current(seed_corpus, index_dir, real_embedder.name, target)
-    added = build_index(seed_corpus, index_dir, real_embedder, milvus=target)
+    assert not MilvusStore(target, index_dir).is_current(seed_corpus, real_embedder.name)
+    added = MilvusStore(target, Path(index_dir)).build(seed_corpus, real_embedder)
     # In place: the same version, one revision on; only the new article was embedded.
     assert added.version.split("+")[0] == first.version.split("+")[0] and added.version > first.version
     assert 0 < added.embedded <= 6
-    assert is_current(seed_corpus, index_dir, real_embedder.name, target)
+    assert MilvusStore(target, index_dir).is_current(seed_corpus, real_embedder.name)
     after = open_milvus_index(target)
     assert seed_rows < set(after.passage_keys.tolist())  # the seed's rows untouched, new ones added
     result = ask(after, real_embedder, NEW_QUESTION)
@@ -237,7 +233,7 @@ def test_add_and_delete_touch_only_that_articles_rows_and_survive_a_restart(
     assert ask(reopened, real_embedder, NEW_QUESTION).quotes[0].text == result.quotes[0].text
 
     (seed_corpus / "2025-03-03-quorvane.md").unlink()
-    removed = build_index(seed_corpus, index_dir, real_embedder, milvus=target)
+    removed = MilvusStore(target, Path(index_dir)).build(seed_corpus, real_embedder)
     assert removed.embedded == 0 and removed.version > added.version
     final = open_milvus_index(target)
     assert set(final.passage_keys.tolist()) == seed_rows
@@ -249,11 +245,12 @@ def test_full_build_is_a_new_version_and_old_ones_are_dropped_after_the_grace(
     tmp_path: Path,
     real_embedder,
 ) -> None:
-    from bot.indexing.build import build_index
     from bot.indexing.milvus_store import client
 
     index_dir = tmp_path / "index"
-    versions = [build_index(SEED_CORPUS, index_dir, real_embedder, milvus=target, full=True).version for _ in range(5)]
+    versions = [
+        MilvusStore(target, Path(index_dir)).build(SEED_CORPUS, real_embedder, full=True).version for _ in range(5)
+    ]
     assert len({v.split("+")[0] for v in versions}) == 5
     pointer = read_pointer(target)
     assert pointer is not None and pointer["version"] == versions[-1].split("+")[0]
@@ -391,10 +388,9 @@ def test_post_and_delete_articles_on_a_lite_file(
     from fastapi.testclient import TestClient
 
     from bot.http.app import create_app
-    from bot.indexing.build import build_index
     from bot.settings import Settings
 
-    build_index(seed_corpus, tmp_path / "index", real_embedder, milvus=target)
+    MilvusStore(target, Path(tmp_path / "index")).build(seed_corpus, real_embedder)
     settings = Settings(
         corpus_dir=seed_corpus,
         index_dir=tmp_path / "index",

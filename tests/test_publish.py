@@ -12,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.answer.answering import answer
+from bot.answer.asking import Ask
 from bot.http.app import create_app
-from bot.indexing.build import build_index
+from bot.indexing.faiss_build import build_index
 from bot.indexing.versions import collect_garbage, open_index
 from bot.settings import Settings
 from tests.conftest import FakeEmbedder, ServerThread, served_process, wait_until, write_article
@@ -77,7 +78,7 @@ def test_collected_versions_keep_serving_requests_already_holding_them(
     collect_garbage(fake_index, keep_replaced_seconds=0)
     assert not (fake_index / "versions" / held.version).exists()
     assert len(list((fake_index / "versions").iterdir())) == 3
-    result = answer(held, fake_embedder, "Who will chair Stargate?", 2)  # memory-mapped files stay readable
+    result = answer(held, fake_embedder, Ask("Who will chair Stargate?", 2))  # memory-mapped files stay readable
     assert result.quotes and all(q.article.id == held.articles[0].id for q in result.quotes)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.answer.answering import answer
+from bot.answer.asking import Ask
 from bot.indexing.versions import open_index
 
 # Questions the answering does not get right yet on the published post (wrong sentence, a quote
@@ -49,7 +50,7 @@ def index(seed_index: Path):
 def test_answerable_question_has_its_evidence_in_the_top_quote(
     index, real_embedder, question: str, evidence: str
 ) -> None:
-    result = answer(index, real_embedder, question, 3)
+    result = answer(index, real_embedder, Ask(question, 3))
     assert result.answered, f"declined: {result.quotes[0].score if result.quotes else None}"
     top = result.quotes[0]
     assert evidence in top.text
@@ -61,7 +62,7 @@ def test_answerable_question_has_its_evidence_in_the_top_quote(
 @pytest.mark.slow
 @pytest.mark.parametrize("question", OFF_TOPIC)
 def test_off_topic_question_is_declined_with_nearest_passages(index, real_embedder, question: str) -> None:
-    result = answer(index, real_embedder, question, 2)
+    result = answer(index, real_embedder, Ask(question, 2))
     assert not result.answered
     assert result.message == "I couldn't find that in the 1 article I know."
     assert len(result.quotes) == 2

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.indexing.build import build_index
+from bot.indexing.faiss_build import build_index
 from tests.conftest import SEED_CORPUS, free_port, wait_until, write_article
 
 

@@ -19,11 +19,13 @@ import httpx
 import pytest
 
 from bot.answer.answering import answer
+from bot.answer.asking import Ask
 from bot.articles.corpus import load_corpus
 from bot.http.app import create_app
-from bot.indexing.build import build_index
+from bot.indexing.faiss_build import build_index
 from bot.indexing.versions import open_index
 from bot.settings import Settings
+from bot.slack.adapter.socket_mode import socket_mode_handler
 from bot.slack.app import asked_day
 from bot.slack.blocks import SHARE, VOTE_UP, escape
 from bot.slack.feedback import FeedbackStore
@@ -114,7 +116,7 @@ def post(base: str, body: str, content_type: str = "application/json", **headers
 
 
 def expected_quote(index_dir: Path, question: str) -> str:
-    return answer(open_index(index_dir), FakeEmbedder(), question, 3).quotes[0].text
+    return answer(open_index(index_dir), FakeEmbedder(), Ask(question, 3)).quotes[0].text
 
 
 @pytest.mark.slow
@@ -128,7 +130,7 @@ def test_a_mention_is_answered_once_in_its_thread_with_the_verbatim_quote(
     assert response.status_code == 200
     (call,) = wait_until(lambda: fake.of("chat.postMessage"))
     assert call.body["channel"] == "C0000001" and call.body["thread_ts"] == "1700000000.000100"
-    best = answer(open_index(slack_index), FakeEmbedder(), question, 3).quotes[0]
+    best = answer(open_index(slack_index), FakeEmbedder(), Ask(question, 3)).quotes[0]
     (article,) = [a for a in load_corpus(SEED_CORPUS).articles if a.id == best.article.id]
     # The first quote is the article's own passage, word for word, and its bold is the quote.
     assert quote_texts(call.body["blocks"])[0] == best.passage
@@ -165,7 +167,7 @@ def test_the_short_answer_is_bold_inside_the_italic_sentence_and_escaped(
     index_dir = tmp_path / "index"
     build_index(corpus, index_dir, FakeEmbedder())
     question = "How much will the Quarry Lane bridge cost?"
-    best = answer(open_index(index_dir), FakeEmbedder(), question, 1, threshold=0.0).quotes[0]
+    best = answer(open_index(index_dir), FakeEmbedder(), Ask(question, 1, threshold=0.0)).quotes[0]
     assert best.answer is not None and best.answer.text == "US$42 M"
     with running(index_dir, tmp_path / "data", fake, BOT_THRESHOLD=0.0) as base:
         assert post(base, event_body(mention(question, ts="1.9"), "Ev0900")).status_code == 200
@@ -312,7 +314,7 @@ def test_a_thumbs_up_is_stored_and_counted(url: str, fake: FakeSlack, tmp_path: 
     wait_until(lambda: len(fake.of("/response/vote")) == 2)
     (vote,) = FeedbackStore(tmp_path / "data" / "slack.sqlite3").votes()
     assert (vote.user, vote.vote, vote.question) == ("UVOTER01", "up", "Who will chair Stargate?")
-    shown = answer(open_index(slack_index), FakeEmbedder(), "Who will chair Stargate?", 3)
+    shown = answer(open_index(slack_index), FakeEmbedder(), Ask("Who will chair Stargate?", 3))
     assert [q["text"] for q in vote.quotes] == [q.text for q in shown.quotes]  # the quotes that were shown
     assert 'bot_feedback_total{channel="slack",vote="up"} 1.0' in httpx.get(url + "/metrics").text
 
@@ -466,7 +468,7 @@ def test_socket_mode_envelopes_are_acked_and_answered(slack_index: Path, tmp_pat
     service = Service(settings, FakeEmbedder())
     service.load()
     bot = SlackBot(service, token=BOT_TOKEN, signing_secret=None)
-    handler = bot.socket_mode_handler(APP_TOKEN)
+    handler = socket_mode_handler(bot, APP_TOKEN)
     sent: list[Any] = []
     setattr(handler.client, "send_socket_mode_response", sent.append)  # noqa: B010 (a fake for one method)
     try:
@@ -620,12 +622,12 @@ def epoch(day: str, hour: int = 12) -> str:
 
 
 def test_a_slack_timestamp_gives_the_day_asked_in_utc() -> None:
-    assert asked_day("1700000000.000100") == "2023-11-14"
-    assert asked_day(epoch("2031-03-04", hour=23)) == "2031-03-04"
+    assert asked_day("1700000000.000100") == dt.date(2023, 11, 14)
+    assert asked_day(epoch("2031-03-04", hour=23)) == dt.date(2031, 3, 4)
     today = dt.datetime.now(dt.UTC).date()
     # No timestamp, or one that is not a number: the question is asked now.
     for ts in (None, "", "soon", "1e400", "nan"):
-        assert asked_day(ts) in {today.isoformat(), (today + dt.timedelta(days=1)).isoformat()}
+        assert asked_day(ts) in {today, today + dt.timedelta(days=1)}
 
 
 @pytest.mark.slow

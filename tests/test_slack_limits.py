@@ -12,8 +12,9 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.answer.answering import MAX_K, answer
-from bot.indexing.build import build_index
+from bot.answer.answering import answer
+from bot.answer.asking import MAX_K, Ask
+from bot.indexing.faiss_build import build_index
 from bot.indexing.versions import open_index
 from bot.records import Answer
 from bot.slack.blocks import ELLIPSIS, answer_blocks, fallback_text, unescape
@@ -124,7 +125,9 @@ def test_the_fake_refuses_what_slack_refuses() -> None:
 @pytest.mark.parametrize("share", [False, True])
 def test_an_answer_from_the_longest_made_up_passages_at_k20_is_accepted(long_index: Path, share: bool) -> None:
     index = open_index(long_index)
-    result = answer(index, FakeEmbedder(), "Which harbourmaster kept the ledger of the ropewalk?", MAX_K, threshold=0.0)
+    result = answer(
+        index, FakeEmbedder(), Ask("Which harbourmaster kept the ledger of the ropewalk?", MAX_K, threshold=0.0)
+    )
     assert len(result.quotes) == MAX_K and max(len(q.passage) for q in result.quotes) > 6000
     declined = result.model_copy(update={"answered": False, "message": "x " * 2000})
     with FakeSlack() as fake:
@@ -147,7 +150,7 @@ def test_an_answer_from_squads_longest_passages_at_k20_is_accepted(tmp_path: Pat
     build_index(corpus, tmp_path / "index", FakeEmbedder())
     index = open_index(tmp_path / "index")
     question = " ".join(longest[0]["text"].split()[:12])
-    result = answer(index, FakeEmbedder(), question, MAX_K, threshold=0.0)
+    result = answer(index, FakeEmbedder(), Ask(question, MAX_K, threshold=0.0))
     assert len(result.quotes) == MAX_K
     with FakeSlack() as fake:
         for share in (False, True):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bot.errors import CorpusError, IndexMismatchError, IndexMissingError
-from bot.indexing.build import build_index, is_current
+from bot.indexing.faiss_build import build_index, is_current
 from bot.indexing.versions import current_version, open_index
 from tests.conftest import ROOT, FakeEmbedder, write_article
 
@@ -101,7 +101,7 @@ def test_killed_build_leaves_the_previous_index_loadable(
             if str(path).endswith("units.npy"):
                 os.kill(os.getpid(), signal.SIGKILL)
         store.np.save = dying_save
-        from bot.indexing.build import build_index
+        from bot.indexing.faiss_build import build_index
         build_index({str(seed_corpus)!r}, {str(index_dir)!r}, FakeEmbedder())
         """
     )

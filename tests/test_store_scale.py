@@ -7,8 +7,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bot.indexing.build import build_index
 from bot.indexing.dense import IVF_NPROBE, build_faiss, ivf_lists
+from bot.indexing.faiss_build import build_index
 from bot.indexing.versions import open_index
 from tests.conftest import FakeEmbedder, write_article
 

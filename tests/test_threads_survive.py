@@ -11,7 +11,8 @@ import pytest
 
 from bot.answer.batching import BatchingEncoder
 from bot.errors import BotError
-from bot.indexing.build import BuildReport
+from bot.indexing.building import BuildReport
+from bot.indexing.stores import FaissStore
 from bot.indexing.watcher import watch
 from tests.conftest import FakeEmbedder, wait_until, write_article
 
@@ -22,7 +23,7 @@ def test_the_corpus_watch_survives_an_unexpected_error_in_a_rebuild(
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     write_article(corpus, "ferry.md", "Quillfield ferry", "The ferry of Quillfield runs twice a day.")
-    from bot.indexing.build import build_index as real_build
+    from bot.indexing.faiss_build import build_index as real_build
 
     calls: list[int] = []
 
@@ -32,13 +33,13 @@ def test_the_corpus_watch_survives_an_unexpected_error_in_a_rebuild(
             raise RuntimeError("disk hiccup")  # not a BotError: the kind that used to end the watch
         return real_build(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("bot.indexing.watcher.build_index", flaky_build)
+    monkeypatch.setattr("bot.indexing.stores.build_index", flaky_build)
     stop = threading.Event()
     builds: list[BuildReport] = []
     errors: list[BotError] = []
     thread = threading.Thread(
         target=watch,
-        args=(corpus, tmp_path / "index", FakeEmbedder()),
+        args=(corpus, FaissStore(tmp_path / "index"), FakeEmbedder()),
         kwargs={"stop": stop, "on_build": builds.append, "on_error": errors.append, "debounce_ms": 200},
         daemon=True,
     )

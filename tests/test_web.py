@@ -117,7 +117,7 @@ def real_server(seed_index: Path, real_embedder: Any) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def fake_seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
 
     index_dir = tmp_path_factory.mktemp("web-fake") / "index"
     build_index(SEED_CORPUS, index_dir, FakeEmbedder())
@@ -412,7 +412,7 @@ def test_articles_view_lists_the_corpus(web: Page, real_server: ServerThread) ->
 
 def test_article_text_is_never_markup(web: Page, tmp_path: Path) -> None:
     """Titles, passages and urls from articles are shown as text; offsets count code points."""
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -557,7 +557,7 @@ def test_axe_finds_no_accessibility_violations(
 
 
 def test_this_week_reads_against_the_readers_day(browser: Any, tmp_path: Path) -> None:
-    from bot.indexing.build import build_index
+    from bot.indexing.faiss_build import build_index
 
     write_ferry_reports(tmp_path / "corpus", {"Port Quill": "2031-03-03", "Harrow Bay": "2031-05-05"})
     build_index(tmp_path / "corpus", tmp_path / "index", FakeEmbedder())

@@ -82,6 +82,7 @@ _YES_NO_Q = re.compile(
 _WH = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how)\b", re.I)
 
 TYPES = ("who", "when", "where", "how much", "how many", "why", "said", "yes/no", "which", "what", "topic")
+_NUMERIC_KINDS = frozenset({"date", "amount", "number"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,25 @@ def answer_kind(question: str) -> str | None:
     if kind is None and question_type(question) == "which":
         kind = "name"
     return kind
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionInfo:
+    """What answering needs from a question, read once per question: its search terms
+    (`keyword.query_tokens`), the kind of short answer it wants and its type."""
+
+    text: str
+    tokens: list[str]
+    kind: str | None
+    type: str
+
+    @classmethod
+    def of(cls, question: str) -> QuestionInfo:
+        return cls(question, query_tokens(question), answer_kind(question), question_type(question))
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in _NUMERIC_KINDS
 
 
 def _last_sentence(question: str) -> str:
@@ -242,23 +262,23 @@ def has_answer_kind(text: str, kind: str | None, question: str) -> bool:
     return kind is None or bool(new_spans(text, kind, question))
 
 
-def best_span(text: str, question: str, kind: str | None = None) -> Span | None:
+def best_span(text: str, question: QuestionInfo) -> Span | None:
     """The likeliest short answer in `text` (offsets into `text`), or None when unsure.
 
     Among new spans of the expected kind, the one nearest the question's words that the text
     repeats; a tie or no anchor at all with several candidates is "unsure".
     """
-    kind = kind or answer_kind(question)
+    kind = question.kind
     if kind is None:
         return None
-    spans = new_spans(text, kind, question)
+    spans = new_spans(text, kind, question.text)
     if not spans:
         return None
     if len(spans) == 1:
         return spans[0]
-    asked = set(query_tokens(question))
+    asked = set(question.tokens)
     anchors = [m.start() for m in _WORD.finditer(text) if _matches(_stem(m.group()), asked)]
-    counted = _COUNTED.search(question)
+    counted = _COUNTED.search(question.text)
     if kind == "number" and counted:
         # "How many years…": the number that counts years ("four years") is the answer.
         unit = _stem(counted.group(1))

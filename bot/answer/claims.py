@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from bot.answer.answering import answer_with_vector
+from bot.answer.asking import Ask
+from bot.answer.reading import Reader
 from bot.errors import QuestionError
-from bot.indexing.versions import Index
+from bot.indexing.index import Index
 from bot.records import Answer, Quote
 
 MAX_CLAIMS = 5
@@ -47,15 +50,21 @@ def claims(text: str) -> list[str]:
 
 
 def answer_message(
-    index: Index, encode: Callable[[str], np.ndarray], text: str, k: int, *, threshold: float, max_chars: int
+    index: Index,
+    encode: Callable[[str], np.ndarray],
+    ask: Ask,
+    *,
+    max_chars: int,
+    reader: Reader | None = None,
 ) -> Answer:
-    """The quotes that bear best on the claims of a message; QuestionError when it has no text."""
+    """The quotes that bear best on the claims of a message (`ask.question`, its text); QuestionError
+    when it has no text."""
     started = time.perf_counter()
-    question = cut(text, max_chars)
+    question = cut(ask.question, max_chars)
     if not question:
         raise QuestionError(NO_TEXT)
     results = [
-        answer_with_vector(index, claim, encode(claim), k, threshold=threshold)
+        answer_with_vector(index, replace(ask, question=claim), encode(claim), reader=reader)
         for claim in claims(question)
         if claim.strip()
     ]
@@ -64,7 +73,7 @@ def answer_message(
     for quote in quotes:
         if not any(q.article.id == quote.article.id and q.start < quote.end and quote.start < q.end for q in kept):
             kept.append(quote)
-    kept = kept[:k]
+    kept = kept[: ask.k]
     answered = any(r.answered for r in results)
     message = None if answered else next((r.message for r in results if r.message), None)
     return Answer(

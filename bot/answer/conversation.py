@@ -33,9 +33,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bot.answer.answering import answer_with_vector
+from bot.answer.asking import ArticleBoost, Ask
+from bot.answer.reading import Reader
 from bot.errors import QuestionError
+from bot.indexing.index import Index
 from bot.indexing.keyword import query_tokens
-from bot.indexing.versions import Index
 from bot.records import Answer
 
 MAX_HISTORY = 10
@@ -252,71 +254,38 @@ def search_text(reading: Reading, title: str | None) -> str:
     return f"{reading.asked} {' '.join(kept)}".strip() if kept else reading.asked or reading.query
 
 
-def article_boost(article_ids: Sequence[str], prefer: str | None, weight: float = PREFER_WEIGHT) -> np.ndarray | None:
-    """Per-article rank bonus: `weight` for the preferred article, 0 elsewhere (None: no preference)."""
-    if prefer is None:
-        return None
-    boost = np.array([weight if a == prefer else 0.0 for a in article_ids], dtype=np.float64)
-    return boost if boost.any() else None
-
-
 def answer_in_conversation(
     index: Index,
     encode: Callable[[str], np.ndarray],
-    question: str,
+    ask: Ask,
     history: Sequence[Turn] = (),
-    k: int = 3,
     *,
-    since: str | None = None,
-    until: str | None = None,
-    threshold: float,
-    recency_half_life_days: float | None = None,
-    asked_on: str | None = None,
+    reader: Reader | None = None,
     started: float | None = None,
 ) -> Answer:
-    """Answer a validated `question` after the earlier `history`: as asked when it stands alone,
+    """Answer a validated question after the earlier `history`: as asked when it stands alone,
     else as understood (searched with the earlier topic, the earlier article preferred), with
     `context` saying how it was understood."""
     started = time.perf_counter() if started is None else started
-    options = {
-        "since": since,
-        "until": until,
-        "threshold": threshold,
-        "recency_half_life_days": recency_half_life_days,
-        "asked_on": asked_on,
-    }
 
     def answered_article() -> str | None:
         # The earlier question answered again, after its own history: the article shown then.
-        found = answer_in_conversation(index, encode, history[-1].question, history[:-1], 1, **options)  # type: ignore[arg-type]
+        earlier = replace(ask, question=history[-1].question, k=1)
+        found = answer_in_conversation(index, encode, earlier, history[:-1], reader=reader)
         return found.quotes[0].article.id if found.quotes else None
 
-    reading = understand(question, history, answered_article)
-    article_ids = [a.id for a in index.articles]
+    reading = understand(ask.question, history, answered_article)
     number = index.article_number.get(reading.prefer_article or "")
     query = search_text(reading, index.articles[number].title if number is not None else None)
-    result = answer_with_vector(
-        index,
-        query,
-        encode(query),
-        k,
-        started=started,
-        boost=article_boost(article_ids, reading.prefer_article),
-        **options,  # type: ignore[arg-type]
-    )
-    if reading.reason is not None and reading.prefer_article is not None:
+    prefer = reading.prefer_article
+    understood = replace(ask, question=query, boost=ArticleBoost(prefer, PREFER_WEIGHT) if prefer else None)
+    result = answer_with_vector(index, understood, encode(query), reader=reader, started=started)
+    if reading.reason is not None and prefer is not None:
         # The earlier topic's words find the article but also pull towards the passage that repeats
         # them (an article's lead); the follow-up's own words, within the earlier article, find the
         # sentence that answers it. The more confident of the two readings wins.
-        own = answer_with_vector(
-            index,
-            question,
-            encode(question),
-            k,
-            started=started,
-            boost=article_boost(article_ids, reading.prefer_article, OWN_WORDS_PREFER_WEIGHT),
-            **options,  # type: ignore[arg-type]
-        )
+        own_words = replace(ask, boost=ArticleBoost(prefer, OWN_WORDS_PREFER_WEIGHT))
+        own = answer_with_vector(index, own_words, encode(ask.question), reader=reader, started=started)
         if own.quotes and (not result.quotes or own.quotes[0].score > result.quotes[0].score):
             result = own
-    return result.model_copy(update={"question": question, "context": reading.context})
+    return result.model_copy(update={"question": ask.question, "context": reading.context})

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 and dense FAISS candidates, fused by a weighted sum of z-scores.
+"""Hybrid retrieval: BM25 and dense candidates, fused by a weighted sum of z-scores.
 
 Rank fusion (RRF) throws away how far apart scores are; a z-scored sum keeps it, and measured
 better on the dev sets (`make eval`). Both scores are computed for every candidate, so a passage
@@ -7,12 +7,12 @@ found by one retriever is still judged by the other.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 
-from bot.indexing.milvus_index import MilvusIndex
-from bot.indexing.versions import Index
+from bot.indexing.index import Index
 
 # Equal weights: 0.35 dense measured within half a point on SQuAD dev (whose questions copy the
 # paragraph's words), and news questions paraphrase more, so dense keeps its half.
@@ -32,34 +32,6 @@ class Candidate:
 def _z(values: np.ndarray) -> np.ndarray:
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
-
-
-def hybrid_search(
-    index: Index,
-    vector: np.ndarray,
-    tokens: list[str],
-    n: int,
-    mask: np.ndarray | None = None,
-    *,
-    dense_weight: float = DENSE_WEIGHT,
-    keyword_weight: float = KEYWORD_WEIGHT,
-    candidates: int = CANDIDATES,
-) -> list[Candidate]:
-    """The best `n` passages for a question (its vector and `keyword.query_tokens`), best first."""
-    depth = max(candidates, n)
-    dense_ids, _ = index.dense_search(vector, depth, mask)
-    keyword_scores = index.keyword.scores(tokens, mask)
-    if keyword_weight > 0 and keyword_scores.any():
-        top = np.argpartition(-keyword_scores, min(depth, len(keyword_scores) - 1))[:depth]
-        keyword_ids = top[keyword_scores[top] > 0]
-    else:
-        keyword_ids = np.zeros(0, dtype=np.int64)
-    ids = np.unique(np.concatenate([dense_ids, keyword_ids]).astype(np.int64))
-    if not len(ids):
-        return []
-    dense = np.asarray(index.passage_vectors[ids], dtype=np.float32) @ vector.astype(np.float32)
-    keyword = keyword_scores[ids].astype(np.float32)
-    return fuse(ids, dense, keyword, n, dense_weight, keyword_weight)
 
 
 def fuse(
@@ -84,14 +56,10 @@ def search(
     tokens: list[str],
     n: int,
     mask: np.ndarray | None = None,
-    since: str | None = None,
-    until: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
 ) -> list[Candidate]:
-    """The best `n` passages on either backend: `hybrid_search` over FAISS files; on Milvus the
-    engine finds the dense and BM25 candidates and they are scored and fused the same way."""
-    if isinstance(index, MilvusIndex):
-        return fuse(*index.scored_candidates(vector, tokens, max(CANDIDATES, n), mask, since, until), n)
-    dated = index.date_mask(since, until)
-    if dated is not None:
-        mask = dated if mask is None else dated * mask
-    return hybrid_search(index, vector, tokens, n, mask)
+    """The best `n` passages for a question (its vector and `keyword.query_tokens`), best first:
+    the index's dense and BM25 candidates (FAISS and bm25s files, or the engine), each scored by
+    both retrievers, fused."""
+    return fuse(*index.candidates(vector, tokens, max(CANDIDATES, n), mask, since, until), n)

@@ -11,13 +11,11 @@ reported speech ("said", "according to") for questions about what someone said.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
-from bot.answer.answer_types import answer_kind, has_answer_kind, question_type
+from bot.answer.answer_types import QuestionInfo, has_answer_kind
 from bot.answer.lexicon import variants
-from bot.indexing.keyword import query_tokens
 
 # A question term this long also matches longer words it begins.
 PREFIX_MIN_CHARS = 4
@@ -40,25 +38,6 @@ SPEECH_BONUS = 0.0
 _SPEECH = re.compile(
     r"\b(?:said|says|told|added|according to|stated|announced|shared|wrote|explained|noted|warned)\b", re.I
 )
-_NUMERIC_KINDS = frozenset({"date", "amount", "number"})
-
-
-@dataclass(frozen=True, slots=True)
-class QuestionInfo:
-    """What scoring needs from a question, computed once per question."""
-
-    text: str
-    tokens: list[str]
-    kind: str | None
-    type: str
-
-    @classmethod
-    def of(cls, question: str) -> QuestionInfo:
-        return cls(question, query_tokens(question), answer_kind(question), question_type(question))
-
-    @property
-    def numeric(self) -> bool:
-        return self.kind in _NUMERIC_KINDS
 
 
 def coverage(tokens: list[str], weights: dict[str, float]) -> float:

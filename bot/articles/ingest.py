@@ -24,8 +24,8 @@ import yaml
 from filelock import FileLock
 
 from bot.articles.corpus import load_corpus, parse_article_file, slugify
-from bot.articles.duplicates import Catalog, Fingerprint, text_key
-from bot.articles.sources import Draft, Rejection
+from bot.articles.duplicates import Catalog, Fingerprint, canonical_url, text_key
+from bot.articles.sources import Draft, Rejection, read_feed, read_path, read_url
 from bot.durable import fsync_path, write_atomically
 from bot.errors import ConflictError, CorpusError, IngestError, NotFoundError, ReadOnlyCorpusError
 from bot.records import Article
@@ -83,8 +83,6 @@ class CorpusWriter:
         return load_corpus(self.corpus_dir).articles if self.corpus_dir.is_dir() else []
 
     def known_urls(self) -> set[str]:
-        from bot.articles.duplicates import canonical_url
-
         return {canonical_url(a.url) for a in self.articles() if a.url}
 
     def accept(self, items: Iterable[Draft | Rejection]) -> IngestReport:
@@ -207,8 +205,6 @@ def _line_id(line: str) -> str | None:
 
 def read_sources(sources: list[str], feeds: list[str], allow_private: bool, seen: set[str]) -> list[Draft | Rejection]:
     """Drafts from paths, URLs and feeds (`seen`: canonical URLs the corpus already has)."""
-    from bot.articles.sources import read_feed, read_path, read_url
-
     items: list[Draft | Rejection] = []
     for source in sources:
         if source.startswith(("http://", "https://")):

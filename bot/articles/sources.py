@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.articles.corpus import clean_text, decode, is_ignored, json_lines, make_article, parse_article_file
+from bot.articles.duplicates import canonical_url
 from bot.articles.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch, parse_url
 from bot.errors import CorpusError, IngestError
 
@@ -171,8 +172,6 @@ def read_feed(url: str, allow_private: bool, seen: set[str]) -> Iterator[Draft |
     """Every entry of an RSS/Atom feed whose link is not in `seen` (canonical URLs): the page at
     the entry's link, else the entry's own content when the page cannot be had."""
     import feedparser
-
-    from bot.articles.duplicates import canonical_url
 
     try:
         page = fetch(url, allow_private=allow_private, accept=FEED_TYPES | HTML_TYPES | TEXT_TYPES)

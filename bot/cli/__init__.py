@@ -1,37 +1,17 @@
-"""The `bot` command: index the corpus, ask questions, serve HTTP.
-
-Heavy modules (torch, FAISS, FastAPI) are imported inside the commands that need them, so
-`bot --help` and flag errors answer at once.
-"""
+"""The `bot` command: its arguments, and which module runs each command (`COMMANDS`)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from bot import __version__
-from bot.cli.quality import cmd_eval, cmd_gaps
 from bot.errors import BotError
-
-if TYPE_CHECKING:
-    from bot.indexing.milvus_store import MilvusTarget
-    from bot.records import Answer
-    from bot.settings import Settings
-
-
-def _settings() -> Settings:
-    from bot.settings import get_settings
-
-    return get_settings()
-
-
-def milvus_target(settings: Settings) -> MilvusTarget | None:
-    from bot.settings import milvus_target as target
-
-    return target(settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,232 +128,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _iso_date(value: str | None, flag: str) -> str | None:
-    import datetime as dt
-
-    if value is None:
-        return None
-    try:
-        dt.date.fromisoformat(value[:10])
-    except ValueError:
-        raise BotError(f"{flag} {value!r} is not an ISO date such as 2025-01-23.") from None
-    return value
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from bot.indexing.build import build_index, is_current
-    from bot.models.encoder import get_embedder
-
-    settings = _settings()
-    corpus = args.corpus or settings.corpus_dir
-    index_dir = args.index or settings.index_dir
-    milvus = milvus_target(settings)
-    where = milvus.describe() if milvus else str(index_dir)
-    if settings.encoder != "torch":
-        _export(settings.model, index_dir)
-    if args.if_stale and not args.full and is_current(corpus, index_dir, settings.model, milvus):
-        print(f"The index in {where} is up to date with {corpus}.")
-        return 0
-    report = build_index(
-        corpus,
-        index_dir,
-        get_embedder(settings.model),
-        progress=sys.stderr.isatty(),
-        approximate_above=settings.approximate_above,
-        full=args.full,
-        milvus=milvus,
-    )
-    print(
-        f"Indexed {report.articles} articles into {report.passages} passages "
-        f"({report.units} sentences) in {report.seconds:.1f}s: "
-        + (f"Milvus {where}, version {report.version}" if milvus else f"{index_dir}/versions/{report.version}")
-    )
-    for error in report.errors:
-        print(f"skipped {error}", file=sys.stderr)
-    if report.errors:
-        print(f"{len(report.errors)} file(s) or line(s) skipped; the rest is indexed.", file=sys.stderr)
-    return 1 if report.errors and args.strict else 0
-
-
-def _export(model: str, index_dir: Path) -> None:
-    import json
-
-    from bot.models.encoder import export_folder, export_onnx
-
-    folder = export_folder(model, index_dir)
-    if (folder / "export.json").is_file():
-        return
-    folder = export_onnx(model, index_dir)
-    cosines = json.loads((folder / "export.json").read_text(encoding="utf-8"))["probe_min_cosine"]
-    shown = ", ".join(f"{k} {v:.6f}" if v is not None else f"{k} refused" for k, v in cosines.items())
-    print(f"Exported the encoder to {folder} (lowest probe cosine to torch: {shown}).")
-
-
-def cmd_export_encoder(args: argparse.Namespace) -> int:
-    settings = _settings()
-    _export(args.model or settings.model, args.index or settings.index_dir)
-    return 0
-
-
-def format_answer(answer: Answer) -> str:
-    """Human output: each quote in quotation marks, then '— Title (date) url'."""
-    lines: list[str] = [f"(read as a follow-up: {answer.context})", ""] if answer.context else []
-    if not answer.answered:
-        lines += [answer.message or "Not found.", "", "Nearest passages:" if answer.quotes else ""]
-    for quote in answer.quotes:
-        ref = quote.article
-        cite = f"— {ref.title} ({ref.date or 'undated'})" + (f" {ref.url}" if ref.url else "")
-        if ref.also_reported_by:  # near-duplicate copies of the article elsewhere
-            cite += "\n  also reported by " + "; ".join(
-                (c.source or c.title) + (f" {c.url}" if c.url else "") for c in ref.also_reported_by
-            )
-        lines += [f"“{quote.text}”", cite, ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-NEW_CONVERSATION = "/new"
-
-
-def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.answer.answering import validate_question
-    from bot.answer.conversation import MAX_HISTORY, Turn, validate_history
-    from bot.indexing.live import open_search_index
-    from bot.models.encoder import open_embedder
-    from bot.service import Filters, Service
-
-    settings = _settings()
-    since, until = _iso_date(args.since, "--since"), _iso_date(args.until, "--until")
-    asked_on = _iso_date(args.asked_on, "--asked-on")
-    if args.question is not None:
-        validate_question(args.question, args.k, settings.max_question_chars)
-    history = [Turn(q) for q in validate_history(args.history, settings.max_question_chars)]
-    index_dir = args.index or settings.index_dir
-    index = open_search_index(index_dir, milvus_target(settings))
-    index.check_model(settings.model)
-    service = Service(settings, open_embedder(settings.model, settings.encoder, index_dir, export="here"), index=index)
-
-    def respond(question: str) -> None:
-        result = service.answer(question, args.k, Filters(since, until, args.recent, asked_on), history)
-        print(
-            result.model_dump_json(indent=2) if args.json else format_answer(result), end="" if not args.json else "\n"
-        )
-        # The prompt follows the conversation: this question is the next one's history.
-        history.append(Turn(result.question, result.quotes[0].article.id if result.quotes else None))
-        del history[:-MAX_HISTORY]
-
-    if args.question is not None:
-        respond(args.question)
-        return 0
-    # Interactive: one question a line until EOF; a bad question is reported, not fatal.
-    print(f"Follow-up questions follow the conversation; type {NEW_CONVERSATION} to start a new one.", file=sys.stderr)
-    while True:
-        try:
-            question = input("question> ")
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return 0
-        if not question.strip():
-            continue
-        if question.strip() == NEW_CONVERSATION:
-            history.clear()
-            print("(new conversation)", file=sys.stderr)
-            continue
-        try:
-            respond(question)
-        except BotError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from bot.models.encoder import get_embedder
-    from bot.service import ingest
-
-    settings = _settings()
-    if not args.sources and not args.feed:
-        raise BotError("Name something to ingest: a file, folder, .jsonl, http(s) URL, or --feed URL.")
-    report, build = ingest(
-        args.sources,
-        args.feed,
-        args.corpus or settings.corpus_dir,
-        args.index or settings.index_dir,
-        get_embedder(settings.model),
-        allow_private=settings.allow_private_urls,
-        progress=sys.stderr.isatty(),
-        approximate_above=settings.approximate_above,
-        milvus=milvus_target(settings),
-    )
-    for outcome in report.outcomes:
-        print(outcome.line(), file=sys.stderr if outcome.status == "rejected" else sys.stdout)
-    print(report.summary() + ".")
-    if build is not None:
-        print(
-            f"Indexed {build.articles} articles ({build.passages} passages; {build.embedded} texts embedded, "
-            f"the rest cached) in {build.seconds:.1f}s: version {build.version}"
-        )
-    return 1 if args.strict and report.count("rejected") else 0
-
-
-def cmd_watch(args: argparse.Namespace) -> int:
-    from bot.indexing.watcher import watch
-    from bot.models.encoder import get_embedder
-
-    settings = _settings()
-    corpus, index_dir = args.corpus or settings.corpus_dir, args.index or settings.index_dir
-    print(f"Watching {corpus} (Ctrl-C to stop); the index in {index_dir} follows it.", flush=True)
-    watch(
-        corpus,
-        index_dir,
-        get_embedder(settings.model),
-        on_build=lambda r: print(
-            f"Indexed {r.articles} articles ({r.embedded} texts embedded) in {r.seconds:.1f}s: {r.version}", flush=True
-        ),
-        on_error=lambda e: print(f"error: {e}", file=sys.stderr, flush=True),
-        approximate_above=settings.approximate_above,
-        milvus=milvus_target(settings),
-    )
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.http.app import serve
-
-    settings = _settings()
-    if args.index:
-        settings.index_dir = args.index
-    serve(settings, host=args.host or settings.host, port=args.port or settings.port)
-    return 0
-
-
-def cmd_slack(args: argparse.Namespace) -> int:
-    from bot.slack.socket_mode import run_socket_mode
-
-    settings = _settings()
-    if args.index:
-        settings.index_dir = args.index
-    run_socket_mode(settings)
-    return 0
-
-
+# Each command's module is imported when it runs (the way pip finds its commands): `bot --help`
+# and a mistyped flag then answer at once, without FastAPI, torch or FAISS.
 COMMANDS = {
-    "index": cmd_index,
-    "export-encoder": cmd_export_encoder,
-    "ingest": cmd_ingest,
-    "watch": cmd_watch,
-    "ask": cmd_ask,
-    "serve": cmd_serve,
-    "eval": cmd_eval,
-    "gaps": cmd_gaps,
-    "slack": cmd_slack,
+    "index": ("indexing", "cmd_index"),
+    "export-encoder": ("indexing", "cmd_export_encoder"),
+    "ingest": ("indexing", "cmd_ingest"),
+    "watch": ("indexing", "cmd_watch"),
+    "ask": ("asking", "cmd_ask"),
+    "serve": ("serving", "cmd_serve"),
+    "slack": ("serving", "cmd_slack"),
+    "eval": ("quality", "cmd_eval"),
+    "gaps": ("quality", "cmd_gaps"),
 }
+
+
+def command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs command `name`, from its module."""
+    module, function = COMMANDS[name]
+    run: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(f"bot.cli.{module}"), function)
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bot` console script."""
-    from pydantic import ValidationError
-
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return command(args.command)(args)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'BOT_' + str(e['loc'][0]).upper() if e['loc'] else 'settings'}: {e['msg']}" for e in exc.errors()

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from pathlib import Path
 
-from bot.errors import BotError
+from bot.answer.answering import answer_with_vector
+from bot.answer.asking import Ask
+from bot.errors import BotError, StoreError
+from bot.models.encoder import get_embedder, open_embedder
+from bot.quality import evaluation
+from bot.quality.breakdown import format_by_type, format_table
+from bot.quality.calibration import shared_calibration
+from bot.quality.followups import evaluate_followups, is_followup_file, load_followups
+from bot.quality.gaps import DeclinedLog, format_gaps, group, parse_since, with_nearest
+from bot.settings import get_settings, store_of
+from bot.slack.feedback import FeedbackStore
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import json
-    import tempfile
-
-    from bot.indexing.live import open_search_index
-    from bot.models.encoder import get_embedder
-    from bot.quality import evaluation
-    from bot.quality.breakdown import format_by_type, format_table
-    from bot.settings import get_settings, milvus_target
-
     settings = get_settings()
     threshold = settings.threshold if args.threshold is None else args.threshold
     cache = args.cache or Path(tempfile.gettempdir()) / "bot-eval-cache"
@@ -30,13 +33,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     embedder = get_embedder(settings.model)
     report: dict[str, object]
     if args.shared is not None and args.calibrate:
-        from bot.quality.calibration import shared_calibration
-
         report = shared_calibration(args.shared, settings.corpus_dir, embedder, cache, news=args.news)
         print(json.dumps(report, indent=2))
     elif args.shared is not None:
-        from bot.models.encoder import open_embedder
-
         encoders = [(name, open_embedder(settings.model, name, cache, export="here")) for name in args.encoder]
         results = evaluation.report_shared(
             args.shared,
@@ -58,10 +57,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.corpus:
             index = evaluation.cached_index(args.corpus, embedder, cache)
         else:
-            index = open_search_index(args.index or settings.index_dir, milvus_target(settings))
+            index = store_of(settings, args.index).open()
             index.check_model(settings.model)
-        from bot.quality.followups import evaluate_followups, is_followup_file, load_followups
-
         if is_followup_file(args.questions):
             items = evaluation.subsample(load_followups(args.questions), args.every, args.limit)
             followups, _ = evaluate_followups(index, embedder, items, threshold=threshold)
@@ -73,8 +70,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
             report = result.as_dict() | {"outcomes": [o.as_row() for o in outcomes]}
             if args.encoder and args.baseline is None:
-                from bot.models.encoder import open_embedder
-
                 report["encoders"] = {
                     name: evaluation.compare_encoders(
                         index,
@@ -93,16 +88,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_gaps(args: argparse.Namespace) -> int:
-    import json
-
-    from bot.answer.answering import answer_with_vector
-    from bot.errors import StoreError
-    from bot.indexing.versions import open_index
-    from bot.models.encoder import get_embedder
-    from bot.quality.gaps import DeclinedLog, format_gaps, group, parse_since, with_nearest
-    from bot.settings import get_settings
-    from bot.slack.feedback import FeedbackStore
-
     settings = get_settings()
     since = parse_since(args.since)
     data = args.data or settings.data_dir
@@ -112,16 +97,15 @@ def cmd_gaps(args: argparse.Namespace) -> int:
     embedder = get_embedder(settings.model)
     found = group(misses, lambda texts: embedder.encode(texts))
     try:
-        index = open_index(args.index or settings.index_dir)
+        index = store_of(settings, args.index).open()
         index.check_model(settings.model)
     except StoreError as exc:
         print(f"(no nearest articles: {exc})", file=sys.stderr)
     else:
 
         def nearest(question: str) -> tuple[str, str, bool] | None:
-            result = answer_with_vector(
-                index, question, embedder.encode([question])[0], 1, threshold=settings.threshold
-            )
+            ask = Ask(question, 1, threshold=settings.threshold)
+            result = answer_with_vector(index, ask, embedder.encode([question])[0])
             if not result.quotes:
                 return None
             return result.quotes[0].article.id, result.quotes[0].article.title, result.answered

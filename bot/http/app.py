@@ -11,11 +11,13 @@ One router per resource: `ask.py` (/ask), `articles.py` (/articles), `operations
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 
 from bot import __version__
@@ -24,7 +26,9 @@ from bot.http.ask import ask_router
 from bot.http.deps import RateLimit
 from bot.http.errors import add_error_handlers
 from bot.http.middleware import BodyLimitMiddleware, ObservabilityMiddleware
-from bot.models.encoder import Embedder
+from bot.http.slack import mount_slack
+from bot.http.web import mount_web
+from bot.models.encoder import Embedder, export_encoder_in_child, export_folder
 from bot.observability import configure_logging
 from bot.service import Service
 from bot.settings import Settings, get_settings
@@ -69,13 +73,8 @@ def create_app(
     app.include_router(ask_router(settings.max_question_chars))
     app.include_router(operations.router)
     app.include_router(articles.router)
-
-    from bot.http.web import mount_web
-
     mount_web(app)  # GET / (the question page) and /static
     if settings.slack_bot_token or settings.slack_signing_secret:
-        from bot.http.slack import mount_slack
-
         mount_slack(app, service)  # POST /slack/events
     return app
 
@@ -94,17 +93,13 @@ def serve(settings: Settings, host: str, port: int) -> None:
     it; each loads its own encoder and memory-maps the same index version (the pages are shared),
     watches CURRENT, keeps its own rate-limit counts and its own metrics (see the README).
     """
-    import os
-
-    import uvicorn
-
     configure_logging(settings.log_format, settings.log_level)
-    if settings.encoder != "torch":
-        from bot.models.encoder import export_encoder_in_child, export_folder
-
-        # Once, before any worker starts (a child process: this one never imports torch).
-        if not (export_folder(settings.model, settings.index_dir) / "export.json").is_file():
-            export_encoder_in_child(settings.index_dir, settings.model)
+    # Once, before any worker starts (a child process: this one never imports torch).
+    if (
+        settings.encoder != "torch"
+        and not (export_folder(settings.model, settings.index_dir) / "export.json").is_file()
+    ):
+        export_encoder_in_child(settings.index_dir, settings.model)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     print(
         f"Serving on http://{shown}:{port}  (web page: http://{shown}:{port}/, docs: http://{shown}:{port}/docs)",

@@ -16,7 +16,7 @@ from limits import parse as parse_limit
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from bot.indexing.versions import Index
+from bot.indexing.index import Index
 from bot.service import Service
 
 

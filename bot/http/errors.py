@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.answer.answering import EMPTY_QUESTION
+from bot.answer.asking import EMPTY_QUESTION
 from bot.answer.conversation import MAX_HISTORY
 from bot.errors import (
     BotError,

@@ -6,15 +6,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from bot.service import Service
-from bot.slack.app import SlackBot, slack_over_http
+from bot.slack.adapter.http import slack_over_http
+from bot.slack.app import SlackBot
 
 
 def mount_slack(app: FastAPI, service: Service) -> SlackBot | None:
     """Add `POST /slack/events` when the bot token and the signing secret are set; returns the bot
     (also at `app.state.slack`), or None."""
-    bot = slack_over_http(service)
-    if bot is None:
+    adapter = slack_over_http(service)
+    if adapter is None:
         return None
+    bot = adapter.bot
     router = APIRouter(include_in_schema=False)
 
     @router.post("/slack/events")
@@ -23,7 +25,7 @@ def mount_slack(app: FastAPI, service: Service) -> SlackBot | None:
         # dispatch verifies, acks and hands listeners to bolt's threads; a worker thread keeps
         # its first-event auth.test call off the event loop too.
         status, content, headers = await run_in_threadpool(
-            bot.dispatch, body, dict(request.query_params), dict(request.headers)
+            adapter.dispatch, body, dict(request.query_params), dict(request.headers)
         )
         return Response(content, status_code=status, headers=headers)
 

@@ -7,6 +7,8 @@ Tokens are lowercased words, English stopwords dropped, Snowball-stemmed, so "ch
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -134,14 +136,71 @@ def query_tokens(question: str) -> list[str]:
     return _stems(words)
 
 
+# bm25s's defaults (BM25 "lucene"), which the Milvus backend's engine is set to as well.
+BM25_K1 = 1.5
+BM25_B = 0.75
+
+
+class KeywordStats:
+    """How many passages hold each token: the idf that weighs a question's words in sentence
+    scoring, and bm25s's BM25 of a passage from its own terms (the Milvus backend's candidates)."""
+
+    def __init__(self, num_docs: int, doc_freq: Callable[[str], int], average_length: float = 1.0) -> None:
+        self.num_docs = num_docs
+        self.doc_freq = doc_freq
+        self.average_length = average_length
+
+    @classmethod
+    def counted(cls, terms: Iterable[str]) -> KeywordStats:
+        """The statistics of passages given as their space-joined terms."""
+        counts: Counter[str] = Counter()
+        total = docs = 0
+        for text in terms:
+            words = text.split()
+            total += len(words)
+            docs += 1
+            counts.update(set(words))
+        return cls(docs, lambda token: counts.get(token, 0), total / docs if docs else 1.0)
+
+    def idf(self, tokens: list[str]) -> dict[str, float]:
+        """Inverse document frequency of each token (unknown tokens get the highest)."""
+        n = self.num_docs
+        out: dict[str, float] = {}
+        for token in tokens:
+            df = self.doc_freq(token)
+            out[token] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
+    def bm25(self, tokens: list[str], terms: list[str]) -> np.ndarray:
+        """BM25 of each passage (its space-joined terms) for the query tokens, as bm25s scores it
+        (`lucene`: idf · tf / (tf + k1 · (1 - b + b · length / average)), summed over the query
+        tokens, repeats included)."""
+        idf = self.idf(tokens)
+        out = np.zeros(len(terms), dtype=np.float32)
+        for n, text in enumerate(terms):
+            words = text.split()
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / self.average_length)
+            for token in tokens:
+                if count := words.count(token):
+                    out[n] += idf[token] * count / (count + norm)
+        return out
+
+
 class KeywordIndex:
-    """BM25 over a fixed list of documents, scored in full for fusion with dense search."""
+    """BM25 over a fixed list of documents with bm25s, scored in full for fusion with dense search."""
 
     def __init__(self, bm25: Any) -> None:
         self.bm25 = bm25
         indptr = np.asarray(bm25.scores["indptr"])
-        self.doc_freq = np.diff(indptr)  # bm25s stores one CSC column per token
+        doc_freq = np.diff(indptr)  # bm25s stores one CSC column per token
+        vocabulary: dict[str, int] = bm25.vocab_dict
+
+        def frequency(token: str) -> int:
+            tid = vocabulary.get(token)
+            return int(doc_freq[tid]) if tid is not None and tid < len(doc_freq) else 0
+
         self.num_docs = int(bm25.scores["num_docs"])
+        self.stats = KeywordStats(self.num_docs, frequency)
 
     @classmethod
     def build(cls, texts: list[str]) -> KeywordIndex:
@@ -169,13 +228,3 @@ class KeywordIndex:
         ids = [int(self.bm25.vocab_dict[t]) for t in known]
         scores = np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
         return scores if mask is None else scores * mask
-
-    def idf(self, tokens: list[str]) -> dict[str, float]:
-        """Inverse document frequency of each token (unknown tokens get the highest)."""
-        n = self.num_docs
-        out: dict[str, float] = {}
-        for token in tokens:
-            tid = self.bm25.vocab_dict.get(token)
-            df = int(self.doc_freq[tid]) if tid is not None and tid < len(self.doc_freq) else 0
-            out[token] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
-        return out

@@ -9,43 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot.errors import BotError, IndexMissingError
-from bot.indexing.versions import Index, current_version, open_index
-
-if TYPE_CHECKING:
-    from bot.indexing.milvus_store import MilvusTarget
+from bot.indexing.index import Index
+from bot.indexing.stores import Store
 
 log = logging.getLogger(__name__)
 
 
-def search_version(index_dir: Path, milvus: MilvusTarget | None = None) -> str:
-    """The published version's name, from CURRENT or from Milvus's pointer."""
-    if milvus is None:
-        return current_version(index_dir)
-    from bot.indexing.milvus_store import current_version as milvus_version
-
-    return milvus_version(milvus)
-
-
-def open_search_index(index_dir: Path, milvus: MilvusTarget | None = None) -> Index:
-    """The published version, on FAISS files (`index_dir`) or in Milvus."""
-    if milvus is None:
-        return open_index(index_dir)
-    from bot.indexing.milvus_index import open_milvus_index
-
-    return open_milvus_index(milvus)
-
-
 class LiveIndex:
-    """The current index version of `index_dir`, reloaded when CURRENT changes."""
+    """The current index version of a store, reloaded when a new one is published."""
 
-    def __init__(self, index_dir: Path, model: str, milvus: MilvusTarget | None = None) -> None:
-        self.index_dir = Path(index_dir)
+    def __init__(self, store: Store, model: str) -> None:
+        self.store = store
         self.model = model
-        self.milvus = milvus
         self._index: Index | None = None
         self._error: str | None = "The index is loading."
         self._lock = threading.Lock()  # one reload at a time
@@ -66,10 +43,10 @@ class LiveIndex:
         """Load the published version if it differs from the one in memory; True if swapped."""
         with self._lock:
             try:
-                version = search_version(self.index_dir, self.milvus)
+                version = self.store.current_version()
                 if self._index is not None and self._index.version == version:
                     return False
-                index = open_search_index(self.index_dir, self.milvus)
+                index = self.store.open()
                 index.check_model(self.model)
             except BotError as exc:
                 # A version that cannot be used (corrupt, half-copied, another model) is refused

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from bot.articles.corpus import Corpus, load_corpus
+from bot.articles.corpus import Corpus
 from bot.errors import StoreError
-from bot.indexing.build import BuildReport, chunk_corpus, chunker_key, read_corpus
+from bot.indexing.building import BuildReport, chunk_corpus, described, embedding_caches, matches, read_corpus
 from bot.indexing.embedding_cache import EmbeddingCache
 from bot.indexing.keyword import tokenize
 from bot.indexing.milvus_store import (
@@ -41,7 +41,6 @@ from bot.indexing.milvus_store import (
     served_version,
     update_in_place,
 )
-from bot.indexing.versions import FORMAT_VERSION
 from bot.models.encoder import Embedder
 from bot.records import Article
 
@@ -139,34 +138,23 @@ def build_milvus(
     index_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(index_dir / ".lock")):
         corpus, articles = read_corpus(corpus_path)
-        cache_root = index_dir / "embeddings"
-        caches = (
-            EmbeddingCache(cache_root, "passages", embedder.name, embedder.dimension, np.float32),
-            EmbeddingCache(cache_root, "units", embedder.name, embedder.dimension, np.float16),
-        )
+        caches = embedding_caches(index_dir, embedder)
         manifest = read_pointer(target)
         now = dt.datetime.now(dt.UTC)
-        described = {
-            "format_version": FORMAT_VERSION,
-            "model": {"name": embedder.name, "dimension": embedder.dimension},
-            "corpus": {"fingerprint": corpus.fingerprint()},
-            "chunker": chunker_key(),
-            "built_at": now.isoformat(timespec="seconds"),
-            "backend": "milvus",
-        }
+        description = described(corpus, embedder) | {"built_at": now.isoformat(timespec="seconds"), "backend": "milvus"}
         reusable = (
             manifest is not None
             and not full
-            and manifest.get("format_version") == FORMAT_VERSION
-            and manifest["model"] == described["model"]
-            and manifest.get("chunker") == described["chunker"]
+            and manifest.get("format_version") == description["format_version"]
+            and manifest["model"] == description["model"]
+            and manifest.get("chunker") == description["chunker"]
         )
         if manifest is None or not reusable:
             rows = _rows(articles, list(range(len(articles))), caches, embedder, full=full, progress=progress)
             version = now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + corpus.fingerprint()[:8]
             counts = {"articles": len(articles), "passages": len(rows.passages), "units": len(rows.units)}
             served = publish_version(
-                target, version, rows, {**described, "counts": counts}, embedder.dimension, len(articles)
+                target, version, rows, {**description, "counts": counts}, embedder.dimension, len(articles)
             )
             for cache in caches:
                 cache.prune()
@@ -184,7 +172,7 @@ def build_milvus(
                 rows = _rows(added, keys, caches, embedder, full=False, progress=progress)
                 counts = dict(manifest.get("counts", {}))
                 counts["articles"] = len(articles)
-                changes = {**described, "counts": counts, "next_key": first + len(added)}
+                changes = {**description, "counts": counts, "next_key": first + len(added)}
                 served = update_in_place(target, manifest, removed, rows, changes)
     return BuildReport(
         version=served,
@@ -200,16 +188,7 @@ def build_milvus(
 
 def milvus_is_current(target: MilvusTarget, corpus_path: Path, model: str) -> bool:
     """True when the live Milvus version holds exactly this corpus, embedded with this model."""
-    from bot.errors import StoreError
-
     try:
-        manifest = read_pointer(target)
+        return matches(read_pointer(target), corpus_path, model)
     except StoreError:
         return False
-    return (
-        manifest is not None
-        and manifest.get("format_version") == FORMAT_VERSION
-        and manifest["model"]["name"] == model
-        and manifest["corpus"]["fingerprint"] == load_corpus(corpus_path).fingerprint()
-        and manifest.get("chunker") == chunker_key()
-    )

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from bot.errors import IndexMissingError, StoreError
+from bot.indexing.keyword import BM25_B, BM25_K1
 from bot.indexing.versions import KEEP_REPLACED_SECONDS, KEEP_VERSIONS, version_time
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,6 @@ log = logging.getLogger(__name__)
 PREFIX = "bot_"
 META = "bot_meta"
 ALIAS = "bot_passages"
-# bm25s's defaults (BM25 "lucene"), so the engine's keyword scores rank as the FAISS backend's.
-BM25_K1 = 1.5
-BM25_B = 0.75
 # Searches read "Bounded": a version is flushed and counted before it is published, so only an
 # in-place article change can be a few seconds late on a server; "Strong" cost ~300 ms a query
 # there. The pointer and the tables a reader loads are read "Strong", once per change.
@@ -403,47 +401,3 @@ def collect_garbage(
 
 
 # ---------------------------------------------------------------------------------- searching
-
-
-def candidate_hits(
-    c: Any, collection: str, vector: np.ndarray, text: str, depth: int, where: str
-) -> list[tuple[int, float, str]]:
-    """(pid, cosine, BM25 terms) of the top-`depth` dense hits and (when `text`) the top-`depth`
-    BM25 hits. Two searches: the dense one gives its hits' cosines (the exact inner products of
-    FLAT and HNSW), the BM25 one its hits' vectors, for the cosine of those dense search missed
-    (measured cheaper than one hybrid request returning every hit's vector: 3.9 against 5.1 ms)."""
-    q = vector.astype(np.float32)
-    how = {"filter": where, "limit": depth, "consistency_level": SEARCH_CONSISTENCY}
-    ann = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, depth)}}
-    dense = c.search(collection, [q.tolist()], anns_field="dense", search_params=ann, output_fields=["terms"], **how)
-    hits = {int(h["id"]): (float(h["distance"]), str(h["entity"]["terms"])) for h in dense[0]}
-    if text:
-        bm25 = {"metric_type": "BM25"}
-        found = c.search(
-            collection, [text], anns_field="sparse", search_params=bm25, output_fields=["terms", "dense"], **how
-        )
-        missed = [(int(h["id"]), h["entity"]) for h in found[0] if int(h["id"]) not in hits]
-        if missed:
-            cosines = np.array([e["dense"] for _, e in missed], dtype=np.float32) @ q
-            hits.update({pid: (float(cos), e["terms"]) for (pid, e), cos in zip(missed, cosines, strict=True)})
-    return [(pid, cosine, str(terms)) for pid, (cosine, terms) in hits.items()]
-
-
-def dense_hits(c: Any, collection: str, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-    """(pid, inner product) of the top-`n` passages by dense search alone."""
-    hits = c.search(
-        collection,
-        [vector.astype(np.float32).tolist()],
-        anns_field="dense",
-        limit=max(1, min(n, 16384)),
-        search_params={"metric_type": "IP", "params": {"ef": max(HNSW_EF, n)}},
-        output_fields=[],
-        consistency_level=SEARCH_CONSISTENCY,
-    )[0]
-    return [(int(h["id"]), float(h["distance"])) for h in hits]
-
-
-def unit_rows(c: Any, collection: str, ids: list[int]) -> dict[int, np.ndarray]:
-    """Sentence-unit vectors by id (ids deleted since are simply absent)."""
-    rows = c.get(collection, ids=ids, output_fields=["vector"], consistency_level=SEARCH_CONSISTENCY)
-    return {int(r["uid"]): np.asarray(r["vector"], dtype=np.float32) for r in rows}

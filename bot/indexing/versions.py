@@ -24,9 +24,7 @@ import datetime as dt
 import json
 import shutil
 import uuid
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +33,12 @@ import numpy as np
 from bot.durable import fsync_path, write_atomically
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, StoreError
 from bot.indexing.dense import APPROXIMATE_ABOVE, build_faiss, read_faiss, search_faiss, write_faiss
-from bot.indexing.keyword import KeywordIndex, tokenize
+from bot.indexing.index import Candidates, Index
+from bot.indexing.keyword import KeywordIndex
 from bot.records import Article
 
 # 2: keyword tokens join irregular verbs' past forms to the present (bot/indexing/keyword.py).
 FORMAT_VERSION = 2
-UNIT_TOKEN_CACHE = 200_000
 KEEP_VERSIONS = 3
 # A version stays this long after it stopped being current: a server that read CURRENT just
 # before the switch may still be loading it (a load that fails anyway is retried by LiveIndex).
@@ -187,11 +185,10 @@ def current_chunks(index_dir: Path, chunker: str) -> list[tuple[str, Chunks]]:
     return found
 
 
-class Index:
-    """One loaded version: read-only, safe to share between threads."""
+class FaissIndex(Index):
+    """One version in its folder: the tables and vectors memory-mapped, FAISS and bm25s loaded."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
         try:
             self._load(folder)
             self._check()
@@ -215,31 +212,21 @@ class Index:
             ) from None
 
     def _load(self, folder: Path) -> None:
-        self.manifest = read_manifest(folder)
-        if not isinstance(self.manifest, dict) or self.manifest.get("format_version") != FORMAT_VERSION:
-            found = self.manifest.get("format_version") if isinstance(self.manifest, dict) else None
+        manifest = read_manifest(folder)
+        if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+            found = manifest.get("format_version") if isinstance(manifest, dict) else None
             raise IndexMismatchError(
                 f"The index in {folder.parent.parent} has format {found}, "
                 f"this bot reads format {FORMAT_VERSION}: run `bot index --full` to rebuild it."
             )
         with (folder / "articles.jsonl").open(encoding="utf-8") as handle:
-            self.articles = [_article_line(line, n) for n, line in enumerate(handle, start=1)]
-        self.article_number = {article.id: n for n, article in enumerate(self.articles)}
-        self.passages = _mapped(folder / "passages.npy")
-        self.units = _mapped(folder / "units.npy")
+            articles = [_article_line(line, n) for n, line in enumerate(handle, start=1)]
+        passages, units = _mapped(folder / "passages.npy"), _mapped(folder / "units.npy")
         self.passage_vectors = _mapped(folder / "passage_vectors.npy")
         self.unit_vectors = _mapped(folder / "unit_vectors.npy")
         self.faiss = read_faiss(folder / "passages.faiss")
-        self.keyword = KeywordIndex.load(folder / "keyword")
-        # Stemmed tokens of the units and titles that questions reach, computed once per version:
-        # re-stemming them on every request was most of the answering thread's Python time.
-        self.unit_tokens = lru_cache(maxsize=UNIT_TOKEN_CACHE)(self._unit_tokens)
-        self.title_tokens = lru_cache(maxsize=UNIT_TOKEN_CACHE)(self._title_tokens)
-        # Per-passage article numbers and per-article days, once per load: date filters and the
-        # recency boost then cost one vectorised comparison per request.
-        self.passage_article = np.ascontiguousarray(self.passages[:, 0])
-        self.article_days = np.array([(a.date or "")[:10] for a in self.articles], dtype="U10")
-        self.article_ordinals = np.array([_ordinal(day) for day in self.article_days], dtype=np.float64)
+        self.bm25 = KeywordIndex.load(folder / "keyword")
+        super().__init__(folder, manifest, articles, passages, units, self.bm25.stats)
 
     def _check(self) -> None:
         """The tables, the FAISS index and the manifest must agree, or answering would index past
@@ -265,7 +252,7 @@ class Index:
                 ("dimension of passage_vectors.npy", self.passage_vectors.shape[1:], (dimension,)),
                 ("dimension of unit_vectors.npy", self.unit_vectors.shape[1:], (dimension,)),
                 ("dimension of passages.faiss", int(self.faiss.d), dimension),
-                ("documents in keyword/", int(self.keyword.num_docs), passages),
+                ("documents in keyword/", int(self.bm25.num_docs), passages),
             )
             if found != expected
         ]
@@ -284,55 +271,30 @@ class Index:
         if problems:
             raise IndexCorruptError(f"index version {self.folder.name} is inconsistent: " + "; ".join(problems))
 
-    def _unit_tokens(self, unit: int) -> list[str]:
-        article, start, end = (int(x) for x in self.units[unit])
-        return tokenize(self.articles[article].text[start:end])
-
-    def _title_tokens(self, article: int) -> list[str]:
-        return tokenize(self.articles[article].title)
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
-
-    @property
-    def model(self) -> str:
-        return str(self.manifest["model"]["name"])
-
-    def check_model(self, model: str) -> None:
-        """Refuse to mix query vectors of one model with passage vectors of another."""
-        if model != self.model:
-            raise IndexMismatchError(
-                f"The index was built with model {self.model!r} but the bot is set to {model!r}: "
-                f"run `bot index --full` to rebuild it, or set BOT_MODEL={self.model}."
-            )
-
-    def __len__(self) -> int:
-        return len(self.passages)
-
-    def article_of(self, passage: int) -> Article:
-        return self.articles[int(self.passages[passage, 0])]
-
-    def span_text(self, article: int, start: int, end: int) -> str:
-        return self.articles[article].text[start:end]
-
-    def passage_mask(self, allowed_articles: Iterable[int]) -> np.ndarray:
-        """A 0/1 float mask over passages whose article is in `allowed_articles`."""
-        allowed = np.zeros(len(self.articles), dtype=bool)
-        allowed[list(allowed_articles)] = True
-        mask: np.ndarray = allowed[self.passage_article].astype(np.float32)
-        return mask
-
-    def date_mask(self, since: str | None, until: str | None) -> np.ndarray | None:
-        """A passage mask of the articles dated within [since, until] (None: no date limit)."""
-        if not since and not until:
-            return None
-        allowed = self.article_days != ""
-        if since:
-            allowed &= self.article_days >= since[:10]
-        if until:
-            allowed &= self.article_days <= until[:10]
-        return self.passage_mask(np.flatnonzero(allowed).tolist())
+    def candidates(
+        self,
+        vector: np.ndarray,
+        tokens: list[str],
+        depth: int,
+        mask: np.ndarray | None = None,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+    ) -> Candidates:
+        """FAISS's top-`depth` and bm25s's top-`depth` within the mask and the dates; each scored by
+        both (the cosine of the stored vector, BM25 from bm25s's scores of every passage)."""
+        dated = self.date_mask(since, until)
+        if dated is not None:
+            mask = dated if mask is None else dated * mask
+        dense_ids, _ = self.dense_search(vector, depth, mask)
+        keyword_scores = self.bm25.scores(tokens, mask)
+        if keyword_scores.any():
+            top = np.argpartition(-keyword_scores, min(depth, len(keyword_scores) - 1))[:depth]
+            keyword_ids = top[keyword_scores[top] > 0]
+        else:
+            keyword_ids = np.zeros(0, dtype=np.int64)
+        ids = np.unique(np.concatenate([dense_ids, keyword_ids]).astype(np.int64))
+        dense = np.asarray(self.passage_vectors[ids], dtype=np.float32) @ vector.astype(np.float32)
+        return ids, dense, keyword_scores[ids].astype(np.float32)
 
     def unit_vectors_of(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
         """The sentence-unit vectors of each [first, last) range of units."""
@@ -350,6 +312,11 @@ class Index:
             if not len(allowed):
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return search_faiss(self.faiss, query, n, allowed)
+
+    def keyword_search(self, tokens: list[str], n: int) -> np.ndarray:
+        """Top-`n` passages by BM25 alone, best first."""
+        scores = self.bm25.scores(tokens)
+        return np.array([p for p in np.argsort(-scores, kind="stable")[:n] if scores[p] > 0], dtype=np.int64)
 
 
 def _mapped(path: Path) -> np.ndarray:
@@ -376,15 +343,7 @@ def _article_line(line: str, number: int) -> Article:
     return article
 
 
-def _ordinal(day: str) -> float:
-    """The day's proleptic ordinal, NaN when undated."""
-    try:
-        return float(dt.date.fromisoformat(day).toordinal())
-    except ValueError:
-        return float("nan")
-
-
-def open_index(index_dir: Path) -> Index:
+def open_index(index_dir: Path) -> FaissIndex:
     """Load the current version of the index in `index_dir`."""
     index_dir = Path(index_dir)
-    return Index(index_dir / "versions" / current_version(index_dir))
+    return FaissIndex(index_dir / "versions" / current_version(index_dir))

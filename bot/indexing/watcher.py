@@ -12,16 +12,12 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot.articles.corpus import is_article_file
 from bot.errors import BotError, CorpusError
-from bot.indexing.build import BuildReport, build_index, is_current
-from bot.indexing.dense import APPROXIMATE_ABOVE
+from bot.indexing.building import BuildReport
+from bot.indexing.stores import Store
 from bot.models.encoder import Embedder
-
-if TYPE_CHECKING:
-    from bot.indexing.milvus_store import MilvusTarget
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 800
@@ -29,15 +25,13 @@ DEBOUNCE_MS = 800
 
 def watch(
     corpus_dir: Path,
-    index_dir: Path,
+    store: Store,
     embedder: Embedder,
     *,
     stop: threading.Event | None = None,
     on_build: Callable[[BuildReport], None] | None = None,
     on_error: Callable[[BotError], None] | None = None,
     debounce_ms: int = DEBOUNCE_MS,
-    approximate_above: int = APPROXIMATE_ABOVE,
-    milvus: MilvusTarget | None = None,
     force_polling: bool | None = None,
 ) -> None:
     """Index now if stale, then after every batch of corpus changes, until `stop` is set."""
@@ -49,9 +43,9 @@ def watch(
 
     def rebuild() -> None:
         try:
-            if is_current(corpus_dir, index_dir, embedder.name, milvus):
+            if store.is_current(corpus_dir, embedder.name):
                 return  # e.g. a file saved with the same content
-            report = build_index(corpus_dir, index_dir, embedder, approximate_above=approximate_above, milvus=milvus)
+            report = store.build(corpus_dir, embedder)
         except BotError as exc:
             log.error("index not rebuilt: %s", exc)
             if on_error:

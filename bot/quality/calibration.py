@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from bot.answer.answering import choose_quotes, score_passages
-from bot.indexing.versions import Index
+from bot.answer.asking import Ask, parse_day
+from bot.indexing.index import Index
 from bot.models.encoder import Embedder
 from bot.quality.evaluation import EvalQuestion, cached_index, contains_answer, load_questions
 from bot.quality.support import packaged_labels, with_support
@@ -40,13 +41,14 @@ def calibration_rows(
 
     def add(question: EvalQuestion, vector: np.ndarray, mask: np.ndarray | None, label: int) -> None:
         # A news question is asked on its day, as `bot eval` and the product ask it.
-        scored = score_passages(index, question.question, vector, mask, asked_on=question.date)
+        ask = Ask(question.question, asked_on=parse_day(question.date, "the question's date"))
+        scored = score_passages(index, ask, vector, mask)
         chosen = choose_quotes(scored, 1)
         if chosen:
             top = chosen[0]
             if label and quote_labels and (question.answers or question.evidence):
                 label = int(contains_answer(index.span_text(top.article, top.start, top.end), question))
-            rows.append([top.features[name] for name in features])
+            rows.append([getattr(top.features, name) for name in features])
             labels.append(label)
 
     for question, vector in zip(questions, vectors, strict=True):

@@ -23,11 +23,15 @@ from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
-from bot.answer.answering import THRESHOLD, answer
+from bot.answer.answering import answer
+from bot.answer.asking import THRESHOLD, Ask, parse_day
 from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import BotError, StoreError
+from bot.indexing.building import chunker_key
+from bot.indexing.faiss_build import build_index
+from bot.indexing.index import Index
 from bot.indexing.keyword import tokenize
-from bot.indexing.versions import FORMAT_VERSION, Index, open_index
+from bot.indexing.versions import FORMAT_VERSION, open_index
 from bot.models.encoder import Embedder
 from bot.quality import breakdown, support
 
@@ -245,7 +249,8 @@ def _sweep(outcomes: Sequence[Outcome]) -> dict[str, list[float | None]]:
 def _product(index: Index, embedder: Embedder, threshold: float) -> Callable[[EvalQuestion], Outcome]:
     def run(q: EvalQuestion) -> Outcome:
         # A news question is asked on its day: "this week" is relative to it.
-        result = answer(index, embedder, q.question, K, threshold=threshold, asked_on=q.date)
+        ask = Ask(q.question, K, threshold=threshold, asked_on=parse_day(q.date, "the question's date"))
+        result = answer(index, embedder, ask)
         top = result.quotes[0] if result.quotes else None
         return Outcome(
             q,
@@ -263,16 +268,14 @@ def _product(index: Index, embedder: Embedder, threshold: float) -> Callable[[Ev
 def _baseline(index: Index, embedder: Embedder, mode: str) -> Callable[[EvalQuestion], Outcome]:
     def run(q: EvalQuestion) -> Outcome:
         if mode == "bm25":
-            scores = index.keyword.scores(tokenize(q.question))
-            order = [int(p) for p in np.argsort(-scores, kind="stable")[:K] if scores[p] > 0]
+            order = [int(p) for p in index.keyword_search(tokenize(q.question), K)]
         else:
             ids, _ = index.dense_search(embedder.encode([q.question])[0], K)
             order = [int(p) for p in ids]
         articles = tuple(index.article_of(p).id for p in order)
         top = ""
         if order:
-            number, start, end = (int(x) for x in index.passages[order[0], :3])
-            top = index.span_text(number, start, end)
+            top = index.span_text(*index.passage_span(order[0]))
         return Outcome(q, True, articles, top, None, top)
 
     return run
@@ -334,8 +337,6 @@ def merged_corpus(paths: Sequence[Path]) -> Corpus:
 
 def cached_index(paths: Sequence[Path], embedder: Embedder, cache_dir: Path) -> Index:
     """An index of the corpora, built once per corpus content and model under `cache_dir`."""
-    from bot.indexing.build import build_index, chunker_key
-
     corpus = merged_corpus(paths)
     if not corpus.articles:
         raise BotError(f"no readable articles in {', '.join(map(str, paths))}")

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.answer.answering import THRESHOLD
+from bot.answer.asking import THRESHOLD, Ask
 from bot.answer.conversation import Turn, answer_in_conversation
 from bot.errors import BotError
-from bot.indexing.versions import Index
+from bot.indexing.index import Index
 from bot.models.encoder import Embedder
 from bot.quality.evaluation import EvalQuestion, contains_answer, question_lines
 from bot.records import Answer
@@ -110,8 +110,9 @@ def evaluate_followups(
     rows: list[dict[str, Any]] = []
     for item in items:
         turns = [Turn(q) for q in item.history]
-        after = answer_in_conversation(index, encode, item.question, turns, k, threshold=threshold)
-        alone = answer_in_conversation(index, encode, item.question, [], k, threshold=threshold)
+        ask = Ask(item.question, k, threshold=threshold)
+        after = answer_in_conversation(index, encode, ask, turns)
+        alone = answer_in_conversation(index, encode, ask, [])
         same_top = bool(after.quotes and alone.quotes) and (after.quotes[0].article.id, after.quotes[0].start) == (
             alone.quotes[0].article.id,
             alone.quotes[0].start,

@@ -11,10 +11,11 @@
 - 👍 / 👎 under every answer → stored in SQLite (bot/slack/feedback.py), counted in /metrics;
 - the App Home tab → how to ask, examples, how many articles and how fresh.
 
-Over HTTP (`bot/http/slack.py`: `POST /slack/events` when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set;
-bolt checks signatures and timestamps) or Socket Mode (`bot slack`, SLACK_APP_TOKEN). The bolt app
-is the synchronous one: `dispatch` runs in a worker thread and acks at once; answers are computed
-in bolt's listener threads, never on the event loop.
+Over HTTP (`bot/slack/adapter/http.py`, mounted by `bot/http/slack.py` on `POST /slack/events` when
+SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set) or Socket Mode (`bot/slack/adapter/socket_mode.py`,
+`bot slack`, SLACK_APP_TOKEN). The bolt app is the synchronous one: a request is dispatched in a
+worker thread and acked at once; answers are computed in bolt's listener threads, never on the
+event loop.
 
 Slack re-sends an event it thinks was not acknowledged (X-Slack-Retry-Num) and may deliver one
 message both as `app_mention` and as `message`: a middleware claims the event id and the
@@ -24,27 +25,24 @@ message's channel+ts in SQLite first, so each question is answered once.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from typing import Any
 
 from prometheus_client import Counter
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
-from slack_sdk.signature import SignatureVerifier
 
-from bot.answer.answering import validate_question
+from bot.answer.asking import Ask, validate_question
 from bot.answer.claims import NO_TEXT
 from bot.answer.conversation import Turn
 from bot.errors import BotError, QuestionError
 from bot.observability import safe_records
 from bot.records import Answer
-from bot.service import Filters
+from bot.service import Service
 from bot.slack.blocks import (
     MAX_BLOCKS,
     SHARE,
@@ -59,11 +57,6 @@ from bot.slack.blocks import (
     notice_blocks,
 )
 from bot.slack.feedback import FeedbackStore
-
-if TYPE_CHECKING:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-    from bot.service import Service
 
 log = logging.getLogger("bot.slack")
 
@@ -105,7 +98,6 @@ class SlackBot:
         self.settings = service.settings
         self.store = FeedbackStore(self.settings.data_dir / "slack.sqlite3")
         safe_records.add_secret(token, signing_secret)
-        self.verifier = SignatureVerifier(signing_secret) if signing_secret is not None else None
         # Retry 429 `ratelimited` after its Retry-After, and dropped connections; other errors surface.
         self.client = WebClient(
             token=token,
@@ -130,34 +122,10 @@ class SlackBot:
 
     # -- the answering core, shared by every listener ------------------------------------
 
-    def ask(self, question: str, history: list[Turn] | None = None, asked_on: str | None = None) -> Answer:
+    def ask(self, question: str, asked_on: dt.date, history: Sequence[Turn] = ()) -> Answer:
         """Answer with the served index, after the thread's earlier questions (`history`, oldest
         first), as asked on the day `asked_on`; UnavailableError while the model or index is not loaded."""
-        return self.service.answer(question, QUOTES, Filters(asked_on=asked_on), history=history or (), surface="slack")
-
-    def dispatch(
-        self, body: str, query: dict[str, str], headers: dict[str, str | Sequence[str]]
-    ) -> tuple[int, str, dict[str, str]]:
-        """One HTTP request from Slack (verified, acked, listeners started): status, body, headers.
-
-        Verified and parsed here, before bolt sees it: bolt's request parser raises on a body that
-        is not a JSON object (or a form whose payload is not one), its verifier on a non-numeric
-        timestamp, and it logs the whole body of a request that fails verification."""
-        if self.verifier is not None:
-            timestamp, signature = (str(headers.get(h, "")) for h in ("x-slack-request-timestamp", "x-slack-signature"))
-            if not timestamp.isdigit() or not self.verifier.is_valid(body, timestamp, signature):
-                log.info("refused a Slack request with a missing, stale or wrong signature")
-                return _refusal(401, "invalid request")
-        problem = malformed(body, str(headers.get("content-type", "")))
-        if problem is not None:
-            log.warning("refused a signed Slack request: %s", problem)
-            return _refusal(400, f"Not a Slack request: {problem}.")
-        result = self.app.dispatch(BoltRequest(body=body, query=query, headers=headers))
-        if result.status >= 500:
-            # bolt caught an exception from a middleware or listener (and logged it with its
-            # traceback); Slack would only retry the same payload, so it is refused as such.
-            return _refusal(400, "The Slack request could not be processed.")
-        return result.status, result.body, result.first_headers_without_set_cookie()
+        return self.service.answer(Ask(question, QUOTES, asked_on=asked_on), history, surface="slack")
 
     def home(self, user: str) -> dict[str, Any]:
         """The Home tab view of `user` for the current index."""
@@ -222,7 +190,7 @@ class SlackBot:
         # A question in a thread follows the thread's earlier questions (from the bot's own store).
         history = self.store.thread_turns(channel, thread) if thread else []
         try:
-            result = self.ask(question, history, asked_day(event.get("ts")))
+            result = self.ask(question, asked_day(event.get("ts")), history)
         except BotError as exc:
             private = isinstance(exc, QuestionError) and surface == "mention"
             self._post_notice(channel, user, thread, reply_for(exc), private=private)
@@ -269,7 +237,7 @@ class SlackBot:
         else:
             ack(response_type="in_channel")  # Slack then shows the command itself to the channel
         try:
-            result = self.ask(question, asked_on=asked_day(None))  # a command carries no timestamp: now
+            result = self.ask(question, asked_day(None))  # a command carries no timestamp: now
         except BotError as exc:
             self._respond(respond, text=reply_for(exc), response_type="ephemeral")
             return
@@ -369,23 +337,14 @@ class SlackBot:
             return
         self._call("views.publish", user_id=event["user"], view=self.home(str(event["user"])))
 
-    # -- Socket Mode -------------------------------------------------------------------------
 
-    def socket_mode_handler(self, app_token: str) -> SocketModeHandler:
-        """A Socket Mode connection for this app (not started)."""
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        safe_records.add_secret(app_token)
-        return SocketModeHandler(self.app, app_token, logger=log, web_client=self.client)
-
-
-def asked_day(ts: object) -> str:
+def asked_day(ts: object) -> dt.date:
     """The UTC day of a Slack timestamp ("1700000000.000100"), or today's when it has none."""
     try:
         moment = dt.datetime.fromtimestamp(float(str(ts)), dt.UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         moment = dt.datetime.now(dt.UTC)
-    return moment.date().isoformat()
+    return moment.date()
 
 
 def _answerable(event: dict[str, Any]) -> bool:
@@ -399,39 +358,3 @@ def _answerable(event: dict[str, Any]) -> bool:
         and bool(event.get("channel"))
         and bool(event.get("ts"))
     )
-
-
-def _refusal(status: int, error: str) -> tuple[int, str, dict[str, str]]:
-    return status, json.dumps({"error": error}), {"content-type": "application/json"}
-
-
-def malformed(body: str, content_type: str) -> str | None:
-    """Why a (signed) body is not one Slack sends, or None: Slack posts a JSON object (events),
-    a form (commands), or a form whose `payload` is a JSON object (interactions); an event
-    callback's `event` is an object."""
-    try:
-        if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-            form = dict(parse_qsl(body, keep_blank_values=True))
-            if "payload" not in form:
-                return None
-            data = json.loads(form["payload"])
-        else:
-            data = json.loads(body)
-    except (ValueError, RecursionError):
-        return "the body is not JSON or a form with a JSON payload"
-    if not isinstance(data, dict):
-        return "the body is not a JSON object"
-    if "event" in data and not isinstance(data["event"], dict):
-        return "'event' is not an object"
-    return None
-
-
-def slack_over_http(service: Service) -> SlackBot | None:
-    """The bot for `POST /slack/events` when the bot token and the signing secret are set, else None."""
-    settings = service.settings
-    token, secret = settings.slack_bot_token, settings.slack_signing_secret
-    if token is None or secret is None:
-        if token is not None or secret is not None:
-            log.warning("Slack over HTTP needs both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; /slack/events is off.")
-        return None
-    return SlackBot(service, token=token.get_secret_value(), signing_secret=secret.get_secret_value())

@@ -1,28 +1,26 @@
-"""Build an index version from a corpus: chunk, embed, store, publish."""
+"""What every build does, on either backend: read the corpus, link near-duplicate copies, chunk
+the articles into offset tables (reusing the chunks of unchanged texts), embed what was not
+embedded before, and report. `bot.indexing.faiss_build` and `bot.indexing.milvus_build` then
+write the result their own way.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
-from filelock import FileLock
 
+import bot.indexing.chunking
 from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import CorpusError
 from bot.indexing.chunking import chunk_article
-from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.embedding_cache import EmbeddingCache
-from bot.indexing.keyword import KeywordIndex
-from bot.indexing.versions import Chunks, IndexData, current_chunks, write_version
+from bot.indexing.versions import FORMAT_VERSION, Chunks
 from bot.models.encoder import Embedder
 from bot.records import Article, Copy
-
-if TYPE_CHECKING:
-    from bot.indexing.milvus_store import MilvusTarget
 
 
 @dataclass
@@ -56,19 +54,11 @@ def link_copies(articles: list[Article]) -> list[Article]:
 
 def chunker_key() -> str:
     """Changes whenever the chunking rules may have: a hash of their source."""
-    import bot.indexing.chunking
-
     return hashlib.sha256(Path(bot.indexing.chunking.__file__).read_bytes()).hexdigest()[:16]
 
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def previous_chunks(index_dir: Path) -> dict[str, Chunks]:
-    """The units and passages of every article in the live version, by text hash, when that
-    version was chunked by these same rules: unchanged articles need not be chunked again."""
-    return {text_hash(text): chunks for text, chunks in current_chunks(index_dir, chunker_key())}
 
 
 def _chunk(article: Article) -> Chunks:
@@ -106,29 +96,6 @@ def chunk_corpus(
     return passages_table, units_table, passage_texts, keyword_texts
 
 
-def is_current(corpus_path: Path, index_dir: Path, model: str, milvus: MilvusTarget | None = None) -> bool:
-    """True when the live index was built from exactly this corpus with this model and chunking."""
-    from bot.errors import StoreError
-
-    if milvus is not None:
-        from bot.indexing.milvus_build import milvus_is_current
-
-        return milvus_is_current(milvus, corpus_path, model)
-    from bot.indexing.versions import FORMAT_VERSION, current_version, read_manifest
-
-    try:
-        manifest = read_manifest(index_dir / "versions" / current_version(index_dir))
-    except StoreError:
-        return False
-    corpus = load_corpus(corpus_path)
-    return (
-        manifest.get("format_version") == FORMAT_VERSION
-        and manifest["model"]["name"] == model
-        and manifest["corpus"]["fingerprint"] == corpus.fingerprint()
-        and manifest.get("chunker") == chunker_key()
-    )
-
-
 def read_corpus(corpus_path: Path) -> tuple[Corpus, list[Article]]:
     """The corpus and its articles with copies linked; no readable article is a CorpusError."""
     corpus = load_corpus(corpus_path)
@@ -138,60 +105,33 @@ def read_corpus(corpus_path: Path) -> tuple[Corpus, list[Article]]:
     return corpus, link_copies(corpus.articles)
 
 
-def build_index(
-    corpus_path: Path | str,
-    index_dir: Path | str,
-    embedder: Embedder,
-    *,
-    progress: bool = False,
-    approximate_above: int = APPROXIMATE_ABOVE,
-    full: bool = False,
-    milvus: MilvusTarget | None = None,
-) -> BuildReport:
-    """Read the corpus, embed the passages and sentence units not embedded before (all of them
-    when `full`), and publish a new index version (into Milvus when `milvus` says where)."""
-    if milvus is not None:
-        from bot.indexing.milvus_build import build_milvus
+def embedding_caches(index_dir: Path, embedder: Embedder) -> tuple[EmbeddingCache, EmbeddingCache]:
+    """The vectors of passages and of sentence units already embedded with this model (units are
+    kept as float16, as the index stores them)."""
+    root = index_dir / "embeddings"
+    return (
+        EmbeddingCache(root, "passages", embedder.name, embedder.dimension, np.float32),
+        EmbeddingCache(root, "units", embedder.name, embedder.dimension, np.float16),
+    )
 
-        return build_milvus(milvus, corpus_path, index_dir, embedder, progress=progress, full=full)
-    started = time.perf_counter()
-    corpus_path, index_dir = Path(corpus_path), Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    # One indexer at a time per index folder; readers never wait for it.
-    with FileLock(str(index_dir / ".lock")):
-        corpus, articles = read_corpus(corpus_path)
-        indexed = Corpus(articles=articles)
-        passages, units, passage_texts, keyword_texts = chunk_corpus(
-            indexed, None if full else previous_chunks(index_dir)
-        )
-        unit_texts = [articles[a].text[s:e] for a, s, e in units]
-        cache_root = index_dir / "embeddings"
-        passage_cache = EmbeddingCache(cache_root, "passages", embedder.name, embedder.dimension, np.float32)
-        unit_cache = EmbeddingCache(cache_root, "units", embedder.name, embedder.dimension, np.float16)
-        passage_vectors = passage_cache.embed(passage_texts, embedder, reuse=not full, progress=progress)
-        unit_vectors = unit_cache.embed(unit_texts, embedder, reuse=not full, progress=progress)
-        data = IndexData(
-            articles=articles,
-            passages=passages,
-            units=units,
-            passage_vectors=passage_vectors,
-            unit_vectors=unit_vectors,
-            keyword=KeywordIndex.build(keyword_texts),
-            model=embedder.name,
-            dimension=embedder.dimension,
-            corpus_fingerprint=corpus.fingerprint(),
-            chunker=chunker_key(),
-        )
-        version = write_version(data, index_dir, approximate_above)
-        passage_cache.prune()
-        unit_cache.prune()
-    return BuildReport(
-        version=version,
-        articles=len(articles),
-        passages=len(passages),
-        units=len(units),
-        seconds=time.perf_counter() - started,
-        errors=corpus.errors,
-        embedded=passage_cache.embedded + unit_cache.embedded,
-        linked=len(corpus.articles) - len(articles),
+
+def described(corpus: Corpus, embedder: Embedder) -> dict[str, Any]:
+    """What a version says of itself on either backend: format, model, corpus, chunking rules."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": {"name": embedder.name, "dimension": embedder.dimension},
+        "corpus": {"fingerprint": corpus.fingerprint()},
+        "chunker": chunker_key(),
+    }
+
+
+def matches(manifest: dict[str, Any] | None, corpus_path: Path, model: str) -> bool:
+    """True when a version's manifest says it holds exactly this corpus, chunked by these rules,
+    embedded with this model, in this format."""
+    return (
+        manifest is not None
+        and manifest.get("format_version") == FORMAT_VERSION
+        and manifest["model"]["name"] == model
+        and manifest["corpus"]["fingerprint"] == load_corpus(corpus_path).fingerprint()
+        and manifest.get("chunker") == chunker_key()
     )

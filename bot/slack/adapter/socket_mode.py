@@ -10,18 +10,24 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import BotError
+from bot.observability import configure_logging, safe_records
+from bot.service import Service
 from bot.settings import Settings
-from bot.slack.app import EXAMPLE, SlackBot, api_base
+from bot.slack.app import EXAMPLE, SlackBot, api_base, log
+
+
+def socket_mode_handler(bot: SlackBot, app_token: str) -> SocketModeHandler:
+    """A Socket Mode connection for the bot's app (not started)."""
+    safe_records.add_secret(app_token)
+    return SocketModeHandler(bot.app, app_token, logger=log, web_client=bot.client)
 
 
 def run_socket_mode(settings: Settings) -> None:
     """Check the tokens, load the model and index, connect over Socket Mode, answer until Ctrl-C."""
-    from bot.observability import configure_logging
-    from bot.service import Service
-
     if settings.slack_bot_token is None or settings.slack_app_token is None:
         raise BotError(
             "Socket Mode needs SLACK_BOT_TOKEN (xoxb-…) and SLACK_APP_TOKEN (xapp-…, with connections:write): "
@@ -30,7 +36,7 @@ def run_socket_mode(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
     service = Service(settings, None)
     bot = SlackBot(service, token=settings.slack_bot_token.get_secret_value(), signing_secret=None)
-    handler = bot.socket_mode_handler(settings.slack_app_token.get_secret_value())
+    handler = socket_mode_handler(bot, settings.slack_app_token.get_secret_value())
     try:
         try:
             name = bot.client.auth_test().get("user", "the bot")

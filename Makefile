@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 SHARED ?= ../shared
 
 # `make quick`: the unit tests on fakes (no real model, no server), in well under a minute.
-.PHONY: install quick test lint run index serve bench eval lock clean
+.PHONY: install quick test lint run index serve bench eval train-reader lock clean
 
 install: $(STAMP)
 
@@ -45,6 +45,15 @@ EVAL_FLAGS ?=
 NEWS ?= build/eval/realtimeqa-2023
 eval: install
 	$(BIN)/bot eval --shared $(SHARED)/eval --news $(NEWS) --output build/eval-report.json $(EVAL_FLAGS)
+
+# The reader (bot/models/training.py): pairs from a realtimeqa_public snapshot (a `git clone --bare`
+# of github.com/realtimeqa/realtimeqa_public at $(RTQA)) and from SQuAD's train pages in $(SHARED)/eval,
+# built into build/reader-data, trained, measured (news dev set in $(NEWS) when present), written to
+# bot/models/data/reader. One training at a time: it takes both cores for ~15 min at 2 layers.
+RTQA ?= build/realtimeqa_public.git
+READER_FLAGS ?=
+train-reader: install
+	$(BIN)/bot train-reader --snapshot $(RTQA) --shared $(SHARED)/eval $(READER_FLAGS)
 
 lock: install
 	$(BIN)/pip freeze --exclude-editable | sed 's/+cpu//' \

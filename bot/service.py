@@ -23,7 +23,7 @@ import numpy as np
 
 from bot.answer.answering import answer_with_vector
 from bot.answer.asking import Ask, checked
-from bot.answer.batching import BatchingEncoder
+from bot.answer.batching import BatchedReader, BatchingEncoder
 from bot.answer.claims import answer_message
 from bot.answer.conversation import Turn, answer_in_conversation
 from bot.answer.reading import Reader
@@ -35,6 +35,7 @@ from bot.indexing.index import Index
 from bot.indexing.live import LiveIndex
 from bot.indexing.stores import Store
 from bot.models.encoder import Embedder, open_embedder
+from bot.models.reader import ReaderModel, open_reader
 from bot.observability import Metrics
 from bot.quality.gaps import DeclinedLog
 from bot.records import Answer
@@ -75,9 +76,19 @@ def ingest(
 class Service:
     """What a running bot holds: settings, model, live index, question encoder, metrics."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, *, index: Index | None = None) -> None:
-        """`index`: answer from this one version (the CLI) instead of following the index folder."""
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        *,
+        index: Index | None = None,
+        reader: ReaderModel | None = None,
+    ) -> None:
+        """`index`: answer from this one version (the CLI) instead of following the index folder;
+        `embedder` and `reader`: the models to answer with (else loaded from the settings: the
+        encoder, and the shipped reader when BOT_READER is on)."""
         self.settings = settings
+        self.reader_model = reader
         self.store = store_of(settings)
         self.embedder = embedder
         self.fixed = index
@@ -89,7 +100,6 @@ class Service:
         self.wait_for_load = 0.0  # seconds a question waits for a loading model (several workers)
         self.metrics = Metrics(self.current, lambda: self.encoder.batch_sizes if self.encoder else [])
         self.declined = DeclinedLog(settings.data_dir)
-        self.reader: Reader | None = None  # rescores candidate sentences (bot.answer.reading), when set
         self._writer: CorpusWriter | None = None
         self._making_writer = threading.Lock()  # requests run in worker threads: one writer for all
 
@@ -97,11 +107,14 @@ class Service:
         """Load the model and the index (runs in a thread at start-up); a failure is kept in `error`."""
         try:
             if self.embedder is None:
-                # A missing export is made by a child process: this one never imports torch.
+                # The models the settings name; a missing export is made by a child process: this
+                # one never imports torch. (A caller that hands in its embedder hands in its reader.)
                 settings = self.settings
                 self.embedder = open_embedder(settings.model, settings.encoder, settings.index_dir, export="child")
+                if self.reader_model is None and settings.reader == "on":
+                    self.reader_model = open_reader(settings.encoder, settings.index_dir, export="child")
             if self.encoder is None:
-                self.encoder = BatchingEncoder(self.embedder, loop=self.loop)
+                self.encoder = BatchingEncoder(self.embedder, loop=self.loop, reader=self.reader_model)
             live = LiveIndex(self.store, self.embedder.name)
             live.refresh()
             live.watch()
@@ -114,6 +127,15 @@ class Service:
             log.exception("cannot load")
         finally:
             self.loaded.set()
+
+    @property
+    def reader(self) -> Reader | None:
+        """What answering rescores with: the reader through the server's batches, or called here."""
+        if self.reader_model is None:
+            return None
+        if self.encoder is not None and self.encoder.reader is self.reader_model:
+            return BatchedReader(self.encoder)
+        return self.reader_model
 
     @property
     def error(self) -> str:
@@ -197,7 +219,7 @@ class Service:
                 await asyncio.sleep(0.05)
         ask, index, embedder = self._prepared(ask)
         if self.encoder is None:
-            self.encoder = BatchingEncoder(embedder, loop=self.loop)
+            self.encoder = BatchingEncoder(embedder, loop=self.loop, reader=self.reader_model)
         vector = await self.encoder.encode(ask.question)
         return await asyncio.to_thread(
             lambda: self._counted(self._answered(index, embedder, ask, (), vector, started), surface)

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.answer.asking import MAX_QUESTION_CHARS, THRESHOLD
+from bot.answer.reading import DEFAULT_READER
 from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.milvus_store import MilvusTarget
 from bot.indexing.stores import FaissStore, MilvusStore, Store
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model id or folder.")
     encoder: Runtime = Field(
         DEFAULT_RUNTIME, description="Runtime of the question encoder: openvino, onnx (both exported once) or torch."
+    )
+    reader: Literal["on", "off"] = Field(
+        DEFAULT_READER, description="Rescore candidate sentences with the reader (a cross-encoder trained here)."
     )
     workers: int = Field(DEFAULT_WORKERS, ge=1, le=64, description="Server processes on the one port (`bot serve`).")
     host: str = "127.0.0.1"

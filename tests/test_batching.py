@@ -47,3 +47,56 @@ def test_waiting_questions_are_encoded_as_powers_of_two_first_come_first() -> No
     assert [len(call) for call in embedder.calls] == [1, 8, 2, 1]
     assert [q for call in embedder.calls for q in call] == questions
     np.testing.assert_array_equal(np.vstack(vectors), FakeEmbedder().encode(questions))
+
+
+class GatedReader:
+    """A fake reader: a pair's logit is its text's length; it fails on a text holding "poison",
+    and its first call waits until the test opens the gate (the other questions queue)."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[str, str]]] = []
+        self.gate = threading.Event()
+
+    def score_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        self.calls.append(list(pairs))
+        self.gate.wait(10)
+        if any("poison" in text for _, text in pairs):
+            raise ValueError("the reader cannot read that")
+        return np.array([float(len(text)) for _, text in pairs])
+
+
+def test_waiting_questions_are_read_together_and_a_bad_one_fails_alone() -> None:
+    reader = GatedReader()
+    asks = [(f"Who runs ferry {n}?", [f"Ferry {n} is run by Quillfield Lines.", "No."]) for n in range(5)]
+    asks[3] = ("Who runs the poisoned ferry?", ["poison", "Ferry three is run by nobody."])
+
+    async def read_all() -> list[np.ndarray | BaseException]:
+        encoder = BatchingEncoder(FakeEmbedder(), reader=reader)
+        first = asyncio.ensure_future(encoder.read(*asks[0]))
+        while not reader.calls:
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(encoder.read(q, texts)) for q, texts in asks[1:]]
+        await asyncio.sleep(0.01)
+        reader.gate.set()
+        found = await asyncio.gather(first, *rest, return_exceptions=True)
+        await encoder.close()
+        return found
+
+    found = asyncio.run(read_all())
+    # The first alone; the four that waited in one call, which fails; then each of them alone.
+    assert [len(call) for call in reader.calls] == [2, 8, 2, 2, 2, 2]
+    for n, result in enumerate(found):
+        if n == 3:
+            assert isinstance(result, ValueError)
+        else:
+            np.testing.assert_array_equal(result, [float(len(t)) for t in asks[n][1]])
+
+
+def test_a_thread_reads_through_the_same_batches() -> None:
+    reader = GatedReader()
+    reader.gate.set()
+    encoder = BatchingEncoder(FakeEmbedder(), reader=reader)
+    logits = encoder.read_blocking("Who runs the ferry?", ["Quillfield Lines runs it.", "No."])
+    np.testing.assert_array_equal(logits, [25.0, 3.0])
+    assert encoder.read_sizes == [2]
+    asyncio.run(encoder.close())

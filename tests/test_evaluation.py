@@ -216,7 +216,7 @@ def test_threshold_sweep_shows_the_abstention_trade() -> None:
 
 def test_a_news_set_folder_is_reported_with_its_types_and_spans(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
     from bot.quality.breakdown import format_by_type
-    from bot.quality.evaluation import report_shared
+    from bot.quality.suites import report_shared
 
     news = tmp_path / "news-2031"
     news.mkdir()

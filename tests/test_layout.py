@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "settings": BASE | {"models", "articles", "indexing", "answer"},  # defaults come from the core's constants
     "slack": CORE | {"settings"},  # never the HTTP app: `bot slack` runs without it
     "http": CORE | {"settings", "slack"},  # mounts the Slack app on /slack/events
-    "cli": CORE | {"settings", "http", "slack"},
+    "cli": CORE | {"settings", "http", "slack", "models"},
     "__main__": {"cli"},
 }
 EDGES = {"http", "slack", "cli", "settings", "__main__"}
@@ -120,8 +120,9 @@ def test_module_imports_only_rooms_it_may(name: str) -> None:
 @pytest.mark.parametrize(
     ("library", "home"),
     [
-        ("sentence_transformers", {"models.encoder"}),
-        ("torch", {"models.encoder", "models.export"}),
+        ("sentence_transformers", {"models.encoder", "models.training"}),
+        ("torch", {"models.encoder", "models.export", "models.training", "models.reader"}),
+        ("datasets", {"models.training"}),
         ("onnxruntime", {"models.runtimes"}),
         ("openvino", {"models.runtimes"}),
         ("tokenizers", {"models.runtimes"}),

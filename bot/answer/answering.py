@@ -46,7 +46,19 @@ CALIBRATION = {
     "sentence_lexical": 1.37,
     "passage_lexical": 3.28,
     "answer_type": 1.86,
+    "reader": 0.0,
     "bias": -7.34,
+}
+# The same with a reader (`bot.answer.reading`): its logit of the quoted unit carries most of it.
+# Refit with `bot eval --shared ../shared/eval --calibrate --reader on`.
+READER_CALIBRATION = {
+    "sentence": 0.0,
+    "passage": 0.0,
+    "sentence_lexical": 0.0,
+    "passage_lexical": 0.0,
+    "answer_type": 0.0,
+    "reader": 1.0,
+    "bias": 0.0,
 }
 SAME_ARTICLE_PENALTY = 0.15
 # Keyword search also looks for the question terms' other forms ("began" for "begin").
@@ -73,9 +85,8 @@ class Scored:
     features: Features
 
 
-def confidence(features: Features) -> float:
+def confidence(features: Features, c: dict[str, float]) -> float:
     """The calibrated probability that the articles answer, from the quote's features."""
-    c = CALIBRATION
     return 1.0 / (1.0 + math.exp(-(c["bias"] + sum(c[name] * value for name, value in features.items()))))
 
 
@@ -110,6 +121,50 @@ def rank(reading: PassageReading, preferences: _Preferences) -> float:
     return value
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Candidates:
+    """What a question's candidates are read with, before any rescoring."""
+
+    question: QuestionInfo
+    weights: dict[str, float]  # the idf of the question's terms
+    readings: list[PassageReading]
+    preferences: _Preferences
+
+
+def read_candidates(
+    index: Index, ask: Ask, vector: np.ndarray, mask: np.ndarray | None = None, depth: int = CANDIDATE_PASSAGES
+) -> Candidates:
+    """The candidate passages of `ask`, each read (its units scored)."""
+    question = QuestionInfo.of(ask.question)
+    weights = index.keyword.idf(sorted(set(question.tokens)))
+    vector = vector.astype(np.float32)
+    tokens = expand(question.tokens) if EXPAND_SEARCH else question.tokens
+    found = candidates(index, vector, tokens, depth, mask, ask)
+    ranges = [(r.start, r.stop) for r in (index.passage_units(c.passage) for c in found)]
+    readings = [
+        read_passage(index, candidate, unit_vectors, vector, question, weights)
+        for candidate, unit_vectors in zip(found, index.unit_vectors_of(ranges), strict=True)
+    ]
+    return Candidates(question, weights, readings, _Preferences.of(index, ask))
+
+
+def score_candidates(index: Index, found: Candidates, reader: Reader | None = None) -> list[Scored]:
+    """Each candidate's quote, ranking score and confidence, after the reader's rescoring."""
+    calibration = READER_CALIBRATION if reader is not None else CALIBRATION
+    scored = []
+    for reading in rescore(found.readings, found.question, reader):
+        lo, hi = quote_units(reading, found.weights)
+        quoted = features(index, reading, lo, hi, found.question, found.weights)
+        start, end = reading.spans[lo][0], reading.spans[hi][1]
+        value = rank(reading, found.preferences)
+        scored.append(
+            Scored(
+                reading.candidate.passage, reading.article, start, end, value, confidence(quoted, calibration), quoted
+            )
+        )
+    return scored
+
+
 def score_passages(
     index: Index,
     ask: Ask,
@@ -119,34 +174,7 @@ def score_passages(
     reader: Reader | None = None,
 ) -> list[Scored]:
     """Candidate passages with their answering span, ranking score and calibrated confidence."""
-    question = QuestionInfo.of(ask.question)
-    weights = index.keyword.idf(sorted(set(question.tokens)))
-    vector = vector.astype(np.float32)
-    tokens = expand(question.tokens) if EXPAND_SEARCH else question.tokens
-    preferences = _Preferences.of(index, ask)
-    found = candidates(index, vector, tokens, depth, mask, ask)
-    ranges = [(r.start, r.stop) for r in (index.passage_units(c.passage) for c in found)]
-    readings = [
-        read_passage(index, candidate, unit_vectors, vector, question, weights)
-        for candidate, unit_vectors in zip(found, index.unit_vectors_of(ranges), strict=True)
-    ]
-    scored = []
-    for reading in rescore(readings, question, reader):
-        lo, hi = quote_units(reading, weights)
-        quoted = features(index, reading, lo, hi, question, weights)
-        start, end = reading.spans[lo][0], reading.spans[hi][1]
-        scored.append(
-            Scored(
-                reading.candidate.passage,
-                reading.article,
-                start,
-                end,
-                rank(reading, preferences),
-                confidence(quoted),
-                quoted,
-            )
-        )
-    return scored
+    return score_candidates(index, read_candidates(index, ask, vector, mask, depth), reader)
 
 
 def choose_quotes(scored: list[Scored], k: int) -> list[Scored]:

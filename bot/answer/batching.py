@@ -19,12 +19,24 @@ import contextlib
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import numpy as np
 
 from bot.models.encoder import Embedder
 
+Pairs = list[tuple[str, str]]
+
+
+class PairScorer(Protocol):
+    """A reader that scores (question, text) pairs of several questions in one call."""
+
+    def score_pairs(self, pairs: Pairs) -> np.ndarray: ...
+
+
 MAX_BATCH = 64
+# Pairs read in one call at most (the reader of ~10 questions at a time); more wait for the next.
+MAX_READ_PAIRS = 256
 CACHE_SIZE = 2048
 BLOCKING_TIMEOUT = 120.0  # seconds a thread waits for its vector before giving up
 
@@ -38,8 +50,13 @@ class BatchingEncoder:
         max_batch: int = MAX_BATCH,
         cache_size: int = CACHE_SIZE,
         loop: asyncio.AbstractEventLoop | None = None,
+        reader: PairScorer | None = None,
     ) -> None:
         self.embedder = embedder
+        self.reader = reader
+        self._reads: asyncio.Queue[tuple[Pairs, asyncio.Future[np.ndarray]]] | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self.read_sizes: list[int] = []  # pairs of every reader call, for metrics and tests
         self.max_batch = max_batch
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -110,6 +127,79 @@ class BatchingEncoder:
                 if not future.done():  # the request may have been cancelled meanwhile
                     future.set_result(by_text[text])
 
+    async def read(self, question: str, texts: list[str]) -> np.ndarray:
+        """The reader's logits of `texts` for `question`, read with the other waiting questions'
+        pairs in one call, on the encoder's thread (the model threads never run two at once)."""
+        running = asyncio.get_running_loop()
+        with self._loop_lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = running
+        if self._loop is not running:
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.read(question, texts), self._loop))
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        if self._reads is None:
+            self._reads = asyncio.Queue()
+        if self._reading is None or self._reading.done():
+            self._reading = running.create_task(self._read_run(self._reads))
+        future: asyncio.Future[np.ndarray] = running.create_future()
+        self._reads.put_nowait(([(question, t) for t in texts], future))
+        return await future
+
+    async def _read_run(self, queue: asyncio.Queue[tuple[Pairs, asyncio.Future[np.ndarray]]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await queue.get()]
+            size = len(jobs[0][0])
+            while not queue.empty() and size < MAX_READ_PAIRS:
+                waiting = queue.get_nowait()
+                jobs.append(waiting)
+                size += len(waiting[0])
+            jobs = [job for job in jobs if not job[1].done()]
+            if not jobs:
+                continue
+            pairs = [pair for job, _ in jobs for pair in job]
+            self.read_sizes.append(len(pairs))
+            try:
+                logits = await loop.run_in_executor(self._executor, self._score, pairs)
+                if len(logits) != len(pairs):
+                    raise ValueError(f"the reader scored {len(logits)} pairs of {len(pairs)}")
+            except Exception:
+                # One question's pairs may be what failed: each is read alone, and only a failing
+                # one gets the error.
+                for job, future in jobs:
+                    try:
+                        alone = await loop.run_in_executor(self._executor, self._score, job)
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                        continue
+                    if not future.done():
+                        future.set_result(alone)
+                continue
+            start = 0
+            for job, future in jobs:
+                if not future.done():
+                    future.set_result(logits[start : start + len(job)])
+                start += len(job)
+
+    def _score(self, pairs: Pairs) -> np.ndarray:
+        assert self.reader is not None
+        return np.asarray(self.reader.score_pairs(pairs), dtype=np.float32).reshape(-1)
+
+    def read_blocking(self, question: str, texts: list[str], timeout: float = BLOCKING_TIMEOUT) -> np.ndarray:
+        """`read` for a thread without an event loop (answering runs in worker threads)."""
+        return asyncio.run_coroutine_threadsafe(self.read(question, texts), self._thread_loop()).result(timeout)
+
+    def _thread_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = self._own_loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=_run_until_stopped, args=(self._own_loop,), name="encode-loop", daemon=True
+                ).start()
+            return self._loop
+
     def encode_blocking(self, question: str, timeout: float = BLOCKING_TIMEOUT) -> np.ndarray:
         """`encode` for a thread without an event loop: queued on the encoder's loop, waited for."""
         with self._loop_lock:
@@ -141,10 +231,11 @@ class BatchingEncoder:
             self._own_loop.call_soon_threadsafe(self._own_loop.stop)
 
     async def _close_here(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for task in (self._worker, self._reading):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -153,3 +244,13 @@ def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_forever()
     finally:
         loop.close()
+
+
+class BatchedReader:
+    """The Reader answering takes (`bot.answer.reading`), reading through a server's batches."""
+
+    def __init__(self, encoder: BatchingEncoder) -> None:
+        self.encoder = encoder
+
+    def score(self, question: str, texts: list[str]) -> np.ndarray:
+        return self.encoder.read_blocking(question, texts)

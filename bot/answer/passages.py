@@ -40,14 +40,16 @@ class PassageReading:
     dense: np.ndarray  # each unit's cosine with the question
     lexical: np.ndarray  # each unit's share of the question's idf weight
     scores: np.ndarray  # how well each unit answers: the quote is the best one's
+    logits: np.ndarray | None = None  # each unit's reader logit, when a reader read them
 
     @property
     def best(self) -> int:
         """The position (in this passage) of the unit that answers best."""
         return int(np.argmax(self.scores))
 
-    def rescored(self, scores: np.ndarray) -> PassageReading:
-        return replace(self, scores=scores)
+    def read(self, scores: np.ndarray, logits: np.ndarray) -> PassageReading:
+        """The reading with a reader's view: the units' new scores and its logits."""
+        return replace(self, scores=scores, logits=logits)
 
 
 def read_passage(
@@ -129,6 +131,7 @@ class Features:
     sentence_lexical: float  # the quoted units' share of the question's idf weight
     passage_lexical: float  # the passage's and its title's share
     answer_type: float  # 0 when a date/amount/number question's quote holds none
+    reader: float = 0.0  # the reader's logit of the best unit (0 without a reader)
 
     def items(self) -> list[tuple[str, float]]:
         return [(f.name, getattr(self, f.name)) for f in fields(self)]
@@ -147,4 +150,5 @@ def features(
         sentence_lexical=quoted_lexical,
         passage_lexical=passage_lexical,
         answer_type=float(holds_answer_kind(text[reading.spans[lo][0] : reading.spans[hi][1]], question)),
+        reader=float(reading.logits[reading.best]) if reading.logits is not None else 0.0,
     )

@@ -1,19 +1,29 @@
 """The rescoring step: a model that reads the question and each candidate sentence together.
 
 Between reading the candidate passages (`bot.answer.passages`) and choosing the quotes, a
-`Reader` may score the units again; its scores replace the units' own, so they decide the best
-unit of each passage, the quote and the passages' order. Without a reader (the default here)
-the step changes nothing.
+`Reader` (the cross-encoder of `bot.models.reader`, or anything that scores) reads the best
+READ_UNITS units of all the candidates, by their own scores, in one call. Its logit is added to
+each read unit's score (READER_WEIGHT times it); a unit it did not read is taken to be as
+unlikely as the least likely unit it did read. The sum decides the best unit of each passage,
+the quote and the passages' order, and the logit of the quoted unit is a feature of the
+confidence (`Features.reader`). Without a reader the step changes nothing.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from bot.answer.answer_types import QuestionInfo
 from bot.answer.passages import PassageReading
+
+# BOT_READER's default, chosen by `make eval` and `make bench` (README, "The reader").
+DEFAULT_READER: Literal["on", "off"] = "on"
+# Units the reader reads per question: the best by their own score, over every candidate passage.
+READ_UNITS = 12
+# Times the reader's logit, added to a unit's own score.
+READER_WEIGHT = 1.0
 
 
 class Reader(Protocol):
@@ -22,16 +32,38 @@ class Reader(Protocol):
     def score(self, question: str, texts: list[str]) -> np.ndarray: ...
 
 
-def rescore(readings: list[PassageReading], question: QuestionInfo, reader: Reader | None) -> list[PassageReading]:
-    """`readings` with every unit scored by `reader` in one call (unchanged without a reader)."""
+def units_to_read(readings: list[PassageReading], limit: int) -> list[int]:
+    """The unit numbers of the best `limit` units by their own scores (each unit once: passages
+    overlap by a unit), best first."""
+    best: dict[int, float] = {}
+    for reading in readings:
+        for unit, score in zip(reading.units, reading.scores.tolist(), strict=True):
+            if score > best.get(unit, -np.inf):
+                best[unit] = score
+    return sorted(best, key=lambda u: (-best[u], u))[:limit]
+
+
+def rescore(
+    readings: list[PassageReading],
+    question: QuestionInfo,
+    reader: Reader | None,
+    *,
+    read_units: int = READ_UNITS,
+    weight: float = READER_WEIGHT,
+) -> list[PassageReading]:
+    """`readings` with the reader's logits added to their units' scores (unchanged without a reader)."""
     if reader is None or not readings:
         return readings
-    texts = [text for reading in readings for text in reading.texts]
-    scores = np.asarray(reader.score(question.text, texts), dtype=np.float64)
-    out: list[PassageReading] = []
-    start = 0
+    chosen = units_to_read(readings, read_units)
+    texts: dict[int, str] = {}
     for reading in readings:
-        end = start + len(reading.texts)
-        out.append(reading.rescored(scores[start:end]))
-        start = end
+        for unit, text in zip(reading.units, reading.texts, strict=True):
+            texts.setdefault(unit, text)
+    logits = np.asarray(reader.score(question.text, [texts[u] for u in chosen]), dtype=np.float64).reshape(-1)
+    read = dict(zip(chosen, logits.tolist(), strict=True))
+    floor = float(logits.min()) if len(logits) else 0.0
+    out = []
+    for reading in readings:
+        unit_logits = np.array([read.get(u, floor) for u in reading.units], dtype=np.float64)
+        out.append(reading.read(reading.scores + weight * unit_logits, unit_logits))
     return out

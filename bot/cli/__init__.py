@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -35,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--index", type=Path, help="index folder that holds the export (BOT_INDEX_DIR)")
     export.add_argument("--model", help="model id or folder (BOT_MODEL)")
+
+    export_reader = commands.add_parser(
+        "export-reader", help="export the reader for the onnx/openvino runtimes (bot index does it too)"
+    )
+    export_reader.add_argument("--index", type=Path, help="index folder that holds the export (BOT_INDEX_DIR)")
+    export_reader.add_argument("--reader", type=Path, help="a trained reader folder (default: the shipped one)")
 
     ask = commands.add_parser("ask", help="answer a question from the index")
     ask.add_argument("question", nargs="?", help="the question; omit it for an interactive prompt")
@@ -98,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--calibrate", action="store_true", help="with --shared: refit the confidence calibration and print it"
     )
+    evaluate.add_argument(
+        "--reader", choices=["on", "off"], help="rescore with the reader, or not (BOT_READER; the reader runs on torch)"
+    )
 
     gaps = commands.add_parser(
         "gaps", help="what the articles miss: declined and 👎 questions (Slack and HTTP), grouped"
@@ -125,7 +135,52 @@ def _parser() -> argparse.ArgumentParser:
 
     slack = commands.add_parser("slack", help="answer in Slack over Socket Mode (SLACK_BOT_TOKEN, SLACK_APP_TOKEN)")
     slack.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
+
+    _reader_parsers(commands)
     return parser
+
+
+DEFAULT_NEWS = Path("build/eval/realtimeqa-2023")
+
+
+def _reader_parsers(commands: Any) -> None:
+    """Register train-reader and eval-reader on the `bot` parser's subcommands."""
+    train = commands.add_parser(
+        "train-reader", help="build the reader's training pairs, fine-tune the cross-encoder, measure it"
+    )
+    train.add_argument(
+        "--snapshot", type=Path, help="git directory of a realtimeqa_public snapshot: (re)build the pairs into --data"
+    )
+    train.add_argument(
+        "--shared", type=Path, help="the shared eval folder: SQuAD pairs (with --snapshot) and held-out figures"
+    )
+    train.add_argument("--data", type=Path, default=Path("build/reader-data"), help="where the pairs are built")
+    train.add_argument("--out", type=Path, help="where the reader is written (default bot/models/data/reader)")
+    train.add_argument("--layers", type=int, default=2, help="transformer layers kept of the six (default 2)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=float, default=1.0)
+    train.add_argument("--max-pairs", type=int, default=50_000, help="at most this many pairs (default 50,000)")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float, default=5e-5)
+    train.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    train.add_argument("--no-bf16", action="store_true", help="train in float32 (bf16 autocast is the default)")
+    _measure_flags(train)
+
+    evaluate = commands.add_parser("eval-reader", help="measure a trained reader offline (JSON)")
+    evaluate.add_argument("--model", type=Path, help="the reader folder (default bot/models/data/reader)")
+    evaluate.add_argument("--shared", type=Path, help="the shared eval folder (SQuAD held-out figures)")
+    evaluate.add_argument(
+        "--cost", default="", metavar="LAYERS", help="also time pairs for these layer counts, e.g. 2,3,6"
+    )
+    _measure_flags(evaluate)
+
+
+def _measure_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--news", type=Path, help=f"news dev set folder (articles.jsonl, qa.jsonl; default {DEFAULT_NEWS} if present)"
+    )
+    parser.add_argument("--cache", type=Path, help="where eval indexes are kept (default: <tmp>/bot-eval-cache)")
+    parser.add_argument("--every", type=int, default=10, help="page-wide SQuAD ranking for every Nth question")
 
 
 # Each command's module is imported when it runs (the way pip finds its commands): `bot --help`
@@ -133,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "index": ("indexing", "cmd_index"),
     "export-encoder": ("indexing", "cmd_export_encoder"),
+    "export-reader": ("indexing", "cmd_export_reader"),
     "ingest": ("indexing", "cmd_ingest"),
     "watch": ("indexing", "cmd_watch"),
     "ask": ("asking", "cmd_ask"),
@@ -140,6 +196,8 @@ COMMANDS = {
     "slack": ("serving", "cmd_slack"),
     "eval": ("quality", "cmd_eval"),
     "gaps": ("quality", "cmd_gaps"),
+    "train-reader": ("reader", "cmd_train_reader"),
+    "eval-reader": ("reader", "cmd_eval_reader"),
 }
 
 

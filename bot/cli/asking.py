@@ -10,6 +10,7 @@ from bot.answer.asking import Ask, parse_day, validate_question
 from bot.answer.conversation import MAX_HISTORY, Turn, validate_history
 from bot.errors import BotError
 from bot.models.encoder import open_embedder
+from bot.models.reader import open_reader
 from bot.records import Answer
 from bot.service import Service
 from bot.settings import get_settings, store_of
@@ -49,7 +50,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     index_dir = args.index or settings.index_dir
     index = store_of(settings, index_dir).open()
     index.check_model(settings.model)
-    service = Service(settings, open_embedder(settings.model, settings.encoder, index_dir, export="here"), index=index)
+    embedder = open_embedder(settings.model, settings.encoder, index_dir, export="here")
+    model = open_reader(settings.encoder, index_dir, export="here") if settings.reader == "on" else None
+    service = Service(settings, embedder, index=index, reader=model)
 
     def respond(question: str) -> None:
         result = service.answer(replace(template, question=question), history)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.errors import BotError
 from bot.indexing.watcher import watch
+from bot.models import reader
 from bot.models.encoder import export_folder, export_onnx, get_embedder
 from bot.service import ingest
 from bot.settings import get_settings, store_of
@@ -25,6 +26,18 @@ def export_encoder(model: str, index_dir: Path) -> None:
     print(f"Exported the encoder to {folder} (lowest probe cosine to torch: {shown}).")
 
 
+def export_reader(index_dir: Path, shipped: Path = reader.SHIPPED) -> None:
+    """Export the reader for the onnx/openvino runtimes once, and say how close it came to torch."""
+    reader.check_shipped(shipped)
+    folder = reader.export_folder(index_dir, shipped)
+    if (folder / "export.json").is_file():
+        return
+    folder = reader.export_reader(index_dir, shipped)
+    drift = json.loads((folder / "export.json").read_text(encoding="utf-8"))["probe_max_drift"]
+    shown = ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} refused" for k, v in drift.items())
+    print(f"Exported the reader to {folder} (largest probe logit drift from torch: {shown}).")
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     settings = get_settings()
     corpus = args.corpus or settings.corpus_dir
@@ -32,6 +45,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     store = store_of(settings, index_dir)
     if settings.encoder != "torch":
         export_encoder(settings.model, index_dir)
+        if settings.reader == "on":
+            export_reader(index_dir)
     if args.if_stale and not args.full and store.is_current(corpus, settings.model):
         print(f"The index in {store.describe()} is up to date with {corpus}.")
         return 0
@@ -50,6 +65,12 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_export_encoder(args: argparse.Namespace) -> int:
     settings = get_settings()
     export_encoder(args.model or settings.model, args.index or settings.index_dir)
+    return 0
+
+
+def cmd_export_reader(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    export_reader(args.index or settings.index_dir, args.reader or reader.SHIPPED)
     return 0
 
 

@@ -12,7 +12,8 @@ from bot.answer.answering import answer_with_vector
 from bot.answer.asking import Ask
 from bot.errors import BotError, StoreError
 from bot.models.encoder import get_embedder, open_embedder
-from bot.quality import evaluation
+from bot.models.reader import TorchReader
+from bot.quality import evaluation, suites
 from bot.quality.breakdown import format_by_type, format_table
 from bot.quality.calibration import shared_calibration
 from bot.quality.followups import evaluate_followups, is_followup_file, load_followups
@@ -31,13 +32,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.shared is None and args.questions is None:
         raise BotError("Name a question file (bot eval QA.jsonl) or a folder of sets (--shared ../shared/eval).")
     embedder = get_embedder(settings.model)
+    # Questions are encoded with torch here, so the reader runs on torch too.
+    reader = TorchReader() if (args.reader or settings.reader) == "on" else None
     report: dict[str, object]
     if args.shared is not None and args.calibrate:
-        report = shared_calibration(args.shared, settings.corpus_dir, embedder, cache, news=args.news)
+        report = shared_calibration(args.shared, settings.corpus_dir, embedder, cache, news=args.news, reader=reader)
         print(json.dumps(report, indent=2))
     elif args.shared is not None:
         encoders = [(name, open_embedder(settings.model, name, cache, export="here")) for name in args.encoder]
-        results = evaluation.report_shared(
+        results = suites.report_shared(
             args.shared,
             settings.corpus_dir,
             embedder,
@@ -48,6 +51,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             news=args.news,
             only=args.set,
             encoders=encoders,
+            reader=reader,
         )
         print(format_table(results))
         print()
@@ -66,7 +70,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             questions = evaluation.subsample(evaluation.load_questions(args.questions), args.every, args.limit)
             result, outcomes = evaluation.evaluate(
-                index, embedder, questions, args.baseline or "product", threshold=threshold
+                index, embedder, questions, args.baseline or "product", threshold=threshold, reader=reader
             )
             report = result.as_dict() | {"outcomes": [o.as_row() for o in outcomes]}
             if args.encoder and args.baseline is None:
@@ -77,6 +81,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         open_embedder(settings.model, name, cache, export="here"),
                         questions,
                         threshold=threshold,
+                        reader=reader,
                     )
                     for name in args.encoder
                 }

@@ -29,6 +29,10 @@ from bot.http.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from bot.http.slack import mount_slack
 from bot.http.web import mount_web
 from bot.models.encoder import Embedder, export_encoder_in_child, export_folder
+from bot.models.reader import EXPORT_COMMAND as READER_EXPORT
+from bot.models.reader import check_shipped
+from bot.models.reader import export_folder as reader_folder
+from bot.models.runtimes import export_in_child
 from bot.observability import configure_logging
 from bot.service import Service
 from bot.settings import Settings, get_settings
@@ -95,11 +99,13 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """
     configure_logging(settings.log_format, settings.log_level)
     # Once, before any worker starts (a child process: this one never imports torch).
-    if (
-        settings.encoder != "torch"
-        and not (export_folder(settings.model, settings.index_dir) / "export.json").is_file()
-    ):
-        export_encoder_in_child(settings.index_dir, settings.model)
+    if settings.encoder != "torch":
+        if not (export_folder(settings.model, settings.index_dir) / "export.json").is_file():
+            export_encoder_in_child(settings.index_dir, settings.model)
+        if settings.reader == "on":
+            check_shipped()  # changed weights are refused before anything starts
+            if not (reader_folder(settings.index_dir) / "export.json").is_file():
+                export_in_child(READER_EXPORT, settings.index_dir)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     print(
         f"Serving on http://{shown}:{port}  (web page: http://{shown}:{port}/, docs: http://{shown}:{port}/docs)",

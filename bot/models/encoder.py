@@ -330,7 +330,7 @@ def _drop_superseded(target: Path, name: str, weights_sha256: str) -> None:
 
 def export_encoder_in_child(index_dir: Path, model: str) -> None:
     """`bot export-encoder` in a child process, so a server never imports torch."""
-    export_in_child(EXPORT_COMMAND, index_dir, model)
+    export_in_child(EXPORT_COMMAND, index_dir, "--model", model)
 
 
 def open_embedder(

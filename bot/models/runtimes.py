@@ -225,10 +225,11 @@ def write_openvino_ir(folder: Path) -> None:
     openvino.save_model(model, str(folder / "openvino.xml"), compress_to_fp16=True)
 
 
-def export_in_child(command: str, index_dir: Path, model: str) -> None:
-    """Run `bot <command>` in a child process, so this process never imports torch."""
+def export_in_child(command: str, index_dir: Path, *options: str) -> None:
+    """Run `bot <command> --index <index_dir> <options>` in a child process, so this process never
+    imports torch."""
     log.warning("running `bot %s` for %s (once; `bot index` does this ahead of time)", command, index_dir)
-    line = [sys.executable, "-m", "bot", command, "--index", str(index_dir), "--model", model]
+    line = [sys.executable, "-m", "bot", command, "--index", str(index_dir), *options]
     done = subprocess.run(line, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ModelError(f"`bot {command}` failed: {(done.stderr or done.stdout).strip()[-1000:]}")

@@ -17,12 +17,15 @@ import numpy as np
 
 from bot.answer.answering import choose_quotes, score_passages
 from bot.answer.asking import Ask, parse_day
+from bot.answer.reading import Reader
 from bot.indexing.index import Index
 from bot.models.encoder import Embedder
 from bot.quality.evaluation import EvalQuestion, cached_index, contains_answer, load_questions
 from bot.quality.support import packaged_labels, with_support
 
 FEATURES = ("sentence", "sentence_lexical", "passage_lexical", "answer_type")
+# With a reader, its logit of the quoted unit comes first (`answering.READER_CALIBRATION`).
+READER_FEATURES = ("reader", *FEATURES)
 
 
 def calibration_rows(
@@ -32,8 +35,10 @@ def calibration_rows(
     features: Sequence[str] = FEATURES,
     *,
     quote_labels: bool = False,
+    reader: Reader | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-quote features and labels (1: the articles answer) for each question, plus hidden-source negatives."""
+    """Top-quote features and labels (1: the articles answer) for each question, plus hidden-source
+    negatives; the quotes rescored by `reader` when given."""
     titles = np.array([a.title for a in index.articles], dtype=object)
     vectors = embedder.encode([q.question for q in questions])
     rows: list[list[float]] = []
@@ -42,7 +47,7 @@ def calibration_rows(
     def add(question: EvalQuestion, vector: np.ndarray, mask: np.ndarray | None, label: int) -> None:
         # A news question is asked on its day, as `bot eval` and the product ask it.
         ask = Ask(question.question, asked_on=parse_day(question.date, "the question's date"))
-        scored = score_passages(index, ask, vector, mask)
+        scored = score_passages(index, ask, vector, mask, reader=reader)
         chosen = choose_quotes(scored, 1)
         if chosen:
             top = chosen[0]
@@ -94,17 +99,20 @@ def fit_calibration(
     features: Sequence[str] = FEATURES,
     *,
     quote_labels: bool = False,
+    reader: Reader | None = None,
 ) -> tuple[dict[str, float], list[tuple[np.ndarray, np.ndarray]]]:
     """A CALIBRATION dict fitted on (index, questions, weight) sets (features left out get 0), and
     each set's rows (features, labels) for reporting the trade-off."""
     xs, ys, ws = [], [], []
     for index, questions, weight in sets:
-        x, y = calibration_rows(index, embedder, questions, features, quote_labels=quote_labels)
+        x, y = calibration_rows(index, embedder, questions, features, quote_labels=quote_labels, reader=reader)
         xs.append(x)
         ys.append(y)
         ws.append(np.full(len(y), weight))
     coefficients, bias = fit_logistic(np.vstack(xs), np.concatenate(ys), np.concatenate(ws))
-    fitted = {name: 0.0 for name in ("sentence", "passage", "sentence_lexical", "passage_lexical", "answer_type")}
+    fitted = {
+        name: 0.0 for name in ("sentence", "passage", "sentence_lexical", "passage_lexical", "answer_type", "reader")
+    }
     fitted.update({name: round(float(c), 2) for name, c in zip(features, coefficients, strict=True)})
     fitted["bias"] = round(bias, 2)
     return fitted, list(zip(xs, ys, strict=True))
@@ -142,10 +150,17 @@ SEED_WEIGHT = 20.0
 
 
 def shared_calibration(
-    shared: Path, repo_corpus: Path, embedder: Embedder, cache_dir: Path, news: Path | None = None
+    shared: Path,
+    repo_corpus: Path,
+    embedder: Embedder,
+    cache_dir: Path,
+    news: Path | None = None,
+    reader: Reader | None = None,
 ) -> dict[str, object]:
-    """The fit behind `answering.CALIBRATION`, from the sets in `../shared/eval` and the news set
-    folder when given, with the answered/declined trade-off on each set's rows."""
+    """The fit behind `answering.CALIBRATION` (with `reader`: READER_CALIBRATION), from the sets
+    in `../shared/eval` and the news set folder when given, with the answered/declined trade-off
+    on each set's rows."""
+    features = READER_FEATURES if reader is not None else FEATURES
     squad = shared / "squad-v1.1-dev" / "passages.jsonl"
     squad_questions = load_questions(shared / "squad-v1.1-dev" / "qa.jsonl")[5::50]
     stargate = load_questions(shared / "stargate-dev.jsonl")
@@ -166,10 +181,10 @@ def shared_calibration(
                 NEWS_WEIGHT,
             )
         )
-    fitted, rows = fit_calibration(sets, embedder, quote_labels=QUOTE_LABELS)
+    fitted, rows = fit_calibration(sets, embedder, features, quote_labels=QUOTE_LABELS, reader=reader)
     return {
         "calibration": fitted,
         "tradeoff [answered positives, declined negatives]": {
-            name: tradeoff(fitted, x, y) for name, (x, y) in zip(names, rows, strict=True)
+            name: tradeoff(fitted, x, y, features) for name, (x, y) in zip(names, rows, strict=True)
         },
     }

@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from bot.answer.answering import answer
 from bot.answer.asking import THRESHOLD, Ask, parse_day
+from bot.answer.reading import Reader
 from bot.articles.corpus import Corpus, load_corpus
 from bot.errors import BotError, StoreError
 from bot.indexing.building import chunker_key
@@ -246,11 +247,13 @@ def _sweep(outcomes: Sequence[Outcome]) -> dict[str, list[float | None]]:
     return sweep
 
 
-def _product(index: Index, embedder: Embedder, threshold: float) -> Callable[[EvalQuestion], Outcome]:
+def _product(
+    index: Index, embedder: Embedder, threshold: float, reader: Reader | None
+) -> Callable[[EvalQuestion], Outcome]:
     def run(q: EvalQuestion) -> Outcome:
         # A news question is asked on its day: "this week" is relative to it.
         ask = Ask(q.question, K, threshold=threshold, asked_on=parse_day(q.date, "the question's date"))
-        result = answer(index, embedder, ask)
+        result = answer(index, embedder, ask, reader=reader)
         top = result.quotes[0] if result.quotes else None
         return Outcome(
             q,
@@ -288,11 +291,13 @@ def evaluate(
     mode: str = "product",
     *,
     threshold: float = THRESHOLD,
+    reader: Reader | None = None,
 ) -> tuple[Report, list[Outcome]]:
-    """Run every question through `mode` ("product", "bm25" or "dense") and report the figures."""
+    """Run every question through `mode` ("product", "bm25" or "dense") and report the figures;
+    the product rescores with `reader` when given."""
     if mode not in MODES:
         raise BotError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    run = _product(index, embedder, threshold) if mode == "product" else _baseline(index, embedder, mode)
+    run = _product(index, embedder, threshold, reader) if mode == "product" else _baseline(index, embedder, mode)
     # The hand-read support of the news set, by question id (other sets have none of its ids).
     questions = support.with_support(questions, support.packaged_labels())
     embedder.encode(["warm up"])  # the first call pays for lazy initialisation, not the questions
@@ -309,10 +314,11 @@ def compare_encoders(
     questions: Sequence[EvalQuestion],
     *,
     threshold: float = THRESHOLD,
+    reader: Reader | None = None,
 ) -> dict[str, Any]:
     """The bot with `other` encoding the questions, next to `reference` (the same questions with
     the encoder the index was built with): its report, and which top quotes differ."""
-    report, outcomes = evaluate(index, other, questions, "product", threshold=threshold)
+    report, outcomes = evaluate(index, other, questions, "product", threshold=threshold, reader=reader)
     differences = [
         {"id": a.question.id, "question": a.question.question, "reference": a.top_quote, "this": b.top_quote}
         for a, b in zip(reference, outcomes, strict=True)
@@ -360,85 +366,3 @@ def cached_index(paths: Sequence[Path], embedder: Embedder, cache_dir: Path) -> 
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     build_index(source, folder / "index", embedder)
     return open_index(folder / "index")
-
-
-@dataclass(frozen=True, slots=True)
-class EvalSet:
-    """A question file of `../shared/eval` and the corpora to answer it from."""
-
-    name: str
-    questions: str
-    corpora: tuple[str, ...]
-    every: int = 1
-
-
-def shared_sets(repo_corpus: Path, news: Path | None = None) -> list[EvalSet]:
-    """The sets `make eval` reports on; paths are relative to the shared eval folder. `news` is a
-    folder built by ../shared/eval/build_realtimeqa_2023.py (articles.jsonl, qa.jsonl), if any."""
-    squad = "squad-v1.1-dev/passages.jsonl"
-    extra = []
-    if news is not None:
-        # News-quiz questions over the web articles found for them: every question, all articles.
-        news = news.resolve()
-        extra.append(EvalSet(news.name, str(news / "qa.jsonl"), (str(news / "articles.jsonl"),)))
-    return [
-        *extra,
-        EvalSet("squad-v1.1-dev", "squad-v1.1-dev/qa.jsonl", (squad,), every=5),
-        # The seed article among 2,067 Wikipedia paragraphs: hard negatives for the Stargate questions.
-        EvalSet("stargate-dev", "stargate-dev.jsonl", (str(repo_corpus.resolve()), squad)),
-        EvalSet(
-            "squad-v2.0-dev-half", "squad-v2.0-dev-half/qa.jsonl", ("squad-v2.0-dev-half/passages.jsonl",), every=3
-        ),
-    ]
-
-
-def report_shared(
-    shared: Path,
-    repo_corpus: Path,
-    embedder: Embedder,
-    cache_dir: Path,
-    *,
-    full: bool = False,
-    threshold: float = THRESHOLD,
-    log: TextIO | None = None,
-    news: Path | None = None,
-    only: Sequence[str] = (),
-    encoders: Sequence[tuple[str, Embedder]] = (),
-) -> dict[str, dict[str, Any]]:
-    """Every set of `shared` (and the `news` folder) that exists, answered by the bot and by both
-    baselines, as report dicts; `only` names the sets to run (default: all). With `encoders`, the
-    bot again with each named encoder for the questions (`product/<name>`), and how many top
-    quotes stayed the same."""
-    results: dict[str, dict[str, Any]] = {}
-    for eval_set in shared_sets(repo_corpus, news):
-        if only and eval_set.name not in only:
-            continue
-        qa = shared / eval_set.questions
-        corpora = [shared / c for c in eval_set.corpora]
-        missing = [p for p in (qa, *corpora) if not p.exists()]
-        if missing:
-            if log:
-                print(f"{eval_set.name}: skipped, {missing[0]} is missing", file=log)
-            continue
-        questions = subsample(load_questions(qa), 1 if full else eval_set.every)
-        if log:
-            print(f"{eval_set.name}: {len(questions)} questions", file=log, flush=True)
-        index = cached_index(corpora, embedder, cache_dir)
-        results[eval_set.name] = {}
-        for mode in MODES:
-            report, outcomes = evaluate(index, embedder, questions, mode, threshold=threshold)
-            results[eval_set.name][mode] = report.as_dict() | {"outcomes": [o.as_row() for o in outcomes]}
-            if log:
-                print(f"  {mode}: done at {report.questions_per_second} q/s", file=log, flush=True)
-            if mode != "product":
-                continue
-            for name, other in encoders:
-                compared = compare_encoders(index, outcomes, other, questions, threshold=threshold)
-                results[eval_set.name][f"product/{name}"] = compared
-                if log:
-                    print(
-                        f"  product/{name}: {compared['same_top_quote']}/{len(questions)} top quotes the same",
-                        file=log,
-                        flush=True,
-                    )
-    return results

@@ -87,3 +87,15 @@ def test_x_forwarded_for_from_a_local_process_does_not_buy_a_fresh_rate_limit_bu
             for n in range(4)
         ]
         assert statuses[2:] == [429, 429], statuses
+
+
+@pytest.mark.parametrize("asked_on", ["0001-01-01", "0001-01-15", "9999-12-20", "9999-12-31"])
+def test_a_day_asked_near_the_ends_of_the_calendar_is_answered_by_both_forms_of_ask(
+    client: TestClient, asked_on: str
+) -> None:
+    # Three weeks either side of the day asked once overflowed `date` here: a bare 500.
+    posted = client.post("/ask", json={"question": "Who will chair Stargate?", "asked_on": asked_on})
+    got = client.get("/ask", params={"q": "Who will chair Stargate?", "asked_on": asked_on})
+    for response in (posted, got):
+        assert response.status_code == 200, response.text
+        assert response.json()["quotes"]

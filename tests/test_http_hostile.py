@@ -3,6 +3,7 @@ limit cannot be dodged with a header or spent on wrong keys, and wrong types are
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +100,25 @@ def test_a_day_asked_near_the_ends_of_the_calendar_is_answered_by_both_forms_of_
     for response in (posted, got):
         assert response.status_code == 200, response.text
         assert response.json()["quotes"]
+
+
+@pytest.mark.parametrize("field", ["title", "text"])
+def test_an_article_with_a_lone_surrogate_is_a_422_naming_the_field_and_nothing_is_written(
+    seed_corpus: Path, fake_index: Path, field: str
+) -> None:
+    settings = Settings(corpus_dir=seed_corpus, index_dir=fake_index, api_key="s3cret")
+    before = sorted(p.name for p in seed_corpus.iterdir())
+    fields = {"title": "Tessary quay reopens", "text": "The quay of Tessary reopened after a zebra-striped refit."}
+    # json.dumps escapes it as \ud800: valid JSON, but not text that can be written as UTF-8.
+    body = json.dumps(fields | {field: fields[field] + " \ud800"})
+    with TestClient(create_app(settings, embedder=FakeEmbedder()), raise_server_exceptions=False) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200)
+        response = client.post(
+            "/articles",
+            content=body,
+            headers={"Authorization": "Bearer s3cret", "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert f"'{field}' is not valid Unicode" in response.json()["error"]
+        assert len(client.get("/articles").json()["articles"]) == len(before)
+    assert sorted(p.name for p in seed_corpus.iterdir()) == before

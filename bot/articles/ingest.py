@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from filelock import FileLock
 
-from bot.articles.corpus import load_corpus, parse_article_file, slugify
+from bot.articles.corpus import TEXT_FIELDS, check_unicode, load_corpus, parse_article_file, slugify
 from bot.articles.duplicates import Catalog, Fingerprint, canonical_url, text_key
 from bot.articles.sources import Draft, Rejection, read_feed, read_path, read_url
 from bot.durable import fsync_path, write_atomically
@@ -106,6 +106,9 @@ class CorpusWriter:
         return report
 
     def _accept_one(self, draft: Draft, catalog: Catalog) -> Outcome:
+        # Drafts are read through make_article, which checks this too; one made any other way
+        # would fail in slugify or the file write instead.
+        check_unicode({key: getattr(draft, key, None) for key in TEXT_FIELDS}, draft.origin)
         match = catalog.match(draft.text, draft.url, draft.id)
         if match is not None and match.kind in ("url", "id"):
             old = match.article

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+import numpy as np
 import pytest
 
 from bot.observability import configure_logging
-from tests.fake_slack import FakeSlack, sign
+from tests.conftest import FakeEmbedder, wait_until
+from tests.fake_slack import FakeSlack, event_body, mention, sign
 from tests.test_slack_app import running, slack_index  # noqa: F401 (a module-scoped fixture)
 
 FORGED = "2026-01-01 00:00:00,000 INFO bot.http.app: admin logged in"
@@ -101,3 +106,44 @@ def test_json_logs_keep_the_traceback(root_logging: None, capsys: pytest.Capture
     record = json.loads(line)
     assert record["message"] == "Failed to run a listener"
     assert "Traceback" in record["exc_info"] and "ValueError: the Quillfield feed broke" in record["exc_info"]
+
+
+class TokenizerLikeEmbedder(FakeEmbedder):
+    """The fake model, a little slow (so concurrent questions share batches) and refusing, as the
+    real tokenizer does, a batch holding text that is not valid Unicode."""
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        time.sleep(0.005)
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]") from None
+        return super().encode(texts)
+
+
+def test_a_lone_surrogate_in_a_signed_slack_question_fails_no_http_question_beside_it(
+    slack_index: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with FakeSlack() as fake, running(slack_index, tmp_path / "data", fake, TokenizerLikeEmbedder()) as base:
+
+        def ask(n: int) -> int:
+            question = {"question": f"Who will chair Stargate in round {n}?"}  # distinct: no cached vectors
+            return httpx.post(base + "/ask", json=question, timeout=60).status_code
+
+        def poison(n: int) -> int:
+            # json.dumps writes the surrogate as the escape \ud800: a body Slack could sign.
+            body = event_body(mention("who \ud800 chairs Stargate?", ts=f"1700001{n:03d}.000100"), f"EvSur{n}")
+            return post(base, body, "application/json", sign(body)).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            futures = []
+            for round_ in range(5):
+                futures += [pool.submit(ask, round_ * 16 + n) for n in range(16)]
+                futures += [pool.submit(poison, round_ * 4 + n) for n in range(4)]
+            statuses = Counter(f.result() for f in futures)
+        assert statuses == Counter({200: 100}), statuses
+        replies = wait_until(lambda: (found := fake.of("chat.postEphemeral")) and len(found) == 20 and found)
+        assert all("not text (a lone surrogate" in r.body["text"] for r in replies), replies[0].body
+        assert not fake.of("chat.postMessage")

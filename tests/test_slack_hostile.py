@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from bot.observability import configure_logging
+from bot.slack.blocks import VOTE_UP
 from tests.conftest import FakeEmbedder, wait_until
-from tests.fake_slack import FakeSlack, event_body, mention, sign
+from tests.fake_slack import FakeSlack, action_body, command_body, event_body, mention, sign
 from tests.test_slack_app import running, slack_index  # noqa: F401 (a module-scoped fixture)
+from tests.test_slack_shortcut import shortcut_body
 
 FORGED = "2026-01-01 00:00:00,000 INFO bot.http.app: admin logged in"
 LEGACY_TOKEN = "legacyVerificationTok3n"
@@ -147,3 +149,31 @@ def test_a_lone_surrogate_in_a_signed_slack_question_fails_no_http_question_besi
         replies = wait_until(lambda: (found := fake.of("chat.postEphemeral")) and len(found) == 20 and found)
         assert all("not text (a lone surrogate" in r.body["text"] for r in replies), replies[0].body
         assert not fake.of("chat.postMessage")
+
+
+def test_a_signed_command_or_interaction_sent_again_is_answered_once(
+    slack_index: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    form = "application/x-www-form-urlencoded"
+    with FakeSlack() as fake, running(slack_index, tmp_path / "data", fake) as base:
+        asked = event_body(mention("Who will chair Stargate?", ts="1700002000.000100"), "EvReplay")
+        assert post(base, asked, "application/json", sign(asked)).status_code == 200
+        (shown,) = wait_until(lambda: fake.of("chat.postMessage"))
+        answer_id = shown.body["blocks"][-1]["elements"][0]["value"]
+        captured = {
+            "/ask": command_body("Who will chair Stargate?", fake.response_url("cmd")),
+            "block_actions": action_body(VOTE_UP, answer_id, fake.response_url("vote"), user="UVOTER01"),
+            "message_action": shortcut_body("Masayoshi Son is said to chair Stargate.", fake.response_url("sc")),
+        }
+        for body in captured.values():
+            headers = sign(body)  # one signature, within its five minutes: sent as captured, three times
+            assert [post(base, body, form, headers).status_code for _ in range(3)] == [200, 200, 200]
+        wait_until(lambda: fake.of("/response/cmd") and fake.of("/response/vote") and fake.of("chat.postEphemeral"))
+        metrics = httpx.get(base + "/metrics").text
+        # Each repeat was dropped before its listener ran: the one answer above is all there is.
+        for kind in captured:
+            assert f'bot_slack_deliveries_total{{event="{kind}",outcome="duplicate"}} 2.0' in metrics, kind
+            assert f'bot_slack_deliveries_total{{event="{kind}",outcome="taken"}} 1.0' in metrics, kind
+        assert len(fake.of("/response/cmd")) == len(fake.of("/response/vote")) == 1
+        assert len(fake.of("chat.postEphemeral")) == 1

@@ -136,7 +136,12 @@ def decode(raw: bytes, where: str) -> str:
 
 
 def parse_article_file(path: Path) -> Article:
-    """Read one front-matter article file."""
+    """Read one front-matter article file (its id: the front matter's, else the file name's slug)."""
+    return make_article(read_front_matter(path), str(path), default_id=slugify(path.stem), path=str(path))
+
+
+def read_front_matter(path: Path) -> dict[str, Any]:
+    """The fields of a front-matter article file, its text under "text", not yet validated."""
     where = str(path)
     text = decode(path.read_bytes(), where).replace("\r\n", "\n")
     match = _FRONT_MATTER.match(text)
@@ -156,8 +161,7 @@ def parse_article_file(path: Path) -> Article:
     unknown = set(meta) - _KNOWN_FIELDS
     if unknown:
         raise CorpusError(where, f"unknown front-matter field(s): {', '.join(sorted(map(str, unknown)))}")
-    data = {**meta, "text": text[match.end() :]}
-    return make_article(data, where, default_id=slugify(path.stem), path=where)
+    return {**meta, "text": text[match.end() :]}
 
 
 def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | CorpusError]]:

@@ -435,7 +435,7 @@ def test_a_file_named_like_another_article_is_added_beside_it_not_over_it(
     assert (outcome.status, outcome.id) == ("added", "2025-03-02-widget-factory-opens-in-tessary-point")
     assert "'a1' (its file's name) is already 'Quillfield bakery wins prize'" in (outcome.detail or "")
     texts = {a.id: a.text for a in load_corpus(seed_corpus).articles}
-    assert texts["a1"] == bakery and texts[outcome.id] == factory
+    assert texts["a1"] == bakery and texts[str(outcome.id)] == factory
     # Sent again, it is the article it became; the bakery's own file, edited, still updates it.
     again, _ = ingest([str(second)], [], seed_corpus, store, fake_embedder)
     assert [(o.status, o.id) for o in again.outcomes] == [("duplicate", outcome.id)]

@@ -175,16 +175,19 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05):
 
 
 class ServerThread:
-    """A real uvicorn server on a free loopback port, in a thread of the test process."""
+    """A real uvicorn server on a free loopback port, in a thread of the test process (`options`:
+    more of uvicorn.Config's, e.g. `bot serve`'s connection limits)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, **options) -> None:
         import threading
 
         import uvicorn
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on", **options
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import threading
 import time
@@ -32,6 +33,12 @@ APP_TOKEN = "xapp-1-A111-2222-testapptoken"
 BOT_USER = "UBOT0001"
 TEAM = "T0000001"
 GONE = "CGONE001"  # a channel the fake says does not exist
+_TRIGGERS = itertools.count(1)
+
+
+def trigger_id() -> str:
+    """A fresh trigger_id, as Slack gives every command and interaction (two clicks, two ids)."""
+    return f"{next(_TRIGGERS)}.{int(time.time())}.{TEAM}"
 
 
 @dataclass
@@ -321,7 +328,7 @@ def command_body(text: str, response_url: str, user: str = "UASKER01", channel: 
             "command": "/ask",
             "text": text,
             "response_url": response_url,
-            "trigger_id": "1.2.3",
+            "trigger_id": trigger_id(),
             "api_app_id": "A0000001",
         }
     )
@@ -337,7 +344,7 @@ def action_body(action_id: str, value: str, response_url: str, user: str = "UASK
         "container": {"type": "message", "message_ts": "1.1", "channel_id": "C0000001", "is_ephemeral": False},
         "channel": {"id": "C0000001"},
         "response_url": response_url,
-        "trigger_id": "1.2.3",
+        "trigger_id": trigger_id(),
         "actions": [{"type": "button", "action_id": action_id, "block_id": "feedback", "value": value}],
     }
     return urlencode({"payload": json.dumps(payload)})

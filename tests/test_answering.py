@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.answer.answering import answer
-from bot.answer.asking import Ask, parse_day
+from bot.answer.asking import Ask, parse_day, validate_question
+from bot.answer.claims import answer_message
+from bot.answer.conversation import validate_history
 from bot.errors import QuestionError
 from bot.indexing.faiss_build import build_index
 from bot.indexing.index import Index
@@ -81,6 +83,19 @@ def test_the_day_asked_puts_that_weeks_report_first(tmp_path: Path, fake_embedde
 def test_the_day_asked_must_be_an_iso_date(asked_on: str) -> None:
     with pytest.raises(QuestionError, match="ISO date"):
         parse_day(asked_on, "asked_on")
+
+
+def test_text_with_a_lone_surrogate_is_refused_on_every_way_in(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    # The model's tokenizer fails on a lone surrogate, with every question of its batch.
+    with pytest.raises(QuestionError, match=r"The question holds .* \(a lone surrogate, U\+D800, at character 4\)"):
+        validate_question("Who \ud800 chairs the Tessary board?")
+    with pytest.raises(QuestionError, match=r"history\[1\] holds .* lone surrogate, U\+DFFF"):
+        validate_history(["Who chairs the Tessary board?", "Since \udfff when?"], 100)
+    index = build(tmp_path, fake_embedder, [("a.md", "Budget", "The budget passed on Monday.", "2025-01-01")])
+    with pytest.raises(QuestionError, match="The message holds"):
+        answer_message(
+            index, lambda text: fake_embedder.encode([text])[0], Ask("The budget \ud800 passed."), max_chars=100
+        )
 
 
 @pytest.mark.parametrize("asked_on", ["0001-01-01", "0001-01-15", "9999-12-20", "9999-12-31"])

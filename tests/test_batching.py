@@ -49,6 +49,51 @@ def test_waiting_questions_are_encoded_as_powers_of_two_first_come_first() -> No
     np.testing.assert_array_equal(np.vstack(vectors), FakeEmbedder().encode(questions))
 
 
+class PickyEmbedder(GatedEmbedder):
+    """The gated fake model, refusing a text that is not valid Unicode as the real tokenizer does
+    (with a TypeError, for the whole batch)."""
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        vectors = super().encode(texts)
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]") from None
+        return vectors
+
+
+def test_a_question_the_model_refuses_fails_alone_and_its_batch_mates_are_answered() -> None:
+    embedder = PickyEmbedder()
+    questions = [f"When does ferry {n} leave Quillfield?" for n in range(5)]
+    questions[2] = "When does ferry \ud800 leave Quillfield?"
+
+    async def ask_all() -> tuple[list[np.ndarray | BaseException], np.ndarray]:
+        encoder = BatchingEncoder(embedder)
+        first = asyncio.ensure_future(encoder.encode(questions[0]))
+        while not embedder.calls:
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(encoder.encode(q)) for q in questions[1:]]
+        twice = asyncio.ensure_future(encoder.encode(questions[1]))  # two requests, one question
+        await asyncio.sleep(0.01)
+        embedder.gate.set()
+        found = await asyncio.gather(first, *rest, twice, return_exceptions=True)
+        after = await encoder.encode("When does the last ferry leave?")  # the worker lives on
+        await encoder.close()
+        return found, after
+
+    found, after = asyncio.run(ask_all())
+    # The first alone; the four that waited in one call, which fails; then each of them alone.
+    assert [len(call) for call in embedder.calls] == [1, 4, 1, 1, 1, 1, 1]
+    assert isinstance(found[2], TypeError)
+    expected = FakeEmbedder().encode([*questions, questions[1]])
+    for n, result in enumerate(found):
+        if n != 2:
+            assert isinstance(result, np.ndarray), result
+            np.testing.assert_array_equal(result, expected[n])
+    np.testing.assert_array_equal(after, FakeEmbedder().encode(["When does the last ferry leave?"])[0])
+
+
 class GatedReader:
     """A fake reader: a pair's logit is its text's length; it fails on a text holding "poison",
     and its first call waits until the test opens the gate (the other questions queue)."""

@@ -3,9 +3,12 @@ deadline for the whole fetch, and malformed URLs or charsets are refused with a 
 
 from __future__ import annotations
 
+import gzip
+import re
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +197,41 @@ def test_a_feed_declaring_an_unusable_codec_is_rejected_and_the_batch_goes_on(si
     outcomes = {o.origin: o for o in report.outcomes}
     assert outcomes[page].status == "added"
     assert outcomes[feed].status == "rejected" and "not an RSS or Atom feed" in (outcomes[feed].detail or "")
+
+
+BOMB_BYTES = 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("encoding", "layers", "refusal"),
+    [
+        ("gzip", 1, "the body is over the 5242880-byte limit"),
+        ("gzip, gzip", 2, "content encoding 'gzip, gzip' is not supported"),
+        ("gzip", 2, "the text is not UTF-8"),  # one layer declared: the inner one is binary data
+        ("br", 1, "content encoding 'br' is not supported"),
+    ],
+    ids=["gzip", "stacked", "nested-undeclared", "unknown"],
+)
+def test_a_compressed_bomb_is_refused_within_bounded_memory(
+    site: Site, encoding: str, layers: int, refusal: str
+) -> None:
+    body = bytes(BOMB_BYTES)
+    for _ in range(layers):
+        body = gzip.compress(body, compresslevel=9)
+    assert len(body) < 100_000  # 64 MB of zeros, a few kilobytes on the wire
+    url = site.page("/bomb", body, **{"Content-Encoding": encoding})
+    tracemalloc.start()
+    try:
+        with pytest.raises(IngestError, match=re.escape(refusal)):
+            fetch(url, allow_private=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The 5 MiB limit, and the chunks joined: never the 64 MiB inflated.
+    assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.0f} MiB at the peak"
+
+
+def test_a_gzipped_page_is_fetched_as_its_text(site: Site) -> None:
+    html = article_html("Tessary quay reopens", ["The quay of Tessary reopened after a refit."])
+    url = site.page("/gz", gzip.compress(html.encode()), **{"Content-Encoding": "gzip"})
+    assert "The quay of Tessary reopened" in fetch(url, allow_private=True).text

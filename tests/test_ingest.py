@@ -414,3 +414,36 @@ def test_shared_and_special_purpose_addresses_are_refused() -> None:
     for url in ("http://100.100.100.200/latest/meta-data", "http://192.0.2.1/", "http://[::1]/", "http://0.0.0.0/"):
         with pytest.raises(IngestError, match="non-public address"):
             check_address(url, allow_private=False)
+
+
+def test_a_file_named_like_another_article_is_added_beside_it_not_over_it(
+    seed_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    store = FaissStore(tmp_path / "index")
+    first, second = tmp_path / "in1", tmp_path / "in2"
+    first.mkdir()
+    second.mkdir()
+    bakery = "The Quillfield bakery won the regional bread prize for its rye loaf."
+    factory = "A widget factory opened in Tessary Point, with 300 jobs promised by spring."
+    write_article(first, "a1.md", "Quillfield bakery wins prize", bakery, date="2025-03-01")
+    write_article(second, "a1.md", "Widget factory opens in Tessary Point", factory, date="2025-03-02")
+    report, _ = ingest([str(first)], [], seed_corpus, store, fake_embedder)
+    assert [(o.status, o.id) for o in report.outcomes] == [("added", "a1")]
+    report, _ = ingest([str(second)], [], seed_corpus, store, fake_embedder)
+    # Only the file's name said "a1": the factory gets an id of its own, and says so.
+    (outcome,) = report.outcomes
+    assert (outcome.status, outcome.id) == ("added", "2025-03-02-widget-factory-opens-in-tessary-point")
+    assert "'a1' (its file's name) is already 'Quillfield bakery wins prize'" in (outcome.detail or "")
+    texts = {a.id: a.text for a in load_corpus(seed_corpus).articles}
+    assert texts["a1"] == bakery and texts[str(outcome.id)] == factory
+    # Sent again, it is the article it became; the bakery's own file, edited, still updates it.
+    again, _ = ingest([str(second)], [], seed_corpus, store, fake_embedder)
+    assert [(o.status, o.id) for o in again.outcomes] == [("duplicate", outcome.id)]
+    write_article(first, "a1.md", "Quillfield bakery wins prize", bakery + " It also won for its scones.")
+    edited, _ = ingest([str(first)], [], seed_corpus, store, fake_embedder)
+    assert [(o.status, o.id) for o in edited.outcomes] == [("updated", "a1")]
+    # An explicit id replaces, whatever the title.
+    write_article(second, "other.md", "Quillfield bakery closes", "The bakery closed for good.", id="a1")
+    replaced, _ = ingest([str(second / "other.md")], [], seed_corpus, store, fake_embedder)
+    assert [(o.status, o.id) for o in replaced.outcomes] == [("updated", "a1")]
+    assert {a.id: a.title for a in load_corpus(seed_corpus).articles}["a1"] == "Quillfield bakery closes"

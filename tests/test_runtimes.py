@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from bot.errors import ModelError
+from bot.models import runtimes
 from bot.models.encoder import MIN_COSINE, export_folder, open_embedder
 from bot.models.files import DEFAULT_MODEL
 from bot.models.runtimes import Runtime, batch_sizes, min_cosine
@@ -214,3 +216,29 @@ def test_an_unknown_runtime_is_a_clear_settings_error(capsys: pytest.CaptureFixt
     monkeypatch.setenv("BOT_ENCODER", "tensorflow")
     assert main(["ask", "Who?", "--index", str(ROOT / "no-index")]) == 1
     assert "BOT_ENCODER" in capsys.readouterr().err
+
+
+def test_exports_in_children_for_one_index_run_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    first_inside, finish_first = threading.Event(), threading.Event()
+
+    def child(line: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        events.append(f"start {line[3]}")
+        if line[3] == "first":
+            first_inside.set()
+            assert finish_first.wait(30)
+        events.append(f"end {line[3]}")
+        return subprocess.CompletedProcess(line, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", child)  # the one runtimes.export_in_child calls
+    first = threading.Thread(target=runtimes.export_in_child, args=("first", tmp_path))
+    second = threading.Thread(target=runtimes.export_in_child, args=("second", tmp_path))
+    first.start()
+    assert first_inside.wait(30)
+    second.start()
+    second.join(timeout=0.5)  # it waits for the lock, not in a child of its own
+    assert second.is_alive() and events == ["start first"]
+    finish_first.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert events == ["start first", "end first", "start second", "end second"]

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+import numpy as np
 import pytest
 
 from bot.observability import configure_logging
-from tests.fake_slack import FakeSlack, sign
+from bot.slack.blocks import VOTE_UP
+from tests.conftest import FakeEmbedder, wait_until
+from tests.fake_slack import FakeSlack, action_body, command_body, event_body, mention, sign
 from tests.test_slack_app import running, slack_index  # noqa: F401 (a module-scoped fixture)
+from tests.test_slack_shortcut import shortcut_body
 
 FORGED = "2026-01-01 00:00:00,000 INFO bot.http.app: admin logged in"
 LEGACY_TOKEN = "legacyVerificationTok3n"
@@ -101,3 +108,72 @@ def test_json_logs_keep_the_traceback(root_logging: None, capsys: pytest.Capture
     record = json.loads(line)
     assert record["message"] == "Failed to run a listener"
     assert "Traceback" in record["exc_info"] and "ValueError: the Quillfield feed broke" in record["exc_info"]
+
+
+class TokenizerLikeEmbedder(FakeEmbedder):
+    """The fake model, a little slow (so concurrent questions share batches) and refusing, as the
+    real tokenizer does, a batch holding text that is not valid Unicode."""
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        time.sleep(0.005)
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]") from None
+        return super().encode(texts)
+
+
+def test_a_lone_surrogate_in_a_signed_slack_question_fails_no_http_question_beside_it(
+    slack_index: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with FakeSlack() as fake, running(slack_index, tmp_path / "data", fake, TokenizerLikeEmbedder()) as base:
+
+        def ask(n: int) -> int:
+            question = {"question": f"Who will chair Stargate in round {n}?"}  # distinct: no cached vectors
+            return httpx.post(base + "/ask", json=question, timeout=60).status_code
+
+        def poison(n: int) -> int:
+            # json.dumps writes the surrogate as the escape \ud800: a body Slack could sign.
+            body = event_body(mention("who \ud800 chairs Stargate?", ts=f"1700001{n:03d}.000100"), f"EvSur{n}")
+            return post(base, body, "application/json", sign(body)).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            futures = []
+            for round_ in range(5):
+                futures += [pool.submit(ask, round_ * 16 + n) for n in range(16)]
+                futures += [pool.submit(poison, round_ * 4 + n) for n in range(4)]
+            statuses = Counter(f.result() for f in futures)
+        assert statuses == Counter({200: 100}), statuses
+        replies = wait_until(lambda: (found := fake.of("chat.postEphemeral")) and len(found) == 20 and found)
+        assert all("not text (a lone surrogate" in r.body["text"] for r in replies), replies[0].body
+        assert not fake.of("chat.postMessage")
+
+
+def test_a_signed_command_or_interaction_sent_again_is_answered_once(
+    slack_index: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    form = "application/x-www-form-urlencoded"
+    with FakeSlack() as fake, running(slack_index, tmp_path / "data", fake) as base:
+        asked = event_body(mention("Who will chair Stargate?", ts="1700002000.000100"), "EvReplay")
+        assert post(base, asked, "application/json", sign(asked)).status_code == 200
+        (shown,) = wait_until(lambda: fake.of("chat.postMessage"))
+        answer_id = shown.body["blocks"][-1]["elements"][0]["value"]
+        captured = {
+            "/ask": command_body("Who will chair Stargate?", fake.response_url("cmd")),
+            "block_actions": action_body(VOTE_UP, answer_id, fake.response_url("vote"), user="UVOTER01"),
+            "message_action": shortcut_body("Masayoshi Son is said to chair Stargate.", fake.response_url("sc")),
+        }
+        for body in captured.values():
+            headers = sign(body)  # one signature, within its five minutes: sent as captured, three times
+            assert [post(base, body, form, headers).status_code for _ in range(3)] == [200, 200, 200]
+        wait_until(lambda: fake.of("/response/cmd") and fake.of("/response/vote") and fake.of("chat.postEphemeral"))
+        metrics = httpx.get(base + "/metrics").text
+        # Each repeat was dropped before its listener ran: the one answer above is all there is.
+        for kind in captured:
+            assert f'bot_slack_deliveries_total{{event="{kind}",outcome="duplicate"}} 2.0' in metrics, kind
+            assert f'bot_slack_deliveries_total{{event="{kind}",outcome="taken"}} 1.0' in metrics, kind
+        assert len(fake.of("/response/cmd")) == len(fake.of("/response/vote")) == 1
+        assert len(fake.of("chat.postEphemeral")) == 1

@@ -15,7 +15,7 @@ from bot.answer.claims import MAX_CLAIMS, claims, cut
 from bot.slack.app import MESSAGE_SHORTCUT
 from bot.slack.blocks import SHARE
 from tests.conftest import ROOT, wait_until
-from tests.fake_slack import TEAM, FakeSlack, action_body, quote_texts
+from tests.fake_slack import TEAM, FakeSlack, action_body, quote_texts, trigger_id
 from tests.test_slack_app import post, running
 
 CLAIM = (
@@ -31,7 +31,7 @@ def shortcut_body(text: str, response_url: str, *, ts: str = "9.1", thread_ts: s
     payload = {
         "type": "message_action",
         "callback_id": MESSAGE_SHORTCUT,
-        "trigger_id": "1.2.3",
+        "trigger_id": trigger_id(),
         "team": {"id": TEAM},
         "user": {"id": "UREADER1", "team_id": TEAM},
         "channel": {"id": "C0000001", "name": "general"},

@@ -45,11 +45,25 @@ class Ask:
         return self.since is not None or self.until is not None
 
 
+def check_text(text: str, what: str = "The question") -> str:
+    """`text`, or a QuestionError when it holds a lone surrogate: JSON's "\\ud800" escape (or a
+    Slack payload carrying one) decodes to one, and the model's tokenizer fails on it, with every
+    other question of the batch it shares."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QuestionError(
+            f"{what} holds a character that is not text (a lone surrogate, U+{ord(text[exc.start]):04X}, at "
+            f"character {exc.start}): send it as UTF-8."
+        ) from None
+    return text
+
+
 def validate_question(question: object, k: object = 3, max_chars: int = MAX_QUESTION_CHARS) -> str:
     """The question, trimmed, or a QuestionError that says what is wrong."""
     if not isinstance(question, str) or not question.strip():
         raise QuestionError(EMPTY_QUESTION)
-    question = " ".join(question.split())
+    question = check_text(" ".join(question.split()))
     if len(question) > max_chars:
         raise QuestionError(f"The question is {len(question)} characters long; the limit is {max_chars}.")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:

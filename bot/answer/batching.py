@@ -6,7 +6,8 @@ few batched calls rather than 32 single ones, and a lone client waits for nothin
 encode. A call takes the largest power of two of the waiting questions, the earliest first; the
 rest join the next call (at 32 clients: encoder CPU 2.10 -> 1.82 ms a question, as the model
 then runs as few batches as possible, each of a shape it has run before). Repeated questions
-are served from an LRU cache of their vectors.
+are served from an LRU cache of their vectors. When a batch fails, each of its questions is
+encoded alone: one text the model refuses fails only the requests that asked it.
 
 Threads without an event loop (Slack's listeners) use `encode_blocking`, which queues the question
 on the encoder's loop, so they share the batches and the cache with HTTP's requests.
@@ -18,14 +19,17 @@ import asyncio
 import contextlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from bot.models.encoder import Embedder
 
 Pairs = list[tuple[str, str]]
+Job = TypeVar("Job")  # what one request asks of a model: a question to encode, or its pairs to read
+Waiter = asyncio.Future[np.ndarray]
 
 
 class PairScorer(Protocol):
@@ -116,16 +120,35 @@ class BatchingEncoder:
                 # Inside the try: a model answering with the wrong number of rows must fail this
                 # batch's waiters, not end the worker with them waiting forever.
                 by_text = dict(zip(texts, vectors, strict=True))
-            except Exception as exc:  # the model failed: every waiter gets the error, the loop lives
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception:
+                # One question may be what failed (a text the tokenizer refuses): each is encoded
+                # alone, and only a failing one's waiters get its error; the loop lives on.
+                waiters = [(text, [f for t, f in batch if t == text]) for text in texts]
+                await self._one_by_one(self._encode_one, waiters)
                 continue
             for text, vector in by_text.items():
                 self._remember(text, vector)
             for text, future in batch:
                 if not future.done():  # the request may have been cancelled meanwhile
                     future.set_result(by_text[text])
+
+    async def _one_by_one(self, run: Callable[[Job], np.ndarray], jobs: list[tuple[Job, list[Waiter]]]) -> None:
+        """After a call over several jobs failed: `run` each job alone on the model's thread, its
+        result or its own error to its waiters, so one bad input fails only its own requests."""
+        loop = asyncio.get_running_loop()
+        for job, waiters in jobs:
+            if all(w.done() for w in waiters):  # the requests are gone: nothing to redo
+                continue
+            try:
+                result = await loop.run_in_executor(self._executor, run, job)
+            except Exception as exc:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(result)
 
     async def read(self, question: str, texts: list[str]) -> np.ndarray:
         """The reader's logits of `texts` for `question`, read with the other waiting questions'
@@ -167,15 +190,7 @@ class BatchingEncoder:
             except Exception:
                 # One question's pairs may be what failed: each is read alone, and only a failing
                 # one gets the error.
-                for job, future in jobs:
-                    try:
-                        alone = await loop.run_in_executor(self._executor, self._score, job)
-                    except Exception as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                        continue
-                    if not future.done():
-                        future.set_result(alone)
+                await self._one_by_one(self._score, [(job, [future]) for job, future in jobs])
                 continue
             start = 0
             for job, future in jobs:
@@ -213,6 +228,13 @@ class BatchingEncoder:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.embedder.encode(texts, batch_size=max(len(texts), 1))
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        vectors = self._encode([text])
+        if len(vectors) != 1:
+            raise ValueError(f"the encoder gave {len(vectors)} vectors for one question")
+        vector: np.ndarray = vectors[0]
+        return vector  # not cached: this runs on the model's thread, the cache is the loop's
 
     def _remember(self, text: str, vector: np.ndarray) -> None:
         self._cache[text] = vector

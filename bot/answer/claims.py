@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from bot.answer.answering import answer_with_vector
-from bot.answer.asking import Ask
+from bot.answer.asking import Ask, check_text
 from bot.answer.reading import Reader
 from bot.errors import QuestionError
 from bot.indexing.index import Index
@@ -60,7 +60,7 @@ def answer_message(
     """The quotes that bear best on the claims of a message (`ask.question`, its text); QuestionError
     when it has no text."""
     started = time.perf_counter()
-    question = cut(ask.question, max_chars)
+    question = check_text(cut(ask.question, max_chars), "The message")
     if not question:
         raise QuestionError(NO_TEXT)
     results = [

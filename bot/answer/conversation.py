@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bot.answer.answering import answer_with_vector
-from bot.answer.asking import ArticleBoost, Ask
+from bot.answer.asking import ArticleBoost, Ask, check_text
 from bot.answer.reading import Reader
 from bot.errors import QuestionError
 from bot.indexing.index import Index
@@ -117,7 +117,7 @@ def validate_history(history: object, max_chars: int) -> list[str]:
     for n, item in enumerate(history):
         if not isinstance(item, str) or not item.strip():
             raise QuestionError(f"history[{n}] is empty: each earlier question must have some words.")
-        item = " ".join(item.split())
+        item = check_text(" ".join(item.split()), f"history[{n}]")
         if len(item) > max_chars:
             raise QuestionError(f"history[{n}] is {len(item)} characters long; the limit is {max_chars}.")
         out.append(item)

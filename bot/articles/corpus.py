@@ -28,6 +28,7 @@ ARTICLE_SUFFIXES = {".md", ".markdown", ".txt"}
 COLLECTION_SUFFIXES = {".jsonl"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
 _KNOWN_FIELDS = {"id", "title", "date", "url", "source", "author", "duplicate_of"}
+TEXT_FIELDS = ("id", "title", "text", "date", "url", "source", "author", "duplicate_of")
 
 
 @dataclass
@@ -55,7 +56,24 @@ def slugify(value: str, max_length: int = 80) -> str:
     """A lowercase ASCII slug: 'OpenAI, Softbank launch…' -> 'openai-softbank-launch'."""
     ascii_value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_value.lower()).strip("-")
-    return slug[:max_length].rstrip("-") or hashlib.sha256(value.encode()).hexdigest()[:12]
+    # surrogatepass: a file name that is not UTF-8 reaches Python with lone surrogates in it.
+    return slug[:max_length].rstrip("-") or hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def check_unicode(fields: dict[str, Any], where: str) -> None:
+    """CorpusError naming the first text field that cannot be written as UTF-8: JSON's "\\ud800"
+    is valid JSON, but decodes to a lone surrogate, which no file, hash or tokenizer takes."""
+    for key, value in fields.items():
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CorpusError(
+                where,
+                f"'{key}' is not valid Unicode: a lone surrogate (U+{ord(value[exc.start]):04X}) at character "
+                f"{exc.start}; send UTF-8 text",
+            ) from None
 
 
 def clean_text(text: str) -> str:
@@ -83,6 +101,7 @@ def normalize_date(value: Any, where: str) -> str | None:
 
 def make_article(data: dict[str, Any], where: str, default_id: str, path: str | None) -> Article:
     """Validate one article's fields and build it."""
+    check_unicode({key: data.get(key) for key in TEXT_FIELDS}, where)
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         raise CorpusError(where, "missing 'title'")
@@ -117,7 +136,12 @@ def decode(raw: bytes, where: str) -> str:
 
 
 def parse_article_file(path: Path) -> Article:
-    """Read one front-matter article file."""
+    """Read one front-matter article file (its id: the front matter's, else the file name's slug)."""
+    return make_article(read_front_matter(path), str(path), default_id=slugify(path.stem), path=str(path))
+
+
+def read_front_matter(path: Path) -> dict[str, Any]:
+    """The fields of a front-matter article file, its text under "text", not yet validated."""
     where = str(path)
     text = decode(path.read_bytes(), where).replace("\r\n", "\n")
     match = _FRONT_MATTER.match(text)
@@ -137,8 +161,7 @@ def parse_article_file(path: Path) -> Article:
     unknown = set(meta) - _KNOWN_FIELDS
     if unknown:
         raise CorpusError(where, f"unknown front-matter field(s): {', '.join(sorted(map(str, unknown)))}")
-    data = {**meta, "text": text[match.end() :]}
-    return make_article(data, where, default_id=slugify(path.stem), path=where)
+    return {**meta, "text": text[match.end() :]}
 
 
 def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | CorpusError]]:

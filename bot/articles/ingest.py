@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 from filelock import FileLock
 
-from bot.articles.corpus import load_corpus, parse_article_file, slugify
+from bot.articles.corpus import TEXT_FIELDS, check_unicode, load_corpus, parse_article_file, slugify
 from bot.articles.duplicates import Catalog, Fingerprint, canonical_url, text_key
 from bot.articles.sources import Draft, Rejection, read_feed, read_path, read_url
 from bot.durable import fsync_path, write_atomically
@@ -106,7 +106,17 @@ class CorpusWriter:
         return report
 
     def _accept_one(self, draft: Draft, catalog: Catalog) -> Outcome:
+        # Drafts are read through make_article, which checks this too; one made any other way
+        # would fail in slugify or the file write instead.
+        check_unicode({key: getattr(draft, key, None) for key in TEXT_FIELDS}, draft.origin)
         match = catalog.match(draft.text, draft.url, draft.id)
+        taken = None
+        if match is not None and match.kind == "id" and draft.id_from_name and not _same_story(match.article, draft):
+            # Only the file's name (index.md, a1.md) says it is that article, and its title or
+            # URL says it is not: it is a new one, under an id of its own; the other stays.
+            taken = match.article
+            draft = replace(draft, id=None, id_from_name=False)
+            match = catalog.match(draft.text, draft.url)
         if match is not None and match.kind in ("url", "id"):
             old = match.article
             if text_key(old.text) == text_key(draft.text) and old.title == draft.title:
@@ -131,6 +141,9 @@ class CorpusWriter:
         article = self._article(draft, article_id, path)
         self._write(article)
         catalog.add(article)
+        if taken is not None:
+            detail = f"{taken.id!r} (its file's name) is already {taken.title!r}: added as {article_id}"
+            return Outcome("added", draft.origin, article_id, detail)
         return Outcome("added", draft.origin, article_id)
 
     def _new_id(self, draft: Draft, catalog: Catalog) -> str:
@@ -193,6 +206,12 @@ class CorpusWriter:
                 path.unlink()
                 fsync_path(path.parent)
             return found
+
+
+def _same_story(old: Article, draft: Draft) -> bool:
+    """Whether a draft can be a new version of `old`: the same title, and no other URL."""
+    other_url = bool(old.url and draft.url and canonical_url(old.url) != canonical_url(draft.url))
+    return old.title == draft.title and not other_url
 
 
 def _line_id(line: str) -> str | None:

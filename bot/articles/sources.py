@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.articles.corpus import clean_text, decode, is_ignored, json_lines, make_article, parse_article_file
+from bot.articles.corpus import (
+    clean_text,
+    decode,
+    is_ignored,
+    json_lines,
+    make_article,
+    read_front_matter,
+    slugify,
+)
 from bot.articles.duplicates import canonical_url
 from bot.articles.fetching import FEED_TYPES, HTML_TYPES, TEXT_TYPES, decode_body, fetch, parse_url
 from bot.errors import CorpusError, IngestError
@@ -34,6 +42,9 @@ class Draft:
     source: str | None = None
     author: str | None = None
     id: str | None = None  # only when the source named one
+    # True when `id` is only the file's name (index.md, story.txt): a suggestion, which another
+    # article of that id keeps (see CorpusWriter); an explicit `id:` or the same URL replaces.
+    id_from_name: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,9 @@ class Rejection:
         return cls(origin, reason.removeprefix(f"{origin}: "))
 
 
-def draft_from_fields(data: dict[str, Any], origin: str, article_id: str | None = None) -> Draft:
+def draft_from_fields(
+    data: dict[str, Any], origin: str, article_id: str | None = None, *, id_from_name: bool = False
+) -> Draft:
     """Validate title/text/date/url/source/author as the corpus would; CorpusError if invalid."""
     article = make_article(data, origin, default_id=article_id or "new", path=None)
     if article.url and not re.match(r"https?://", article.url):
@@ -67,6 +80,7 @@ def draft_from_fields(data: dict[str, Any], origin: str, article_id: str | None 
         source=article.source,
         author=article.author,
         id=article_id,
+        id_from_name=id_from_name,
     )
 
 
@@ -121,9 +135,10 @@ def read_file(path: Path) -> Iterator[Draft | Rejection]:
         elif suffix in (".md", ".markdown", ".txt"):
             raw = decode(path.read_bytes(), where)
             if raw.lstrip("\ufeff").startswith("---"):
-                article = parse_article_file(path)
+                fields = read_front_matter(path)
+                article = make_article(fields, where, default_id=slugify(path.stem), path=where)
                 data = {k: getattr(article, k) for k in ("title", "text", "date", "url", "source", "author")}
-                yield draft_from_fields(data, where, article.id)
+                yield draft_from_fields(data, where, article.id, id_from_name="id" not in fields)
             else:
                 yield draft_from_plain(raw, where)
         else:

@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bot import __version__
-from bot.http import articles, operations
+from bot.http import articles, connections, operations
 from bot.http.ask import ask_router
 from bot.http.deps import RateLimit
 from bot.http.errors import add_error_handlers
@@ -71,7 +71,7 @@ def create_app(
     app.state.service = service
     app.state.rate_limit = RateLimit(settings.rate_limit)
     # Added last = outermost: even a 413 from the body limit gets a request id, a log line, a metric.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=64 * 1024)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=64 * 1024, read_seconds=connections.READ_SECONDS)
     app.add_middleware(ObservabilityMiddleware, metrics=service.metrics, json_logs=settings.log_format == "json")
     add_error_handlers(app, settings.max_question_chars)
     app.include_router(ask_router(settings.max_question_chars))
@@ -127,6 +127,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
         # pick its own client address (and rate-limit bucket). Only named proxies are trusted.
         "proxy_headers": settings.forwarded_allow_ips is not None,
         "forwarded_allow_ips": settings.forwarded_allow_ips or "",
+        # A deadline for each request's headers, a cap on connections, a short listen backlog.
+        **connections.connection_options(),
     }
     if settings.workers > 1:
         # The workers read their settings afresh; the one given on the command line travels by env.

@@ -1,4 +1,4 @@
-"""Operations around the HTTP app: request ids, access logs, Prometheus metrics, body limit.
+"""Operations around the HTTP app: request ids, access logs, Prometheus metrics, body limit and deadline.
 
 Plain ASGI middleware: they see every response, including the ones Starlette produces for
 routing and validation errors, and they do not buffer bodies.
@@ -6,6 +6,7 @@ routing and validation errors, and they do not buffer bodies.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -41,30 +42,46 @@ class HttpMiddleware:
 
 
 class BodyLimitMiddleware(HttpMiddleware):
-    """Refuse request bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+    """Refuse request bodies over `max_bytes` with 413, by Content-Length or while streaming, and
+    bodies not received within `read_seconds` of the headers with 408 (a client sending part of
+    a body and then waiting would otherwise hold its connection and task for ever)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_seconds: float) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
+        self.read_seconds = read_seconds
 
     async def handle(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         declared = headers.get(b"content-length", b"").decode("latin-1")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(send, 413, f"The request body is over {self.max_bytes // 1024} KiB.")
             return
         seen = 0
-        started = refused = False
+        started = refused = received = False
+        deadline = asyncio.get_running_loop().time() + self.read_seconds
 
         async def limited_receive() -> Message:
-            nonlocal seen, refused
-            message = await receive()
-            if message["type"] == "http.request" and not refused:
+            nonlocal seen, refused, received
+            if received or refused:  # after the body: waiting for a disconnect has no deadline
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                # Answer 408 now; as for 413, the app gets an end of body and its reply is dropped.
+                refused = True
+                if not started:
+                    late = f"The request body did not arrive within {self.read_seconds:g} s."
+                    await self._refuse(send, 408, late)
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                received = not message.get("more_body", False)
                 if seen > self.max_bytes:
                     # Answer 413 now; the app gets an empty end of body and its reply is dropped.
                     refused = True
                     if not started:
-                        await self._refuse(send)
+                        await self._refuse(send, 413, f"The request body is over {self.max_bytes // 1024} KiB.")
                     return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
@@ -77,15 +94,11 @@ class BodyLimitMiddleware(HttpMiddleware):
 
         await self.app(scope, limited_receive, tracking_send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"error": f"The request body is over {self.max_bytes // 1024} KiB."}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
+    async def _refuse(self, send: Send, status: int, error: str) -> None:
+        body = json.dumps({"error": error}).encode()
+        # The rest of the body may still come, or never: the connection is not kept for another request.
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
 

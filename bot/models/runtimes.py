@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from bot.errors import ModelError
 from bot.models.files import sha256_file
@@ -71,10 +72,14 @@ def batch_sizes(count: int, largest: int) -> list[int]:
     return sizes
 
 
+EXPORTS = "encoders"  # the folder of an index's exports
+EXPORT_LOCK_SECONDS = 900.0  # an export takes ~20 s; one held this long is stuck
+
+
 def export_dir(index_dir: Path, prefix: str, *key: object) -> Path:
     """The folder of an export under `index_dir`: `encoders/<prefix>-<hash of key>`."""
     digest = hashlib.sha256("\0".join(str(part) for part in key).encode()).hexdigest()[:12]
-    return Path(index_dir) / "encoders" / f"{prefix}-{digest}"
+    return Path(index_dir) / EXPORTS / f"{prefix}-{digest}"
 
 
 def min_cosine(reference: np.ndarray, vectors: np.ndarray) -> float:
@@ -227,9 +232,24 @@ def write_openvino_ir(folder: Path) -> None:
 
 def export_in_child(command: str, index_dir: Path, *options: str) -> None:
     """Run `bot <command> --index <index_dir> <options>` in a child process, so this process never
-    imports torch."""
+    imports torch; one such child at a time per index folder.
+
+    Servers started together on a fresh index each found the export missing and each traced the
+    same model with torch at once (two readers, ~22 s each on two busy cores, before either
+    server bound its port). Under the lock, the second one's child finds the first one's export
+    and returns at once."""
     log.warning("running `bot %s` for %s (once; `bot index` does this ahead of time)", command, index_dir)
     line = [sys.executable, "-m", "bot", command, "--index", str(index_dir), *options]
-    done = subprocess.run(line, capture_output=True, text=True, check=False)
+    lock = FileLock(str(Path(index_dir) / EXPORTS / ".export.lock"), timeout=EXPORT_LOCK_SECONDS)
+    try:
+        Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except (OSError, Timeout) as exc:  # a read-only index folder, or a stuck exporter: export anyway
+        log.warning("exporting without the lock %s: %s", lock.lock_file, exc)
+    try:
+        done = subprocess.run(line, capture_output=True, text=True, check=False)
+    finally:
+        if lock.is_locked:
+            lock.release()
     if done.returncode != 0:
         raise ModelError(f"`bot {command}` failed: {(done.stderr or done.stdout).strip()[-1000:]}")

@@ -19,12 +19,16 @@ event loop.
 
 Slack re-sends an event it thinks was not acknowledged (X-Slack-Retry-Num) and may deliver one
 message both as `app_mention` and as `message`: a middleware claims the event id and the
-message's channel+ts in SQLite first, so each question is answered once.
+message's channel+ts in SQLite first, so each question is answered once. A command or an
+interaction is claimed by a hash of its content: one captured and sent again while its signature
+holds (five minutes) is acked and dropped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -66,6 +70,8 @@ MESSAGE_SHORTCUT = "ask_about_message"  # the shortcut's callback_id in manifest
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
 GONE = "I no longer have that answer; ask again."
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+# Requests answered however often they come: Slack's checks that the app is there.
+UNCLAIMED = {"url_verification", "ssl_check"}
 
 
 # On the one logger that bolt, the Web API client and the Socket Mode client are all given (bolt
@@ -157,18 +163,28 @@ class SlackBot:
         app.action(SHARE)(self._on_share)
 
     def _once(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
-        """Let each event through once: retries and mention+message twins are acked and dropped."""
-        if body.get("type") != "event_callback":
+        """Let each event, command and interaction through once: retries, mention+message twins
+        and replays are acked and dropped."""
+        if body.get("type") == "event_callback":
+            event = body.get("event") or {}
+            kind = str(event.get("type"))
+            keys = [f"event:{body['event_id']}"] if body.get("event_id") else []
+            if _answerable(event):
+                keys.append(f"message:{event.get('channel')}:{event.get('ts')}")
+        elif body.get("type") in UNCLAIMED:
             return next()
-        event = body.get("event") or {}
-        keys = [f"event:{body['event_id']}"] if body.get("event_id") else []
-        if _answerable(event):
-            keys.append(f"message:{event.get('channel')}:{event.get('ts')}")
+        else:
+            # A command or an interaction carries no id of its own, and a signed request can be
+            # sent again for the five minutes its signature holds: each request is claimed by
+            # its content (Slack's own carry a fresh trigger_id, so two clicks are two requests).
+            kind = str(body.get("command") or body.get("type"))
+            digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+            keys = [f"request:{digest}"]
         if keys and not self.store.claim(*keys):
-            self.deliveries.labels(str(event.get("type")), "duplicate").inc()
+            self.deliveries.labels(kind, "duplicate").inc()
             log.info("skipped a duplicate delivery of %s", keys[0])
             return BoltResponse(status=200, body="")
-        self.deliveries.labels(str(event.get("type")), "taken").inc()
+        self.deliveries.labels(kind, "taken").inc()
         return next()
 
     def _on_mention(self, event: dict[str, Any], context: dict[str, Any]) -> None:

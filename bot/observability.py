@@ -22,9 +22,15 @@ from bot.indexing.index import Index
 
 class Metrics:
     """The service's Prometheus registry (one per app, so tests can build many apps), reading the
-    served index (`index()`, None while none is loaded) and the encoder's batch sizes at scrape time."""
+    served index (`index()`, None while none is loaded), the encoder's batch sizes and the reader's
+    at scrape time."""
 
-    def __init__(self, index: Callable[[], Index | None], batch_sizes: Callable[[], list[int]]) -> None:
+    def __init__(
+        self,
+        index: Callable[[], Index | None],
+        batch_sizes: Callable[[], list[int]],
+        read_sizes: Callable[[], list[int]] = list,
+    ) -> None:
         self.index = index
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -73,6 +79,12 @@ class Metrics:
         )
         Gauge("bot_encode_questions", "Questions encoded (cache misses).", registry=self.registry).set_function(
             lambda: sum(batch_sizes())
+        )
+        Gauge(
+            "bot_reader_calls", "Reader calls made (pairs of waiting questions together).", registry=self.registry
+        ).set_function(lambda: len(read_sizes()))
+        Gauge("bot_reader_pairs", "(question, sentence) pairs the reader scored.", registry=self.registry).set_function(
+            lambda: sum(read_sizes())
         )
 
     def _index_value(self, read: Callable[[Index], float]) -> float:

@@ -98,7 +98,11 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, where questions are batched
         self.loaded = threading.Event()  # set when loading ended, loaded or not
         self.wait_for_load = 0.0  # seconds a question waits for a loading model (several workers)
-        self.metrics = Metrics(self.current, lambda: self.encoder.batch_sizes if self.encoder else [])
+        self.metrics = Metrics(
+            self.current,
+            lambda: self.encoder.batch_sizes if self.encoder else [],
+            lambda: self.encoder.read_sizes if self.encoder else [],
+        )
         self.declined = DeclinedLog(settings.data_dir)
         self._writer: CorpusWriter | None = None
         self._making_writer = threading.Lock()  # requests run in worker threads: one writer for all

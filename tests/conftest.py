@@ -84,6 +84,16 @@ def real_embedder():
     return get_embedder()
 
 
+@pytest.fixture(scope="session")
+def real_reader():
+    """The shipped reader on torch (its weights checked), loaded once per test session; None when
+    answering's default is to answer without it (BOT_READER's default)."""
+    from bot.answer.reading import DEFAULT_READER
+    from bot.models.reader import TorchReader
+
+    return TorchReader() if DEFAULT_READER == "on" else None
+
+
 def write_article(folder: Path, name: str, title: str, body: str, date: str = "2025-01-23", **meta: str) -> Path:
     lines = ["---", f"title: {title}", f"date: {date}"] + [f"{k}: {v}" for k, v in meta.items()] + ["---", body]
     path = folder / name
@@ -115,14 +125,16 @@ def seed_corpus(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
     """The seed corpus indexed with the real model, once per session (read-only for tests), with
-    the encoder exported for the onnx and openvino runtimes, as `bot index` leaves it."""
+    the encoder and the reader exported for the onnx and openvino runtimes, as `bot index` leaves it."""
     from bot.indexing.faiss_build import build_index
     from bot.models.encoder import export_onnx
     from bot.models.files import DEFAULT_MODEL
+    from bot.models.reader import export_reader
 
     index_dir = tmp_path_factory.mktemp("seed") / "index"
     build_index(SEED_CORPUS, index_dir, real_embedder)
     export_onnx(DEFAULT_MODEL, index_dir)
+    export_reader(index_dir)
     return index_dir
 
 

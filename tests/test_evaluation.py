@@ -303,3 +303,18 @@ def test_two_reports_compare_question_by_question(tmp_path: Path, fake_embedder:
         text=True,
     )
     assert run.returncode == 1 and "Trains run hourly." in run.stdout and "different" in run.stdout
+
+
+def test_the_held_out_squad_set_asks_only_questions_of_pages_never_trained_on(tmp_path: Path) -> None:
+    from bot.quality.reader_squad import split_of
+    from bot.quality.suites import held_out_questions
+
+    pages = [f"Page of Quillfield {n}" for n in range(8)]
+    assert {split_of(p) for p in pages} == {"train", "held-out"}
+    passages = tmp_path / "passages.jsonl"
+    rows = [{"id": f"p{n}", "article": page, "text": "The ferry left at noon."} for n, page in enumerate(pages)]
+    passages.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    questions = [EvalQuestion(f"q{n}", "When did the ferry leave?", ("noon",), context_id=f"p{n}") for n in range(8)]
+    questions.append(EvalQuestion("q-none", "When did the ferry leave?", ("noon",)))
+    kept = held_out_questions(questions, passages)
+    assert [q.id for q in kept] == [f"q{n}" for n, page in enumerate(pages) if split_of(page) == "held-out"]

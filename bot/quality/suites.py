@@ -12,7 +12,16 @@ from typing import Any, TextIO
 from bot.answer.asking import THRESHOLD
 from bot.answer.reading import Reader
 from bot.models.encoder import Embedder
-from bot.quality.evaluation import MODES, cached_index, compare_encoders, evaluate, load_questions, subsample
+from bot.quality.evaluation import (
+    MODES,
+    EvalQuestion,
+    cached_index,
+    compare_encoders,
+    evaluate,
+    load_questions,
+    subsample,
+)
+from bot.quality.reader_squad import read_jsonl, split_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +32,9 @@ class EvalSet:
     questions: str
     corpora: tuple[str, ...]
     every: int = 1
+    # Only the questions of the Wikipedia pages the reader never trained on (reader_squad.SPLIT_RULE);
+    # every paragraph stays in the index.
+    held_out: bool = False
 
 
 def shared_sets(repo_corpus: Path, news: Path | None = None) -> list[EvalSet]:
@@ -37,6 +49,7 @@ def shared_sets(repo_corpus: Path, news: Path | None = None) -> list[EvalSet]:
     return [
         *extra,
         EvalSet("squad-v1.1-dev", "squad-v1.1-dev/qa.jsonl", (squad,), every=5),
+        EvalSet("squad-v1.1-held-out", "squad-v1.1-dev/qa.jsonl", (squad,), every=5, held_out=True),
         # The seed article among 2,067 Wikipedia paragraphs: hard negatives for the Stargate questions.
         EvalSet("stargate-dev", "stargate-dev.jsonl", (str(repo_corpus.resolve()), squad)),
         EvalSet(
@@ -74,7 +87,10 @@ def report_shared(
             if log:
                 print(f"{eval_set.name}: skipped, {missing[0]} is missing", file=log)
             continue
-        questions = subsample(load_questions(qa), 1 if full else eval_set.every)
+        questions = load_questions(qa)
+        if eval_set.held_out:
+            questions = held_out_questions(questions, corpora[0])
+        questions = subsample(questions, 1 if full else eval_set.every)
         if log:
             print(f"{eval_set.name}: {len(questions)} questions", file=log, flush=True)
         index = cached_index(corpora, embedder, cache_dir)
@@ -96,3 +112,9 @@ def report_shared(
                         flush=True,
                     )
     return results
+
+
+def held_out_questions(questions: list[EvalQuestion], passages: Path) -> list[EvalQuestion]:
+    """The questions whose paragraph (`context_id`) is on a held-out Wikipedia page of `passages`."""
+    page = {str(row["id"]): str(row["article"]) for row in read_jsonl(passages)}
+    return [q for q in questions if q.context_id in page and split_of(page[q.context_id]) == "held-out"]

@@ -242,3 +242,21 @@ def test_exports_in_children_for_one_index_run_one_at_a_time(tmp_path: Path, mon
     first.join(timeout=30)
     second.join(timeout=30)
     assert events == ["start first", "end first", "start second", "end second"]
+
+
+@pytest.mark.slow
+def test_one_openvino_compile_at_a_time_per_export_and_the_second_reads_the_cache(
+    seed_index: Path, tmp_path: Path
+) -> None:
+    from filelock import FileLock
+
+    folder = tmp_path / "export"
+    shutil.copytree(export_folder(DEFAULT_MODEL, seed_index), folder, ignore=shutil.ignore_patterns("openvino-cache"))
+    opened: list[runtimes.Session] = []
+    with FileLock(str(folder / ".compile.lock")):  # another process compiling this export
+        second = threading.Thread(target=lambda: opened.append(runtimes.OpenVinoSession(folder, 1)))
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive() and not opened  # it waits, rather than writing the same blob at once
+    second.join(timeout=120)
+    assert len(opened) == 1 and list((folder / "openvino-cache").glob("*.blob"))

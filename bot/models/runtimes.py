@@ -19,13 +19,14 @@ token vectors, the reader reads a logit) is the model's; the batches are this mo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -140,16 +141,21 @@ class OpenVinoSession:
         core = openvino.Core()
         # LATENCY: one stream, so a single question uses the model's threads and nothing else.
         # CACHE_DIR keeps the compiled model (written by the export's own check): a server then
-        # loads it in ~0.3 s less and ~15 MB lower peak memory than compiling the IR afresh.
-        self.compiled = core.compile_model(
-            str(folder / "openvino.xml"),
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": threads,
-                "PERFORMANCE_HINT": "LATENCY",
-                "CACHE_DIR": str(folder / "openvino-cache"),
-            },
-        )
+        # loads it in ~0.3 s less and ~15 MB lower peak memory than compiling the IR afresh. The
+        # cache is keyed by the model's path, so a copied index compiles afresh; two servers doing
+        # so at once wrote the same blob, and one failed ("cannot set permissions: No such file or
+        # directory [.../openvino-cache/....blob]") and never came ready. One compile at a time:
+        # the second reads the first one's blob.
+        with held(FileLock(str(folder / ".compile.lock"), timeout=EXPORT_LOCK_SECONDS)):
+            self.compiled = core.compile_model(
+                str(folder / "openvino.xml"),
+                "CPU",
+                {
+                    "INFERENCE_NUM_THREADS": threads,
+                    "PERFORMANCE_HINT": "LATENCY",
+                    "CACHE_DIR": str(folder / "openvino-cache"),
+                },
+            )
         self.request = self.compiled.create_infer_request()
         self.output = self.compiled.output(0)
         self.inputs = {name for port in self.compiled.inputs for name in port.get_names()}
@@ -230,6 +236,22 @@ def write_openvino_ir(folder: Path) -> None:
     openvino.save_model(model, str(folder / "openvino.xml"), compress_to_fp16=True)
 
 
+@contextlib.contextmanager
+def held(lock: FileLock) -> Iterator[None]:
+    """Hold `lock` for the block; a read-only folder or a stuck holder is logged, and the block
+    runs without it."""
+    try:
+        Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except (OSError, Timeout) as exc:
+        log.warning("going on without the lock %s: %s", lock.lock_file, exc)
+    try:
+        yield
+    finally:
+        if lock.is_locked:
+            lock.release()
+
+
 def export_in_child(command: str, index_dir: Path, *options: str) -> None:
     """Run `bot <command> --index <index_dir> <options>` in a child process, so this process never
     imports torch; one such child at a time per index folder.
@@ -240,16 +262,7 @@ def export_in_child(command: str, index_dir: Path, *options: str) -> None:
     and returns at once."""
     log.warning("running `bot %s` for %s (once; `bot index` does this ahead of time)", command, index_dir)
     line = [sys.executable, "-m", "bot", command, "--index", str(index_dir), *options]
-    lock = FileLock(str(Path(index_dir) / EXPORTS / ".export.lock"), timeout=EXPORT_LOCK_SECONDS)
-    try:
-        Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except (OSError, Timeout) as exc:  # a read-only index folder, or a stuck exporter: export anyway
-        log.warning("exporting without the lock %s: %s", lock.lock_file, exc)
-    try:
+    with held(FileLock(str(Path(index_dir) / EXPORTS / ".export.lock"), timeout=EXPORT_LOCK_SECONDS)):
         done = subprocess.run(line, capture_output=True, text=True, check=False)
-    finally:
-        if lock.is_locked:
-            lock.release()
     if done.returncode != 0:
         raise ModelError(f"`bot {command}` failed: {(done.stderr or done.stdout).strip()[-1000:]}")

@@ -49,7 +49,8 @@ eval: install
 # The reader (bot/models/training.py): pairs from a realtimeqa_public snapshot (a `git clone --bare`
 # of github.com/realtimeqa/realtimeqa_public at $(RTQA)) and from SQuAD's train pages in $(SHARED)/eval,
 # built into build/reader-data, trained, measured (news dev set in $(NEWS) when present), written to
-# bot/models/data/reader. One training at a time: it takes both cores for ~15 min at 2 layers.
+# bot/models/data/reader. One training at a time: it takes both cores for ~20 min (six layers), and
+# measuring it on SQuAD's held-out pages as long again.
 RTQA ?= build/realtimeqa_public.git
 READER_FLAGS ?=
 train-reader: install

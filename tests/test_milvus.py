@@ -54,8 +54,8 @@ def target(tmp_path: Path) -> Iterator[MilvusTarget]:
     release(where)
 
 
-def ask(index: Any, embedder: Any, question: str) -> Any:
-    return answer(index, embedder, Ask(question, 3))
+def ask(index: Any, embedder: Any, question: str, reader: Any = None) -> Any:
+    return answer(index, embedder, Ask(question, 3), reader=reader)
 
 
 def test_seed_on_milvus_lite_answers_as_faiss_does(
@@ -63,6 +63,7 @@ def test_seed_on_milvus_lite_answers_as_faiss_does(
     tmp_path: Path,
     seed_index: Path,
     real_embedder,
+    real_reader,
 ) -> None:
     from bot.indexing.versions import open_index
 
@@ -73,6 +74,13 @@ def test_seed_on_milvus_lite_answers_as_faiss_does(
     on_milvus, on_faiss = ask(index, real_embedder, QUESTION), ask(open_index(seed_index), real_embedder, QUESTION)
     assert on_milvus.answered and "Masayoshi Son" in on_milvus.quotes[0].text
     assert on_milvus.quotes[0].model_dump() == on_faiss.quotes[0].model_dump()
+    # The reader rescores Milvus candidates as it does FAISS's: this question is answered only with it.
+    years = "Over how many years will the money be invested?"
+    read = ask(index, real_embedder, years, real_reader)
+    assert read.answered and "over the next four years" in read.quotes[0].text
+    assert read.model_dump(exclude={"took_ms"}) == (
+        ask(open_index(seed_index), real_embedder, years, real_reader).model_dump(exclude={"took_ms"})
+    )
     assert len(index.articles) == 1 and len(index) == report.passages
     # A date filter runs in the engine: nothing before the seed's day.
     assert answer(index, real_embedder, Ask(QUESTION, 3, until=dt.date.fromisoformat("2024-12-31"))).quotes == []

@@ -156,7 +156,7 @@ def _reader_parsers(commands: Any) -> None:
     )
     train.add_argument("--data", type=Path, default=Path("build/reader-data"), help="where the pairs are built")
     train.add_argument("--out", type=Path, help="where the reader is written (default bot/models/data/reader)")
-    train.add_argument("--layers", type=int, default=2, help="transformer layers kept of the six (default 2)")
+    train.add_argument("--layers", type=int, default=6, help="transformer layers kept of the six (default 6)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epochs", type=float, default=1.0)
     train.add_argument("--max-pairs", type=int, default=50_000, help="at most this many pairs (default 50,000)")

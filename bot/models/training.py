@@ -59,7 +59,7 @@ FROZEN = ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.w
 class Hyper:
     """The settings of one training run (all recorded in the manifest)."""
 
-    layers: int = 2
+    layers: int = 6
     epochs: float = 1.0
     batch_size: int = 32
     learning_rate: float = 5e-5

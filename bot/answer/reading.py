@@ -21,9 +21,10 @@ from bot.answer.passages import PassageReading
 # BOT_READER's default, chosen by `make eval` and `make bench` (README, "The reader").
 DEFAULT_READER: Literal["on", "off"] = "on"
 # Units the reader reads per question: the best by their own score, over every candidate passage.
-# News dev set, stated questions, answer in the top quote (6-layer reader, weight 0.5): 8 units
-# 0.635, 12 0.654, 16 0.654, 24 0.654, 32 0.654; cost grows with each unit read.
-READ_UNITS = 12
+# News dev set, stated questions, answer in the top quote (6-layer reader, weight 0.5): 3 units
+# 0.625, 4 0.654, 6 0.644, 8 0.635, 12 0.654, 16-32 0.654. The reader is most of a question's cost
+# (~2.8 ms a unit on OpenVINO here, against ~4 ms for the rest of /ask), so it reads 4.
+READ_UNITS = 4
 # Times the reader's logit, added to a unit's own score. Same set, 12 units: 0.3 0.644, 0.4 0.635,
 # 0.5 0.654, 0.7 0.644; 16 units: 1.0 0.644, 2.0 0.587, 4.0 0.587, the reader alone (weight 100)
 # 0.481, and no reader 0.567: its logit and the unit's own score know different things.

@@ -207,6 +207,7 @@ class BatchingEncoder:
         return asyncio.run_coroutine_threadsafe(self.read(question, texts), self._thread_loop()).result(timeout)
 
     def _thread_loop(self) -> asyncio.AbstractEventLoop:
+        """The encoder's event loop; one of its own, in a thread, when no server's loop runs it."""
         with self._loop_lock:
             if self._loop is None or self._loop.is_closed():
                 self._loop = self._own_loop = asyncio.new_event_loop()
@@ -217,14 +218,7 @@ class BatchingEncoder:
 
     def encode_blocking(self, question: str, timeout: float = BLOCKING_TIMEOUT) -> np.ndarray:
         """`encode` for a thread without an event loop: queued on the encoder's loop, waited for."""
-        with self._loop_lock:
-            if self._loop is None or self._loop.is_closed():
-                self._loop = self._own_loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=_run_until_stopped, args=(self._own_loop,), name="encode-loop", daemon=True
-                ).start()
-            loop = self._loop
-        return asyncio.run_coroutine_threadsafe(self.encode(question), loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(self.encode(question), self._thread_loop()).result(timeout)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.embedder.encode(texts, batch_size=max(len(texts), 1))

@@ -179,6 +179,17 @@ def _start_guarded(seed_index: Path, tmp_path: Path, env: dict[str, str]) -> tup
     return process, f"http://127.0.0.1:{port}", marker
 
 
+# Four ways to ask who chairs Stargate. (With a number appended, "Who will chair Stargate? (3)",
+# the reader prefers the post's first sentence, the one with the figures: 1 of 12 such questions
+# is quoted right with it, 12 of 12 without it.)
+CHAIR_QUESTIONS = [
+    "Who will chair Stargate?",
+    "Who chairs Stargate?",
+    "Who will be the chairman of Stargate?",
+    "Who is the chairman of Stargate?",
+]
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_bot_serve_with_the_default_runtime_never_imports_torch(seed_index: Path, tmp_path: Path, workers: str) -> None:
     process, url, marker = _start_guarded(seed_index, tmp_path, {"BOT_WORKERS": workers})
@@ -186,7 +197,7 @@ def test_bot_serve_with_the_default_runtime_never_imports_torch(seed_index: Path
         wait_until(lambda: httpx.get(url + "/readyz", timeout=2).status_code == 200, timeout=120)
         # New connections, so that every worker gets some of the questions.
         for n in range(12):
-            response = httpx.post(url + "/ask", json={"question": f"Who will chair Stargate? ({n})"}, timeout=60)
+            response = httpx.post(url + "/ask", json={"question": CHAIR_QUESTIONS[n % 4]}, timeout=60)
             assert response.status_code == 200, response.text
             assert "Masayoshi Son" in response.json()["quotes"][0]["text"]
     finally:

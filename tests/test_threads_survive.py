@@ -56,14 +56,11 @@ def test_the_corpus_watch_survives_an_unexpected_error_in_a_rebuild(
 
 
 class ShortModel(FakeEmbedder):
-    """Answers its first call with one row too few (a broken model), then correctly."""
-
-    calls = 0
+    """A broken model: one row too few for any call that holds a question about Quillfield."""
 
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        self.calls += 1
         vectors = super().encode(texts, batch_size=batch_size, progress=progress)
-        return vectors[:-1] if self.calls == 1 else vectors
+        return vectors[:-1] if any("Quillfield" in t for t in texts) else vectors
 
 
 def test_the_encoder_survives_a_model_answering_with_the_wrong_number_of_rows() -> None:

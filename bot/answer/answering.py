@@ -52,11 +52,12 @@ CALIBRATION = {
 # With the reader (`bot.answer.reading`): the same, plus half the reader's logit of the quoted
 # unit (at least passages.READER_FLOOR). Chosen on the rows of `bot eval --shared ../shared/eval
 # --news build/eval/realtimeqa-2023 --calibrate --reader on`; at the 0.5 threshold [positives
-# answered, negatives declined]: SQuAD 0.94/0.93 (without the reader's term 0.97/0.88), stargate-dev over the seed alone and among the
-# SQuAD paragraphs 1.0/1.0, news (hand-read support) 0.96/0.44 (0.94/0.42). Its refit (reader 0.52,
-# sentence 2.18, bias -5.29) answers only 0.73 of the seed's questions (0.71 of SQuAD's), and every
-# refit that answers them all (seed weighted 50-100x) declines right seed quotes of
-# tests/test_quality.py ("Who chairs Stargate?"); a reader weight of 0.3 declines another.
+# answered, negatives declined]: SQuAD 0.94/0.93 (without the reader's term 0.97/0.88),
+# stargate-dev over the seed alone and among the SQuAD paragraphs 1.0/1.0, news (hand-read
+# support) 0.96/0.44 (0.94/0.42). Its refit (reader 0.52, sentence 2.18, bias -5.29) answers only
+# 0.73 of the seed's questions (0.71 of SQuAD's), and every refit that answers them all (seed
+# weighted 50-100x) declines right seed quotes of tests/test_quality.py ("Who chairs Stargate?");
+# a reader weight of 0.3 declines another.
 READER_CALIBRATION = CALIBRATION | {"reader": 0.5}
 SAME_ARTICLE_PENALTY = 0.15
 # Keyword search also looks for the question terms' other forms ("began" for "begin").

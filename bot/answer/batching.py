@@ -75,12 +75,9 @@ class BatchingEncoder:
 
     async def encode(self, question: str) -> np.ndarray:
         """The question's vector, from the cache or the next batch."""
-        running = asyncio.get_running_loop()
-        with self._loop_lock:
-            if self._loop is None or self._loop.is_closed():
-                self._loop = running
-        if self._loop is not running:  # another loop's caller joins the queue's loop
-            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.encode(question), self._loop))
+        home = self._home(asyncio.get_running_loop())
+        if home is not None:  # another loop's caller joins the queue's loop
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.encode(question), home))
         cached = self._cache.get(question)
         if cached is not None:
             self._cache.move_to_end(question)
@@ -93,6 +90,14 @@ class BatchingEncoder:
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((question, future))
         return await future
+
+    def _home(self, running: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
+        """None when `running` is the loop the queues live on (it becomes so when there is none
+        yet); else that loop, for the caller to hop to."""
+        with self._loop_lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = running
+            return None if self._loop is running else self._loop
 
     async def _run(self, queue: asyncio.Queue[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
         loop = asyncio.get_running_loop()
@@ -154,11 +159,9 @@ class BatchingEncoder:
         """The reader's logits of `texts` for `question`, read with the other waiting questions'
         pairs in one call, on the encoder's thread (the model threads never run two at once)."""
         running = asyncio.get_running_loop()
-        with self._loop_lock:
-            if self._loop is None or self._loop.is_closed():
-                self._loop = running
-        if self._loop is not running:
-            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.read(question, texts), self._loop))
+        home = self._home(running)
+        if home is not None:
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.read(question, texts), home))
         if not texts:
             return np.zeros(0, dtype=np.float32)
         if self._reads is None:

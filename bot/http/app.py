@@ -29,10 +29,8 @@ from bot.http.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from bot.http.slack import mount_slack
 from bot.http.web import mount_web
 from bot.models.encoder import Embedder, export_encoder_in_child, export_folder
-from bot.models.reader import EXPORT_COMMAND as READER_EXPORT
-from bot.models.reader import check_shipped
+from bot.models.reader import check_shipped, export_reader_in_child
 from bot.models.reader import export_folder as reader_folder
-from bot.models.runtimes import export_in_child
 from bot.observability import configure_logging
 from bot.service import Service
 from bot.settings import Settings, get_settings
@@ -105,7 +103,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         if settings.reader == "on":
             check_shipped()  # changed weights are refused before anything starts
             if not (reader_folder(settings.index_dir) / "export.json").is_file():
-                export_in_child(READER_EXPORT, settings.index_dir)
+                export_reader_in_child(settings.index_dir)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     print(
         f"Serving on http://{shown}:{port}  (web page: http://{shown}:{port}/, docs: http://{shown}:{port}/docs)",

@@ -21,7 +21,7 @@ import shutil
 import threading
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,8 +32,10 @@ from bot.models.files import BUNDLED_SHA256, DEFAULT_MODEL, checked_bundled_dir,
 from bot.models.runtimes import (
     BUILD_BATCH,
     RUNTIMES,
+    Export,
     ExportedTransformer,
     Runtime,
+    ensure_export,
     export_dir,
     export_in_child,
     min_cosine,
@@ -333,22 +335,16 @@ def export_encoder_in_child(index_dir: Path, model: str) -> None:
     export_in_child(EXPORT_COMMAND, index_dir, "--model", model)
 
 
-def open_embedder(
-    name: str,
-    runtime: Runtime,
-    index_dir: Path,
-    *,
-    export: Literal["here", "child", "never"] = "never",
-) -> Embedder:
+def open_embedder(name: str, runtime: Runtime, index_dir: Path, *, export: Export = "never") -> Embedder:
     """The encoder of `name` on `runtime`; a missing export is made here, in a child process, or refused."""
     if runtime == "torch":
         return get_embedder(name)
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown encoder runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    folder = export_folder(name, index_dir)
-    if not (folder / "export.json").is_file():
-        if export == "here":
-            export_onnx(name, index_dir)
-        elif export == "child":
-            export_encoder_in_child(index_dir, model=name)
+    folder = ensure_export(
+        export_folder(name, index_dir),
+        export,
+        lambda: export_onnx(name, index_dir),
+        lambda: export_encoder_in_child(index_dir, model=name),
+    )
     return load_exported(folder, name, runtime, encode_threads())

@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +35,10 @@ from bot.models.files import checked_bundled_dir, sha256_file
 from bot.models.runtimes import (
     BUILD_BATCH,
     RUNTIMES,
+    Export,
     ExportedTransformer,
     Runtime,
+    ensure_export,
     export_dir,
     export_in_child,
     read_export,
@@ -206,9 +208,12 @@ def load_exported(folder: Path, runtime: Runtime, threads: int) -> ExportedReade
 ReaderModel = ExportedReader | TorchReader
 
 
-def open_reader(
-    runtime: Runtime, index_dir: Path, *, export: Literal["here", "child", "never"] = "never", shipped: Path = SHIPPED
-) -> ReaderModel:
+def export_reader_in_child(index_dir: Path, shipped: Path = SHIPPED) -> None:
+    """`bot export-reader` in a child process, so a server never imports torch."""
+    export_in_child(EXPORT_COMMAND, index_dir, "--reader", str(shipped))
+
+
+def open_reader(runtime: Runtime, index_dir: Path, *, export: Export = "never", shipped: Path = SHIPPED) -> ReaderModel:
     """The shipped reader on `runtime` (the encoder's); a missing export is made here, in a child
     process, or refused. The shipped weights are checked first, whichever the runtime."""
     check_shipped(shipped)
@@ -216,12 +221,12 @@ def open_reader(
         return TorchReader(shipped)
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    folder = export_folder(index_dir, shipped)
-    if not (folder / "export.json").is_file():
-        if export == "here":
-            export_reader(index_dir, shipped)
-        elif export == "child":
-            export_in_child(EXPORT_COMMAND, index_dir, "--reader", str(shipped))
+    folder = ensure_export(
+        export_folder(index_dir, shipped),
+        export,
+        lambda: export_reader(index_dir, shipped),
+        lambda: export_reader_in_child(index_dir, shipped),
+    )
     return load_exported(folder, runtime, reader_threads())
 
 

@@ -236,6 +236,20 @@ def write_openvino_ir(folder: Path) -> None:
     openvino.save_model(model, str(folder / "openvino.xml"), compress_to_fp16=True)
 
 
+Export = Literal["here", "child", "never"]  # where a missing export is made, if anywhere
+
+
+def ensure_export(folder: Path, export: Export, here: Callable[[], object], child: Callable[[], None]) -> Path:
+    """`folder`, once it holds an export: a missing one is made `here` (with torch), in a `child`
+    process (so this one never imports torch), or not at all ("never": loading it then refuses)."""
+    if not (folder / "export.json").is_file():
+        if export == "here":
+            here()
+        elif export == "child":
+            child()
+    return folder
+
+
 @contextlib.contextmanager
 def held(lock: FileLock) -> Iterator[None]:
     """Hold `lock` for the block; a read-only folder or a stuck holder is logged, and the block

@@ -29,6 +29,7 @@ from bot.answer.claims import answer_message
 from bot.answer.conversation import Turn, answer_in_conversation
 from bot.answer.reading import Reader
 from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_sources
+from bot.articles.pages import check_article_page
 from bot.articles.sources import Draft, Rejection, draft_from_fields, read_url
 from bot.errors import BotError, IngestError, NotWriterError, UnavailableError
 from bot.indexing.building import BuildReport
@@ -294,7 +295,7 @@ class Service:
         draft: Draft
         url = fields.get("url")
         if url and fields.get("title") is None and fields.get("text") is None:
-            draft = read_url(str(url), self.settings.allow_private_urls)
+            draft = check_article_page(read_url(str(url), self.settings.allow_private_urls))
         else:
             draft = draft_from_fields(fields, origin)
         outcome, version = self.add_article(draft)

@@ -207,3 +207,18 @@ def test_concurrent_posts_are_all_searchable(seed_corpus: Path, fake_index: Path
         listed = {a["id"]: a["passages"] for a in httpx.get(server.url + "/articles").json()["articles"]}
     for name, response in results.items():
         assert listed[response.json()["id"]] == response.json()["passages"] >= 1, name
+
+
+def test_a_fetched_page_that_is_not_an_article_is_refused_and_nothing_is_added(articles_client: TestClient) -> None:
+    before = articles_client.get("/articles").json()["count"]
+    with Site() as site:
+        links = "".join(f"<li><a href='/story/{n}'>Quenby harbour news {n}</a></li>" for n in range(12))
+        front = site.page("/", f"<html><head><title>Quenby Gazette</title></head><body><ul>{links}</ul></body></html>")
+        refused = articles_client.post("/articles", json={"url": front}, headers=key_headers())
+    assert refused.status_code == 422
+    assert refused.json()["error"].startswith(f"{front}: the page is not an article: its main text is ")
+    assert "0 sentences" in refused.json()["error"]
+    # Sent with a title and text, the same words are the sender's article: no such check.
+    fields = {"title": "Quenby Gazette", "text": "Quenby harbour news."}
+    assert articles_client.post("/articles", json=fields, headers=key_headers()).status_code == 201
+    assert articles_client.get("/articles").json()["count"] == before + 1

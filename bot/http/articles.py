@@ -6,11 +6,14 @@ answers once its change is searchable: the article is written to the corpus (ato
 index rebuilt incrementally and published, and this process's live index switched to it; other
 processes sharing the index folder follow within a second. The work is `Service.add`, which the
 Slack app calls too: one writer rule, one duplicate check.
+`GET /articles?newest=5` is what the web page shows of how fresh the articles are.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures.
+from typing import Annotated
+
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,6 +64,7 @@ class ArticleList(BaseModel):
 
 
 router = APIRouter(tags=["articles"])
+MAX_NEWEST = 100
 CHANGE_ERRORS = responses(
     {
         401: "Missing or wrong API key.",
@@ -76,14 +80,21 @@ CHANGE_ERRORS = responses(
 @router.get(
     "/articles", response_model=ArticleList, responses=responses({503: "The index is not loaded (yet); see the error."})
 )
-async def list_articles(index: IndexDep) -> ArticleList:
-    """The articles in the index, with their passage counts."""
+async def list_articles(
+    index: IndexDep,
+    newest: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_NEWEST, description="Only the N most recently dated articles, newest first (undated last)."),
+    ] = None,
+) -> ArticleList:
+    """The articles in the index, with their passage counts; `count` is always all of them."""
     counts = np.bincount(index.passage_article, minlength=len(index.articles))
+    numbers = index.newest(newest) if newest is not None else range(len(index.articles))
     return ArticleList(
         count=len(index.articles),
         articles=[
             ArticleSummary(id=a.id, title=a.title, date=a.date, url=a.url, source=a.source, passages=int(counts[n]))
-            for n, a in enumerate(index.articles)
+            for n, a in ((n, index.articles[n]) for n in numbers)
         ],
     )
 

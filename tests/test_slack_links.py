@@ -20,7 +20,7 @@ from bot.indexing.faiss_build import build_index
 from bot.settings import Settings
 from bot.slack.links import ADD_SHORTCUT, add_request, links_in
 from tests.conftest import wait_until
-from tests.fake_slack import TEAM, FakeSlack, command_body, quote_texts, trigger_id
+from tests.fake_slack import TEAM, FakeSlack, command_body, event_body, quote_texts, trigger_id
 from tests.test_ingest import Site, article_html
 from tests.test_slack_app import post, running
 
@@ -234,6 +234,9 @@ def test_who_may_add_and_what_each_failure_says(
         (refused,) = shortcut(f"Look: {linked(url)}", READER, "21.1", 1)
         # A member of the editors' channel (found on the second page of its members) may.
         added = shortcut(f"Look: {linked(url)}", MEMBER, "21.2", 2)
+        home = event_body({"type": "app_home_opened", "user": MEMBER, "tab": "home", "event_ts": "1.0"}, "EvHome1")
+        assert post(base, home).status_code == 200
+        (view,) = wait_until(lambda: fake.of("views.publish"))
         # The same page again, a sign-in page, an image, a page past the size limit, no link at all.
         again = shortcut(f"Again {linked(url)}", EDITOR, "21.3", 2)
         failures = shortcut(f"{linked(login)} {linked(image)} {linked(huge)}", EDITOR, "21.4", 4)
@@ -245,6 +248,11 @@ def test_who_may_add_and_what_each_failure_says(
     assert "user" not in sent_to(fake, thread="21.2")[1]  # the outcome is for the thread
     members_calls = fake.of("conversations.members")
     assert [c.body.get("cursor") for c in members_calls[:2]] == [None, "2"]  # paged, as Slack does
+    # The Home tab shows the count and the newest articles with their dates, the new one first.
+    shown = json.dumps(view.body["view"], ensure_ascii=False)
+    assert f"*{before + 1}* articles" in shown and f"• {DAY} · <{url}|{TITLE}>" in shown
+    assert shown.index(TITLE) < shown.index("2025-01-23 · OpenAI, Softbank launch Stargate Project")
+    assert "/ask add https://" in shown  # an editor is told how to add
     # Each failure privately, with its reason; the duplicate names the article it repeats.
     assert all(b["user"] == EDITOR for b in sent_to(fake, thread="21.3") + sent_to(fake, thread="21.4"))
     assert again[1] == f"Already in the articles, and searchable: *<{url}|{TITLE}>* ({DAY})."

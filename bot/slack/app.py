@@ -68,6 +68,7 @@ from bot.slack.links import ADD_SHORTCUT, Editors, LinkAdder, add_request
 log = logging.getLogger("bot.slack")
 
 QUOTES = 3
+HOME_NEWEST = 5  # articles the Home tab lists, newest first: enough to tell how fresh the index is
 COMMAND = "/ask"  # as in manifest.yaml
 MESSAGE_SHORTCUT = "ask_about_message"  # the shortcut's callback_id in manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
@@ -141,16 +142,19 @@ class SlackBot:
     def home(self, user: str) -> dict[str, Any]:
         """The Home tab view of `user` for the current index."""
         index = self.service.current()
+        editor = self.links.editors.refusal(user) is None
         if index is None:
-            return home_view(articles=None, passages=None, built_at=None, newest=None, examples=[])
-        dated = sorted((a for a in index.articles if a.date), key=lambda a: a.date or "", reverse=True)
-        examples = example_questions(self.store.recent_questions(user), [a.title for a in dated or index.articles])
+            return home_view(articles=None, passages=None, built_at=None, newest=[], examples=[], editor=editor)
+        newest = [index.articles[n] for n in index.newest(HOME_NEWEST)]
+        titles = [a.title for a in newest if a.date] or [a.title for a in index.articles]
+        examples = example_questions(self.store.recent_questions(user), titles)
         return home_view(
             articles=len(index.articles),
             passages=len(index),
             built_at=str(index.manifest.get("built_at", "")) or None,
-            newest=dated[0].date if dated else None,
+            newest=newest,
             examples=examples,
+            editor=editor,
         )
 
     # -- listeners ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ STORY = [
     "Tickets for the first sailings go on sale next week, priced at 18 crowns for a foot passenger.",
 ]
 QUESTION = "How many passengers can the Marrowdene carry?"
+CORRECTION = "This report was corrected on 15 March: the first sailing is on the second of April."
 SIGN_IN = (
     "<html><head><title>Tallowick Ferries account</title></head><body><form><label>Password "
     "<input name=password type=password></label><button>Sign in</button></form></body></html>"
@@ -241,6 +242,11 @@ def test_who_may_add_and_what_each_failure_says(
         again = shortcut(f"Again {linked(url)}", EDITOR, "21.3", 2)
         failures = shortcut(f"{linked(login)} {linked(image)} {linked(huge)}", EDITOR, "21.4", 4)
         (nothing,) = shortcut("No link here, only <@U0000002> and <#C0000003|news>.", EDITOR, "21.5", 1)
+        # A wire copy of the story elsewhere (near-duplicate), then a new text at the first page's address.
+        copy = site.page("/wire/ferries", article_html(f"{TITLE} (wire)", [*STORY, "By the Quenby Wire."]))
+        linked_copy = shortcut(linked(copy), EDITOR, "21.6", 2)[1]
+        site.page("/ferries/night-route", article_html(TITLE, [*STORY, CORRECTION], date=DAY))
+        updated = shortcut(linked(url), EDITOR, "21.7", 2)[1]
         assert not fake.rejected
     assert sent_to(fake, thread="21.1")[0]["user"] == READER  # ephemeral, to them alone
     assert refused.startswith("Only the bot's editors can add links") and f"<#{EDITORS_CHANNEL}>" in refused
@@ -264,8 +270,17 @@ def test_who_may_add_and_what_each_failure_says(
     )
     assert too_big.startswith(f"Not added: {huge}: ") and "5242880-byte limit" in too_big
     assert nothing == "There is no http(s) link in this message to add."
+    # Both in the thread for everyone: the copy is cited beside the story, the story has its new text.
+    assert "user" not in sent_to(fake, thread="21.6")[1] and "user" not in sent_to(fake, thread="21.7")[1]
+    assert linked_copy == (
+        f"<@{EDITOR}> added *<{copy}|{TITLE} (wire)>* (no date): a near-copy of an article already in, "
+        "so answers quote that one and cite this as also reported by: searchable now."
+    )
+    assert updated == f"<@{EDITOR}> updated *<{url}|{TITLE}>* ({DAY}) in the articles: its new text is searchable now."
+    (story,) = [a for a in load_corpus(seed_corpus).articles if a.title == TITLE]
+    assert CORRECTION in story.text
     titles = [a.title for a in load_corpus(seed_corpus).articles]
-    assert len(titles) == before + 1 and titles.count(TITLE) == 1
+    assert len(titles) == before + 2 and titles.count(TITLE) == 1  # the story and its copy
 
 
 @pytest.mark.slow

@@ -137,8 +137,8 @@ def added_text(change: Change, user: str) -> str | None:
         return f"{who} updated {what} in the articles: its new text is searchable now."
     if change.status == "linked":
         return (
-            f"{who} added {what}: a near-copy of an article already in ({escape(change.detail or '')}), so it is "
-            "cited beside that one as also reported by, and searchable now through it."
+            f"{who} added {what}: a near-copy of an article already in, so answers quote that one and cite "
+            "this as also reported by: searchable now."
         )
     return None
 

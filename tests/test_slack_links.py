@@ -324,12 +324,16 @@ def test_a_refused_address_and_a_server_that_is_not_the_writer_say_why(
     with running(fake_index, tmp_path / "d2", fake, **settings) as base:
         assert post(base, shortcut_body(linked(url), EDITOR, ts="22.2"), FORM).status_code == 200
         (not_writer,) = wait_until(lambda: texts(fake, thread="22.2"))
+        home = event_body({"type": "app_home_opened", "user": EDITOR, "tab": "home", "event_ts": "1.0"}, "EvHome2")
+        assert post(base, home).status_code == 200
+        (view,) = wait_until(lambda: fake.of("views.publish"))
         assert httpx.post(base + "/articles", json={"url": url}).status_code == 403  # the same rule over HTTP
     assert refused == (
         f"Not added: {url}: 127.0.0.1 resolves to the non-public address 127.0.0.1; "
         "set BOT_ALLOW_PRIVATE_URLS=1 to fetch from private networks"
     )
     assert not_writer.startswith("I can't add links here: This server does not change articles: set BOT_API_KEY")
+    assert "/ask add" not in json.dumps(view.body["view"])  # no editor's hint where nothing can be added
     assert [a.title for a in load_corpus(seed_corpus).articles].count(TITLE) == 0
 
 

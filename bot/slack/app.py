@@ -142,7 +142,7 @@ class SlackBot:
     def home(self, user: str) -> dict[str, Any]:
         """The Home tab view of `user` for the current index."""
         index = self.service.current()
-        editor = self.links.editors.refusal(user) is None
+        editor = self.links.refusal(user) is None  # an editor on the server that adds
         if index is None:
             return home_view(articles=None, passages=None, built_at=None, newest=[], examples=[], editor=editor)
         newest = [index.articles[n] for n in index.newest(HOME_NEWEST)]

@@ -166,7 +166,7 @@ class LinkAdder:
         self.post = post
         self.respond = respond
 
-    def _refusal(self, user: str) -> str | None:
+    def refusal(self, user: str) -> str | None:
         """Who may not add, or where nothing is added: the editor check, then the writer rule."""
         refusal = self.editors.refusal(user)
         if refusal is not None:
@@ -197,7 +197,7 @@ class LinkAdder:
         def private(text: str) -> None:
             self.post("chat.postEphemeral", channel=channel, user=user, thread_ts=thread, text=text)
 
-        refusal = self._refusal(user)
+        refusal = self.refusal(user)
         if refusal is not None:
             private(refusal)
             return
@@ -224,7 +224,7 @@ class LinkAdder:
     def on_command(self, command: dict[str, Any], respond: Any, url: str, *, ephemeral: bool) -> None:
         """`/ask add URL` (already acked): the outcome through the command's response_url."""
         user = str(command.get("user_id", ""))
-        refusal = self._refusal(user)
+        refusal = self.refusal(user)
         if refusal is not None:
             self.respond(respond, text=refusal, response_type="ephemeral")
             return

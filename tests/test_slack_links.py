@@ -4,25 +4,30 @@ loopback web server, and the article on them is made up for these tests."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from bot.articles.corpus import load_corpus
 from bot.errors import QuestionError
 from bot.indexing.faiss_build import build_index
+from bot.service import Service
 from bot.settings import Settings
+from bot.slack.adapter.socket_mode import socket_mode_handler
+from bot.slack.app import SlackBot
 from bot.slack.links import ADD_SHORTCUT, add_request, links_in
-from tests.conftest import wait_until
-from tests.fake_slack import TEAM, FakeSlack, command_body, event_body, quote_texts, trigger_id
+from tests.conftest import ROOT, FakeEmbedder, wait_until
+from tests.fake_slack import APP_TOKEN, BOT_TOKEN, TEAM, FakeSlack, command_body, event_body, quote_texts, trigger_id
 from tests.test_ingest import Site, article_html
-from tests.test_slack_app import post, running
+from tests.test_slack_app import post, running, slack_settings
 
 FORM = "application/x-www-form-urlencoded"
 EDITOR = "UEDITOR1"  # named in BOT_SLACK_EDITORS
@@ -107,10 +112,6 @@ def editors(**extra: Any) -> dict[str, Any]:
 
 
 def test_the_manifest_declares_the_add_shortcut_and_the_scopes_to_read_the_editors_channel() -> None:
-    import yaml
-
-    from tests.conftest import ROOT
-
     manifest = yaml.safe_load((ROOT / "bot" / "slack" / "manifest.yaml").read_text(encoding="utf-8"))
     (shortcut,) = [s for s in manifest["features"]["shortcuts"] if s["callback_id"] == ADD_SHORTCUT]
     assert shortcut["name"] == "Add the link to the articles" and shortcut["type"] == "message"
@@ -352,3 +353,31 @@ def test_without_editors_adding_is_off_and_an_unreadable_channel_is_named(
         (unreadable,) = wait_until(lambda: texts(fake, thread="23.2"))
     assert off.startswith("Adding links from Slack is off") and "BOT_SLACK_EDITORS" in off
     assert "`channel_not_found`" in unreadable and "<#CUNKNOWN>" in unreadable
+
+
+def test_over_socket_mode_the_add_shortcut_adds_too(
+    site: Site, fake: FakeSlack, seed_corpus: Path, fake_index: Path, tmp_path: Path
+) -> None:
+    """`bot slack` (no HTTP server) with BOT_API_KEY is the writer: an interactive envelope, through
+    the SDK's own Socket Mode client, adds the page like the HTTP app."""
+    url = site.page("/ferries/night-route", article_html(TITLE, STORY, date=DAY))
+    settings = slack_settings(
+        fake_index, tmp_path / "d", fake, **editors(corpus_dir=seed_corpus, allow_private_urls=True)
+    )
+    service = Service(settings, FakeEmbedder())
+    service.load()
+    bot = SlackBot(service, token=BOT_TOKEN, signing_secret=None)
+    handler = socket_mode_handler(bot, APP_TOKEN)
+    acked: list[Any] = []
+    setattr(handler.client, "send_socket_mode_response", acked.append)  # noqa: B010 (a fake for one method)
+    try:
+        payload = json.loads(dict(parse_qsl(shortcut_body(linked(url), EDITOR, ts="24.1")))["payload"])
+        envelope = {"type": "interactive", "envelope_id": "env-add", "accepts_response_payload": False}
+        handler.client.enqueue_message(json.dumps({**envelope, "payload": payload}))
+        (done,) = wait_until(lambda: fake.of("chat.postMessage"), timeout=60)
+        assert [r.envelope_id for r in acked] == ["env-add"]
+    finally:
+        handler.client.close()
+        asyncio.run(service.close())
+    assert done.body["thread_ts"] == "24.1" and TITLE in done.body["text"] and "searchable now" in done.body["text"]
+    assert [a.title for a in load_corpus(seed_corpus).articles].count(TITLE) == 1

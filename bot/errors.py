@@ -12,6 +12,7 @@
     │   └── ReadOnlyCorpusError the corpus cannot be written (e.g. BOT_CORPUS_DIR is a .jsonl file)
     ├── NotFoundError          no article (or other thing) with the id asked for
     ├── ConflictError          the change would break an invariant (e.g. leave the corpus empty)
+    ├── NotWriterError         this server does not change articles (it is not the index's writer)
     └── UnavailableError       the model or the index is not loaded (yet); worth retrying
 
 Each edge turns a type into its answer in one place: `bot/http/errors.py` (a status per type),
@@ -74,6 +75,10 @@ class ReadOnlyCorpusError(IngestError):
 
 class ConflictError(BotError):
     """The change would break an invariant of the corpus (e.g. removing its last article)."""
+
+
+class NotWriterError(BotError):
+    """This server does not change articles: it is not the single writer of its index folder."""
 
 
 class UnavailableError(BotError):

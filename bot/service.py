@@ -15,9 +15,10 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,9 @@ from bot.answer.claims import answer_message
 from bot.answer.conversation import Turn, answer_in_conversation
 from bot.answer.reading import Reader
 from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_sources
-from bot.articles.sources import Draft, Rejection
-from bot.errors import BotError, IngestError, UnavailableError
+from bot.articles.pages import check_article_page
+from bot.articles.sources import Draft, Rejection, draft_from_fields, read_url
+from bot.errors import BotError, IngestError, NotWriterError, UnavailableError
 from bot.indexing.building import BuildReport
 from bot.indexing.index import Index
 from bot.indexing.live import LiveIndex
@@ -43,6 +45,26 @@ from bot.settings import Settings, store_of
 
 log = logging.getLogger("bot.service")
 LOADING = "The model and index are loading; retry in a few seconds."
+NOT_WRITER = (
+    "This server does not change articles: set BOT_API_KEY on it to enable that "
+    "(one server per index folder should: see the README's Scaling)."
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What adding an article did, once it is searchable: `status` is an ingest status (added,
+    updated, linked, duplicate); title, date and url are the served article's (a duplicate's:
+    the article it repeats), else the page's."""
+
+    id: str
+    status: str
+    passages: int
+    index_version: str
+    title: str
+    date: str | None = None
+    url: str | None = None
+    detail: str | None = None
 
 
 def accept_then_build(
@@ -258,6 +280,39 @@ class Service:
         if index is None or (build is not None and index.version < build.version):
             raise UnavailableError(f"Written, but the new index is not loaded yet: {live.error or 'retry'}")
         return str(index.version)
+
+    def check_writer(self) -> None:
+        """NotWriterError unless this server changes articles: the one with BOT_API_KEY, which
+        `POST /articles` needs too, is the single writer of its index folder (README, Scaling)."""
+        if self.settings.api_key is None or not self.settings.api_key.get_secret_value():
+            raise NotWriterError(NOT_WRITER)
+
+    def add(self, fields: dict[str, Any], origin: str) -> Change:
+        """`POST /articles` and Slack's links: an article from its fields (title, text, date, url,
+        source, author), or, when only `url` is given, from its page, fetched; once searchable."""
+        self.check_writer()
+        self.index()
+        draft: Draft
+        url = fields.get("url")
+        if url and fields.get("title") is None and fields.get("text") is None:
+            draft = check_article_page(read_url(str(url), self.settings.allow_private_urls))
+        else:
+            draft = draft_from_fields(fields, origin)
+        outcome, version = self.add_article(draft)
+        assert outcome.id is not None  # every status but "rejected" (raised) names its article
+        index = self.index()
+        number = index.article_number.get(outcome.id)
+        served = index.articles[number] if number is not None else None
+        return Change(
+            id=outcome.id,
+            status=outcome.status,
+            passages=self.passages_of(outcome.id),
+            index_version=version,
+            title=served.title if served else draft.title,
+            date=served.date if served else draft.date,
+            url=served.url if served else draft.url,
+            detail=outcome.detail,
+        )
 
     def add_article(self, draft: Draft) -> tuple[Outcome, str]:
         """Accept one article, rebuild if stale, serve the result; the outcome and the index version."""

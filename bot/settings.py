@@ -5,12 +5,13 @@ Only the edges (CLI, HTTP, Slack) read settings; the core takes plain arguments.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.answer.asking import MAX_QUESTION_CHARS, THRESHOLD
 from bot.answer.reading import DEFAULT_READER
@@ -24,6 +25,9 @@ from bot.models.runtimes import DEFAULT_RUNTIME, Runtime
 # at 231 questions/s, two workers at 164/s (each batches half the questions, and the two compete
 # for the cores), with twice the memory.
 DEFAULT_WORKERS = 1
+# Slack's ids: people are U… (W… on Enterprise Grid), channels C… (private ones made before 2021: G…).
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+SLACK_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 
 
 class Settings(BaseSettings):
@@ -66,6 +70,37 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
     slack_api_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_API_URL"))
     slack_ephemeral: bool = True
+    slack_editors: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="Slack user ids (U…) who may add links from Slack; comma- or space-separated."
+    )
+    slack_editors_channel: str | None = Field(
+        None, description="A Slack channel id (C…) whose members may add links from Slack."
+    )
+
+    @field_validator("slack_editors", mode="before")
+    @classmethod
+    def _user_ids(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        ids = [part for part in re.split(r"[\s,]+", value) if part]
+        wrong = [part for part in ids if not SLACK_USER_ID.fullmatch(part)]
+        if wrong:
+            raise ValueError(
+                f"{wrong[0]!r} is not a Slack user id: use ids such as U012AB3CD (a profile's ⋮ → Copy member ID)"
+            )
+        return frozenset(ids)
+
+    @field_validator("slack_editors_channel", mode="before")
+    @classmethod
+    def _channel_id(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+        if isinstance(value, str) and not SLACK_CHANNEL_ID.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a Slack channel id: use the id such as C012AB3CD "
+                "(at the bottom of the channel's details), not its name"
+            )
+        return value
 
 
 def store_of(settings: Settings, index_dir: Path | None = None) -> Store:

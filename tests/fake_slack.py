@@ -59,8 +59,20 @@ class FakeSlack:
     """`with FakeSlack() as slack:` serves `slack.api_url` (for SLACK_API_URL) and
     `slack.response_url(name)`; `slack.calls` lists what arrived, in order."""
 
-    def __init__(self, ratelimit_once: set[str] | None = None, retry_after: int = 1, *, limits: bool = True) -> None:
+    def __init__(
+        self,
+        ratelimit_once: set[str] | None = None,
+        retry_after: int = 1,
+        *,
+        limits: bool = True,
+        members: dict[str, list[str]] | None = None,
+        page_size: int = 2,
+    ) -> None:
+        """`members`: channel id → its members' user ids, for conversations.members, which
+        answers at most `page_size` of them a page (Slack may give fewer than `limit` too)."""
         self.calls: list[Call] = []
+        self.members = dict(members or {})
+        self.page_size = page_size
         self.rejected: list[tuple[Call, list[str]]] = []
         self.limits = limits
         self.ratelimited: list[Call] = []
@@ -74,7 +86,14 @@ class FakeSlack:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 kind = self.headers.get("Content-Type", "")
                 body = json.loads(raw) if "json" in kind else dict(parse_qsl(raw))
-                call = Call(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                self.answer(Call(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+
+            def do_GET(self) -> None:
+                # Read methods (conversations.members) come as GET with the arguments in the query.
+                path, _, query = self.path.partition("?")
+                self.answer(Call(path, {k.lower(): v for k, v in self.headers.items()}, dict(parse_qsl(query))))
+
+            def answer(self, call: Call) -> None:
                 status, headers, reply = fake.reply(call)
                 data = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
                 self.send_response(status)
@@ -139,9 +158,24 @@ class FakeSlack:
             return 200, json_type, {"ok": False, "error": error, "errors": problems}
         if call.body.get("channel") == GONE:
             return 200, json_type, {"ok": False, "error": "channel_not_found"}
+        if call.method == "conversations.members":
+            return 200, json_type, self.channel_members(call.body)
         if call.method not in replies:
             return 200, json_type, {"ok": False, "error": "unknown_method"}
         return 200, json_type, {"ok": True, **replies[call.method]}
+
+    def channel_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        """One page of conversations.members: `cursor` is where the page starts, and the last page
+        has an empty `next_cursor`, as Slack's."""
+        channel = str(args.get("channel", ""))
+        if channel not in self.members:
+            return {"ok": False, "error": "channel_not_found"}
+        everyone = self.members[channel]
+        start = int(args.get("cursor") or 0)
+        size = min(int(args.get("limit") or 100), self.page_size)
+        end = min(start + size, len(everyone))
+        more = str(end) if end < len(everyone) else ""
+        return {"ok": True, "members": everyone[start:end], "response_metadata": {"next_cursor": more}}
 
     def of(self, method: str) -> list[Call]:
         """The recorded calls to one Web API method (or response url path)."""

@@ -207,3 +207,46 @@ def test_concurrent_posts_are_all_searchable(seed_corpus: Path, fake_index: Path
         listed = {a["id"]: a["passages"] for a in httpx.get(server.url + "/articles").json()["articles"]}
     for name, response in results.items():
         assert listed[response.json()["id"]] == response.json()["passages"] >= 1, name
+
+
+def test_a_fetched_page_that_is_not_an_article_is_refused_and_nothing_is_added(articles_client: TestClient) -> None:
+    before = articles_client.get("/articles").json()["count"]
+    with Site() as site:
+        links = "".join(f"<li><a href='/story/{n}'>Quenby harbour news {n}</a></li>" for n in range(12))
+        front = site.page("/", f"<html><head><title>Quenby Gazette</title></head><body><ul>{links}</ul></body></html>")
+        refused = articles_client.post("/articles", json={"url": front}, headers=key_headers())
+    assert refused.status_code == 422
+    assert refused.json()["error"].startswith(f"{front}: the page is not an article: its main text is ")
+    assert "0 sentences" in refused.json()["error"]
+    # Sent with a title and text, the same words are the sender's article: no such check.
+    fields = {"title": "Quenby Gazette", "text": "Quenby harbour news."}
+    assert articles_client.post("/articles", json=fields, headers=key_headers()).status_code == 201
+    assert articles_client.get("/articles").json()["count"] == before + 1
+
+
+@pytest.mark.parametrize(
+    ("dates", "newest", "expected"),
+    [
+        (["2025-02-01", None, "2025-03-05T09:30:00", "2025-01-09"], 2, ["2025-03-05T09:30:00", "2025-02-01"]),
+        (["2025-02-01", None, "2025-01-09"], 5, ["2025-02-01", "2025-01-23", "2025-01-09", None]),  # undated last
+    ],
+)
+def test_the_newest_articles_are_listed_first_and_count_stays_the_total(
+    dates: list[str | None], newest: int, expected: list[str | None], seed_corpus: Path, tmp_path: Path
+) -> None:
+    for n, date in enumerate(dates):
+        extra = {"date": date} if date else {}
+        path = seed_corpus / f"made-up-{n}.md"
+        header = "\n".join(["---", f"title: Brackenmoor bulletin {n}", *(f"{k}: {v}" for k, v in extra.items()), "---"])
+        path.write_text(f"{header}\nThe Brackenmoor bulletin number {n} was read out.\n", encoding="utf-8")
+    build_index(seed_corpus, tmp_path / "index", FakeEmbedder())
+    with TestClient(create_app(Settings(index_dir=tmp_path / "index"), embedder=FakeEmbedder())) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200)
+        listed = client.get("/articles", params={"newest": newest}).json()
+        everything = client.get("/articles").json()
+        too_many = client.get("/articles", params={"newest": 101})
+        none = client.get("/articles", params={"newest": 0})
+    assert listed["count"] == everything["count"] == len(dates) + 1
+    assert [a["date"] for a in listed["articles"]] == expected
+    assert {a["id"] for a in listed["articles"]} <= {a["id"] for a in everything["articles"]}
+    assert too_many.status_code == none.status_code == 422 and "newest" in none.json()["error"]

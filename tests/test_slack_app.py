@@ -525,8 +525,10 @@ def test_the_manifest_asks_for_what_the_app_uses() -> None:
     manifest = yaml.safe_load((ROOT / "bot" / "slack" / "manifest.yaml").read_text(encoding="utf-8"))
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "app_mentions:read",
+        "channels:read",  # conversations.members of BOT_SLACK_EDITORS_CHANNEL, when public
         "chat:write",
         "commands",
+        "groups:read",  # the same, when private
         "im:history",
     ]
     settings = manifest["settings"]

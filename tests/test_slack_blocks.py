@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bot.articles.corpus import load_corpus
 from bot.errors import BotError
 from bot.indexing.chunking import chunk_article
-from bot.records import Answer, AnswerSpan, ArticleRef, Quote
+from bot.records import Answer, AnswerSpan, Article, ArticleRef, Quote
 from bot.slack.blocks import (
     MAX_BLOCKS,
     SECTION_LIMIT,
@@ -309,15 +309,28 @@ def test_messages_become_plain_questions(text: str, expected: str) -> None:
 
 
 def test_home_view_shows_how_to_ask_examples_and_corpus() -> None:
-    view = home_view(
-        articles=2, passages=9, built_at="2025-02-01T10:20:30+00:00", newest="2025-01-23", examples=["Q1?"]
-    )
+    newest = [
+        Article("a", "Quarry Lane <bridge> opens", "x", date="2025-02-01", url="https://news.example/a|b"),
+        Article("b", "Vellin tram approved", "x", date="2025-01-23T08:00:00"),
+        Article("c", "Undated note", "x", url="javascript:alert(1)"),
+    ]
+    view = home_view(articles=2, passages=9, built_at="2025-02-01T10:20:30+00:00", newest=newest, examples=["Q1?"])
     text = all_text(view)
-    assert view["type"] == "home"
-    assert "/ask" in text and "Q1?" in text and "*2* articles (9 passages)" in text
-    assert "2025-01-23" in text and "2025-02-01 10:20" in text
-    assert "loading" in all_text(home_view(articles=None, passages=None, built_at=None, newest=None, examples=[]))
+    assert view["type"] == "home" and not blocks_problems(view["blocks"], 100)
+    assert "/ask" in text and "Q1?" in text and "*2* articles (9 passages)" in text and "2025-02-01 10:20" in text
+    # The newest articles with their days, in the order given, titles escaped, links only http(s).
+    assert "• 2025-02-01 · <https://news.example/a%7Cb|Quarry Lane &lt;bridge&gt; opens>" in text
+    assert (
+        text.index("2025-02-01 ·") < text.index("2025-01-23 · Vellin tram approved") < text.index("no date · Undated")
+    )
+    assert "javascript" not in text and "add https://" not in text
+    assert "/ask add https://" in all_text(home_view(**{**HOME, "editor": True}))
+    loading = all_text(home_view(articles=None, passages=None, built_at=None, newest=[], examples=[]))
+    assert "loading" in loading and "Newest" not in loading
     assert example_questions(["a?", "a?", "b?"], ["T1", "T2"]) == ["a?", "b?", "What does “T1” say?"]
+
+
+HOME: dict[str, Any] = {"articles": 1, "passages": 1, "built_at": None, "newest": [], "examples": []}
 
 
 def test_votes_store_question_quotes_user_and_time(tmp_path: Path) -> None:

@@ -328,6 +328,7 @@ def test_index_not_loaded_says_so_and_what_to_run(web: Page, tmp_path: Path) -> 
         alert.wait_for()
         assert "The server is not ready to answer yet" in alert.inner_text()
         assert "bot index" in alert.inner_text()
+        expect(page.locator("#freshness")).to_be_hidden()  # nothing to tell about; the alert says why
         page.get_by_role("link", name="Articles").click()
         expect(page.locator("#articles-status")).to_contain_text("bot index")
 
@@ -408,6 +409,50 @@ def test_articles_view_lists_the_corpus(web: Page, real_server: ServerThread) ->
     # `/` comes back to the question box from the articles.
     page.keyboard.press("/")
     assert page.locator("#ask-view").is_visible() and page.evaluate("document.activeElement.id") == "q"
+
+
+def test_the_page_shows_how_many_articles_and_the_newest_with_their_dates(web: Page, tmp_path: Path) -> None:
+    """Under the question box: the count, and the most recently dated articles first (made-up
+    ones beside the seed), so a reader can tell how fresh the bot is; an article added over
+    POST /articles shows at the top after a reload."""
+    from bot.indexing.faiss_build import build_index
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, corpus)
+    write_article(
+        corpus,
+        "dredging.md",
+        "Quenby harbour dredging begins",
+        "Dredgers arrived in Quenby.",
+        date="2025-02-10",
+        url="https://quenby.example/dredging",
+    )
+    write_article(corpus, "viaduct.md", "Skelling Viaduct reopens", "The Skelling Viaduct reopened.", date="2025-03-02")
+    (corpus / "note.md").write_text("---\ntitle: A note from Brackenmoor\n---\nBrackenmoor sent a note.\n", "utf-8")
+    build_index(corpus, tmp_path / "index", FakeEmbedder())
+    page = web.page
+    with fake_server(tmp_path / "index", corpus_dir=corpus, api_key="s3cret") as server:
+        server.wait_ready()
+        page.goto(server.url + "/")
+        items = page.locator("#freshness li")
+        expect(items).to_have_count(4)
+        expect(page.locator("#freshness-count")).to_have_text("The bot knows 4 articles. The newest:")
+        assert items.all_inner_texts() == [
+            "2025-03-02 Skelling Viaduct reopens",
+            "2025-02-10 Quenby harbour dredging begins",
+            "2025-01-23 OpenAI, Softbank launch Stargate Project",
+            "no date A note from Brackenmoor",
+        ]
+        assert items.nth(0).locator("time").get_attribute("datetime") == "2025-03-02"
+        assert items.nth(1).locator("a").get_attribute("href") == "https://quenby.example/dredging"
+        assert items.nth(3).locator("time").count() == 0
+        added = {"title": "Marrowdene ferry named", "text": "The new ferry is named Marrowdene.", "date": "2025-04-01"}
+        created = httpx.post(server.url + "/articles", json=added, headers={"Authorization": "Bearer s3cret"})
+        assert created.status_code == 201, created.text
+        page.reload()
+        expect(page.locator("#freshness-count")).to_have_text("The bot knows 5 articles. The newest:")
+        expect(items.first).to_have_text("2025-04-01 Marrowdene ferry named")
+        expect(items).to_have_count(5)
 
 
 def test_article_text_is_never_markup(web: Page, tmp_path: Path) -> None:
@@ -544,6 +589,7 @@ def test_axe_finds_no_accessibility_violations(
         page = opened.page
         page.goto(real_server.url + "/?q=" + quote(CHAIR))
         page.locator("#results mark").first.wait_for()
+        page.locator("#freshness li").first.wait_for()
         found = axe_violations(page, axe_source)
         page.goto(real_server.url + "/?q=" + quote(OFF_TOPIC))
         page.locator(".not-found").wait_for()

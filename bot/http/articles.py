@@ -4,18 +4,20 @@ The two that change the corpus need `Authorization: Bearer $BOT_API_KEY` and are
 has no key: an open endpoint that writes to disk is not a default anyone wants. A request
 answers once its change is searchable: the article is written to the corpus (atomically), the
 index rebuilt incrementally and published, and this process's live index switched to it; other
-processes sharing the index folder follow within a second.
+processes sharing the index folder follow within a second. The work is `Service.add`, which the
+Slack app calls too: one writer rule, one duplicate check.
+`GET /articles?newest=5` is what the web page shows of how fresh the articles are.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures.
+from typing import Annotated
+
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.articles.ingest import Outcome
-from bot.articles.sources import Draft, draft_from_fields, read_url
 from bot.http.deps import IndexDep, Limited, ServiceDep, WriteKey, served_index
 from bot.http.errors import responses
 
@@ -62,6 +64,7 @@ class ArticleList(BaseModel):
 
 
 router = APIRouter(tags=["articles"])
+MAX_NEWEST = 100
 CHANGE_ERRORS = responses(
     {
         401: "Missing or wrong API key.",
@@ -77,14 +80,21 @@ CHANGE_ERRORS = responses(
 @router.get(
     "/articles", response_model=ArticleList, responses=responses({503: "The index is not loaded (yet); see the error."})
 )
-async def list_articles(index: IndexDep) -> ArticleList:
-    """The articles in the index, with their passage counts."""
+async def list_articles(
+    index: IndexDep,
+    newest: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_NEWEST, description="Only the N most recently dated articles, newest first (undated last)."),
+    ] = None,
+) -> ArticleList:
+    """The articles in the index, with their passage counts; `count` is always all of them."""
     counts = np.bincount(index.passage_article, minlength=len(index.articles))
+    numbers = index.newest(newest) if newest is not None else range(len(index.articles))
     return ArticleList(
         count=len(index.articles),
         articles=[
             ArticleSummary(id=a.id, title=a.title, date=a.date, url=a.url, source=a.source, passages=int(counts[n]))
-            for n, a in enumerate(index.articles)
+            for n, a in ((n, index.articles[n]) for n in numbers)
         ],
     )
 
@@ -98,25 +108,11 @@ async def list_articles(index: IndexDep) -> ArticleList:
 )
 async def post_article(body: ArticleIn, service: ServiceDep) -> JSONResponse:
     """Add an article (title and text, or just a URL to fetch); answers once it is searchable."""
-
-    def add() -> tuple[Outcome, str]:
-        draft: Draft
-        if body.text is None and body.title is None and body.url:
-            draft = read_url(body.url, service.settings.allow_private_urls)
-        else:
-            draft = draft_from_fields(body.model_dump(), "POST /articles")
-        return service.add_article(draft)
-
-    outcome, version = await run_in_threadpool(add)
-    assert outcome.id is not None
+    done = await run_in_threadpool(service.add, body.model_dump(), "POST /articles")
     change = ArticleChange(
-        id=outcome.id,
-        status=outcome.status,
-        passages=service.passages_of(outcome.id),
-        index_version=version,
-        detail=outcome.detail,
+        id=done.id, status=done.status, passages=done.passages, index_version=done.index_version, detail=done.detail
     )
-    return JSONResponse(change.model_dump(), status_code=201 if outcome.status in ("added", "linked") else 200)
+    return JSONResponse(change.model_dump(), status_code=201 if done.status in ("added", "linked") else 200)
 
 
 @router.delete(

@@ -44,11 +44,11 @@ def bearer_matches(authorization: str, key: str) -> bool:
 
 def _check_key(request: Request, service: Service, *, required: bool) -> None:
     """The one bearer check: 401 on a missing or wrong key; 403 when `required` and the server has none."""
+    if required:
+        service.check_writer()  # NotWriterError: 403
     settings = service.settings
     key = settings.api_key.get_secret_value() if settings.api_key else ""
     if not key:
-        if required:
-            raise HTTPException(403, "Changing articles is disabled: set BOT_API_KEY on the server to enable it.")
         return
     if not bearer_matches(request.headers.get("authorization", ""), key):
         raise HTTPException(401, "Send 'Authorization: Bearer <BOT_API_KEY>'.", headers={"WWW-Authenticate": "Bearer"})

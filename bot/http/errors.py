@@ -18,6 +18,7 @@ from bot.errors import (
     CorpusError,
     IngestError,
     NotFoundError,
+    NotWriterError,
     QuestionError,
     ReadOnlyCorpusError,
     UnavailableError,
@@ -29,6 +30,7 @@ STATUS: list[tuple[type[BotError], int]] = [
     (QuestionError, 422),
     (CorpusError, 422),  # with the path and the reason
     (NotFoundError, 404),
+    (NotWriterError, 403),
     (ReadOnlyCorpusError, 409),
     (ConflictError, 409),
     (IngestError, 422),

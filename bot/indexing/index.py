@@ -111,6 +111,12 @@ class Index(ABC):
     def __len__(self) -> int:
         return len(self.passages)
 
+    def newest(self, n: int) -> list[int]:
+        """The numbers of the `n` most recently dated articles, newest first; undated ones after
+        every dated one, in index order (dates are ISO-8601, so they sort as text)."""
+        order = sorted(range(len(self.articles)), key=lambda number: self.articles[number].date or "", reverse=True)
+        return order[:n]
+
     def article_of(self, passage: int) -> Article:
         return self.articles[int(self.passages[passage, 0])]
 

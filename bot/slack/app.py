@@ -8,6 +8,8 @@
   today), so that "this week" reads against it and articles dated near that day rank higher;
 - `/ask question` → acknowledged at once, answered through the command's `response_url`,
   only to the asker (BOT_SLACK_EPHEMERAL, default) with a "Share in channel" button;
+- "Add the link to the articles" on a message, or `/ask add URL` → the page added by an editor,
+  through `POST /articles`'s own path (bot/slack/links.py);
 - 👍 / 👎 under every answer → stored in SQLite (bot/slack/feedback.py), counted in /metrics;
 - the App Home tab → how to ask, examples, how many articles and how fresh.
 
@@ -61,10 +63,12 @@ from bot.slack.blocks import (
     notice_blocks,
 )
 from bot.slack.feedback import FeedbackStore
+from bot.slack.links import ADD_SHORTCUT, Editors, LinkAdder, add_request
 
 log = logging.getLogger("bot.slack")
 
 QUOTES = 3
+HOME_NEWEST = 5  # articles the Home tab lists, newest first: enough to tell how fresh the index is
 COMMAND = "/ask"  # as in manifest.yaml
 MESSAGE_SHORTCUT = "ask_about_message"  # the shortcut's callback_id in manifest.yaml
 EXAMPLE = f"{COMMAND} Who will chair Stargate?"
@@ -124,6 +128,8 @@ class SlackBot:
             ["event", "outcome"],
             registry=service.metrics.registry,
         )
+        editors = Editors(self.client, self.settings.slack_editors, self.settings.slack_editors_channel)
+        self.links = LinkAdder(service, editors, self._call, self._respond)
         self._register()
 
     # -- the answering core, shared by every listener ------------------------------------
@@ -136,16 +142,19 @@ class SlackBot:
     def home(self, user: str) -> dict[str, Any]:
         """The Home tab view of `user` for the current index."""
         index = self.service.current()
+        editor = self.links.refusal(user) is None  # an editor on the server that adds
         if index is None:
-            return home_view(articles=None, passages=None, built_at=None, newest=None, examples=[])
-        dated = sorted((a for a in index.articles if a.date), key=lambda a: a.date or "", reverse=True)
-        examples = example_questions(self.store.recent_questions(user), [a.title for a in dated or index.articles])
+            return home_view(articles=None, passages=None, built_at=None, newest=[], examples=[], editor=editor)
+        newest = [index.articles[n] for n in index.newest(HOME_NEWEST)]
+        titles = [a.title for a in newest if a.date] or [a.title for a in index.articles]
+        examples = example_questions(self.store.recent_questions(user), titles)
         return home_view(
             articles=len(index.articles),
             passages=len(index),
             built_at=str(index.manifest.get("built_at", "")) or None,
-            newest=dated[0].date if dated else None,
+            newest=newest,
             examples=examples,
+            editor=editor,
         )
 
     # -- listeners ---------------------------------------------------------------------------
@@ -158,6 +167,7 @@ class SlackBot:
         app.event("app_home_opened")(self._on_home)
         app.command(COMMAND)(self._on_command)
         app.shortcut(MESSAGE_SHORTCUT)(self._on_message_shortcut)
+        app.shortcut(ADD_SHORTCUT)(self.links.on_shortcut)
         app.action(VOTE_UP)(self._on_vote)
         app.action(VOTE_DOWN)(self._on_vote)
         app.action(SHARE)(self._on_share)
@@ -239,7 +249,17 @@ class SlackBot:
             log.warning("Slack %s failed: %s", method, exc)
 
     def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
-        """/ask: ack within Slack's 3 s (with the error when the question is unusable), then answer."""
+        """/ask: ack within Slack's 3 s (with the error when the question is unusable), then answer;
+        `/ask add URL` adds the page instead (bot/slack/links.py)."""
+        try:
+            link = add_request(str(command.get("text", "")))
+        except QuestionError as exc:
+            ack(text=str(exc), response_type="ephemeral")
+            return
+        if link is not None:
+            ack()
+            self.links.on_command(command, respond, link, ephemeral=self.settings.slack_ephemeral)
+            return
         question = clean_question(str(command.get("text", "")))
         try:
             question = validate_question(question, QUOTES, self.settings.max_question_chars)

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote as percent_quote
 from urllib.parse import urlsplit
 
-from bot.records import Answer, Quote
+from bot.records import Answer, Article, Quote
 
 Block = dict[str, Any]
 
@@ -261,15 +261,20 @@ def notice_blocks(text: str) -> list[Block]:
 
 
 def home_view(
-    *, articles: int | None, passages: int | None, built_at: str | None, newest: str | None, examples: list[str]
+    *,
+    articles: int | None,
+    passages: int | None,
+    built_at: str | None,
+    newest: list[Article],
+    examples: list[str],
+    editor: bool = False,
 ) -> Block:
-    """The App Home tab: how to ask, example questions, how many articles and how fresh."""
+    """The App Home tab: how to ask, example questions, how many articles and the newest of them
+    with their dates (how fresh it is); for an editor, how to add a link."""
     if articles is None:
         corpus = "The articles are loading; the counts appear here once they are in."
     else:
         corpus = f"I know *{articles}* article{'s' if articles != 1 else ''} ({passages} passages)."
-        if newest:
-            corpus += f" Newest article: {escape(newest[:10])}."
         if built_at:
             corpus += f" Index built {escape(built_at[:16].replace('T', ' '))} UTC."
     how = (
@@ -281,25 +286,39 @@ def home_view(
         "• Send me a direct message with the question.\n"
         "• Type `/ask your question` anywhere; only you see the answer until you share it."
     )
+    if editor:
+        how += (
+            "\n• You are an editor: on a message that links to a news page, choose *Add the link to the "
+            "articles*, or type `/ask add https://…`; I fetch the page, add it and say when it is searchable."
+        )
     example_lines = "\n".join(f"• {_escaped(q, 200)}" for q in examples) or "• (none yet)"
-    return {
-        "type": "home",
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": "Answers from the news, quoted word for word"}},
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": "Every answer is an exact quote from an article, with its title, date and link. "
-                    "When the articles do not answer, I say so.",
-                },
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Answers from the news, quoted word for word"}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "Every answer is an exact quote from an article, with its title, date and link. "
+                "When the articles do not answer, I say so.",
             },
-            {"type": "section", "text": {"type": "mrkdwn", "text": "*How to ask*\n" + how}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": "*Try*\n" + example_lines}},
-            {"type": "divider"},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": corpus}]},
-        ],
-    }
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*How to ask*\n" + how}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*Try*\n" + example_lines}},
+        {"type": "divider"},
+    ]
+    if newest:
+        lines = [f"• {_article_line(article)}" for article in newest]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Newest articles*\n" + "\n".join(lines)}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": corpus}]})
+    return {"type": "home", "blocks": blocks}
+
+
+def _article_line(article: Article) -> str:
+    """ "2025-02-03 · Title" (the title linked to the article's own http(s) url), at most ~400 characters."""
+    title = _escaped(" ".join(article.title.split()), 200)
+    url = safe_url(article.url)
+    linked = f"<{url}|{title}>" if url and len(url) <= 200 else title
+    return f"{escape((article.date or 'no date')[:10])} · {linked}"
 
 
 def example_questions(recent: list[str], titles: list[str], limit: int = 3) -> list[str]:

@@ -1,4 +1,5 @@
-// The question page: asks POST /ask, lists GET /articles. No framework, no build step. Paths are
+// The question page: asks POST /ask, lists GET /articles (the newest few under the question box,
+// so a reader can tell how fresh the articles are). No framework, no build step. Paths are
 // relative to the page ("ask", not "/ask"), so the app also works under a proxy's path prefix.
 // Article text only ever enters the page through textContent / text nodes, never as markup,
 // so nothing in an article can inject HTML (the server's Content-Security-Policy backs this up).
@@ -8,6 +9,7 @@
   const KEY_STORAGE = "bot-api-key";
   const TIMEOUT_MS = 30000;
   const QUOTES = 3;
+  const NEWEST = 5; // articles the page lists under the question box, most recently dated first
   // The session's earlier questions, sent with the next one so a follow-up ("When did it begin?")
   // is read in their light; the server takes at most 10.
   const CONVERSATION_STORAGE = "bot-conversation";
@@ -449,6 +451,35 @@
     articlesLoaded = true;
   }
 
+  /** "The bot knows N articles" and the newest few with their dates; stays hidden when the list
+   *  cannot be had (asking says why: a missing index, a server that is down). */
+  async function loadFreshness() {
+    let body;
+    try {
+      const response = await fetch(`articles?newest=${NEWEST}`, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      body = await response.json();
+    } catch {
+      return;
+    }
+    const count = `${body.count} ${body.count === 1 ? "article" : "articles"}`;
+    $("freshness-count").textContent = body.articles.length
+      ? `The bot knows ${count}. The newest:`
+      : `The bot knows ${count}.`;
+    $("freshness-list").replaceChildren(
+      ...body.articles.map((article) =>
+        el(
+          "li",
+          {},
+          article.date ? timeElement(article.date) : el("span", { class: "undated" }, "no date"),
+          " ",
+          titleElement(article, "fresh-title"),
+        ),
+      ),
+    );
+    $("freshness").hidden = false;
+  }
+
   // ---- views and the URL -------------------------------------------------------------------
 
   function showView(view) {
@@ -538,5 +569,6 @@
 
   showConversation();
   route();
+  loadFreshness();
   if (!askView.hidden) input.focus();
 })();

@@ -85,7 +85,8 @@ class ArticleRef(BaseModel):
 
 
 class AnswerSpan(BaseModel):
-    """The short answer inside a quote (an amount, a date, a number, a name)."""
+    """The short answer inside a quote: marked by the reader's span head, or (without the reader)
+    found by patterns for a date, an amount, a number or a name."""
 
     text: str = Field(description="Exact substring of the article: article.text[start:end], inside the quote.")
     start: int = Field(description="Character offset of the answer in the article text.")

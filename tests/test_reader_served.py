@@ -33,10 +33,14 @@ def metric(base: str, name: str) -> float:
 def test_http_and_slack_answer_through_the_reader(seed_index: Path, real_embedder, tmp_path: Path) -> None:
     index = open_index(seed_index)
     torch_reader = TorchReader()
-    expected = {
-        q: answer(index, real_embedder, Ask(q, 3), reader=torch_reader).quotes[0].text
+    tops = {
+        q: answer(index, real_embedder, Ask(q, 3), reader=torch_reader).quotes[0]
         for q in (HTTP_QUESTION, SLACK_QUESTION)
     }
+    expected = {q: top.text for q, top in tops.items()}
+    # The span head marks the short answer inside the top quote (the patterns find none here).
+    marked = tops[HTTP_QUESTION].answer
+    assert marked is not None and marked.text in expected[HTTP_QUESTION]
     with FakeSlack() as fake:
         settings = {
             "BOT_INDEX_DIR": str(seed_index),
@@ -56,6 +60,7 @@ def test_http_and_slack_answer_through_the_reader(seed_index: Path, real_embedde
             assert body["answered"] is True
             assert body["quotes"][0]["text"] == expected[HTTP_QUESTION]
             assert "over the next four years" in body["quotes"][0]["text"]
+            assert body["quotes"][0]["answer"] == marked.model_dump(mode="json")
             read = metric(base, "bot_reader_pairs")
             assert read > 0 and metric(base, "bot_reader_calls") == 1
 

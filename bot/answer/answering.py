@@ -26,7 +26,7 @@ from bot.answer.asking import MAX_QUESTION_CHARS, Ask, checked
 from bot.answer.dates import ASKED_ON_WEIGHT, RECENCY_WEIGHT, around, candidates, recency
 from bot.answer.lexicon import expand
 from bot.answer.passages import Features, PassageReading, features, quote_units, read_passage
-from bot.answer.reading import Reader, rescore
+from bot.answer.reading import Offsets, Reader, SpanReader, rescore
 from bot.indexing.index import Index
 from bot.models.encoder import Embedder
 from bot.records import Answer, AnswerSpan, ArticleRef, CopyRef, Quote
@@ -191,16 +191,39 @@ def choose_quotes(scored: list[Scored], k: int) -> list[Scored]:
     return chosen
 
 
-def quote(index: Index, s: Scored, question: QuestionInfo | None = None) -> Quote:
-    """The quote of `s`, cut from its article, with the short answer inside when `question` is given."""
+PATTERNS = "patterns"  # no span head's mark for a quote: its short answer is found by patterns
+
+
+def marked_spans(index: Index, marked: list[Scored], question: str, reader: Reader | None) -> dict[int, Offsets | None]:
+    """The reader's span head's short answer in each quote of `marked` (by id), in one call;
+    empty without a span head."""
+    if not marked or not isinstance(reader, SpanReader):
+        return {}
+    texts = [index.articles[s.article].text[s.start : s.end] for s in marked]
+    found = reader.answer_spans(question, texts)
+    if found is None:
+        return {}
+    return {id(s): span for s, span in zip(marked, found, strict=True)}
+
+
+def quote(
+    index: Index, s: Scored, question: QuestionInfo | None = None, mark: Offsets | str | None = PATTERNS
+) -> Quote:
+    """The quote of `s`, cut from its article, with the short answer inside when `question` is
+    given: `mark` (offsets in the quote, or None for none) when a span head gave one, else by patterns."""
     article = index.articles[s.article]
     _, p_start, p_end = index.passage_span(s.passage)
-    span = best_span(article.text[s.start : s.end], question) if question else None
+    span: Offsets | None = None
+    if question is not None and isinstance(mark, str):
+        found = best_span(article.text[s.start : s.end], question)
+        span = (found.start, found.end) if found else None
+    elif question is not None and not isinstance(mark, str):
+        span = mark
     return Quote(
         answer=AnswerSpan(
-            text=article.text[s.start + span.start : s.start + span.end],
-            start=s.start + span.start,
-            end=s.start + span.end,
+            text=article.text[s.start + span[0] : s.start + span[1]],
+            start=s.start + span[0],
+            end=s.start + span[1],
         )
         if span
         else None,
@@ -232,7 +255,9 @@ def answer_with_vector(
     answered = bool(chosen) and chosen[0].confidence >= ask.threshold
     # The short answer is marked only in quotes confident enough to answer on their own.
     question = QuestionInfo.of(ask.question) if answered else None
-    quotes = [quote(index, s, question if s.confidence >= ask.threshold else None) for s in chosen]
+    marked = [s for s in chosen if question is not None and s.confidence >= ask.threshold]
+    spans = marked_spans(index, marked, ask.question, reader)
+    quotes = [quote(index, s, question if s in marked else None, spans.get(id(s), PATTERNS)) for s in chosen]
     message = None
     if not answered:
         count = len(index.articles)

@@ -25,9 +25,11 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from bot.answer.reading import Offsets, SpanReader
 from bot.models.encoder import Embedder
 
 Pairs = list[tuple[str, str]]
+Result = TypeVar("Result")
 Job = TypeVar("Job")  # what one request asks of a model: a question to encode, or its pairs to read
 Waiter = asyncio.Future[np.ndarray]
 
@@ -205,6 +207,10 @@ class BatchingEncoder:
         assert self.reader is not None
         return np.asarray(self.reader.score_pairs(pairs), dtype=np.float32).reshape(-1)
 
+    def on_model_thread(self, run: Callable[[], Result], timeout: float = BLOCKING_TIMEOUT) -> Result:
+        """`run()` on the models' thread (so model threads never run two at once), waited for."""
+        return self._executor.submit(run).result(timeout)
+
     def read_blocking(self, question: str, texts: list[str], timeout: float = BLOCKING_TIMEOUT) -> np.ndarray:
         """`read` for a thread without an event loop (answering runs in worker threads)."""
         return asyncio.run_coroutine_threadsafe(self.read(question, texts), self._thread_loop()).result(timeout)
@@ -273,3 +279,10 @@ class BatchedReader:
 
     def score(self, question: str, texts: list[str]) -> np.ndarray:
         return self.encoder.read_blocking(question, texts)
+
+    def answer_spans(self, question: str, texts: list[str]) -> list[Offsets | None] | None:
+        """The reader's span head on the models' thread (a call for the one or two quotes an answer marks)."""
+        reader = self.encoder.reader
+        if not isinstance(reader, SpanReader):
+            return None
+        return self.encoder.on_model_thread(lambda: reader.answer_spans(question, texts))

@@ -7,11 +7,15 @@ each read unit's score (READER_WEIGHT times it); a unit it did not read is taken
 unlikely as the least likely unit it did read. The sum decides the best unit of each passage,
 the quote and the passages' order, and the logit of the quoted unit is a feature of the
 confidence (`Features.reader`). Without a reader the step changes nothing.
+
+A reader may also mark the short answer inside the quotes it answers with (`SpanReader`: the
+span head of `bot.models.spans`); without one, the answer is found by patterns
+(`bot.answer.answer_types.best_span`).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,6 +39,17 @@ class Reader(Protocol):
     """Scores how well each text answers the question; higher is better, comparable within a call."""
 
     def score(self, question: str, texts: list[str]) -> np.ndarray: ...
+
+
+Offsets = tuple[int, int]  # start and end offsets of a short answer in its text
+
+
+@runtime_checkable
+class SpanReader(Protocol):
+    """A reader that also marks the short answer in each text: its offsets, or None where the text
+    holds none; None for the whole call when it has no span head (the patterns decide then)."""
+
+    def answer_spans(self, question: str, texts: list[str]) -> list[Offsets | None] | None: ...
 
 
 def units_to_read(readings: list[PassageReading], limit: int) -> list[int]:

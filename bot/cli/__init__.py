@@ -174,6 +174,18 @@ def _reader_parsers(commands: Any) -> None:
     )
     _measure_flags(evaluate)
 
+    spans = commands.add_parser(
+        "train-spans", help="fine-tune the span head (the short answer in a quote) on SQuAD's train pages, measure it"
+    )
+    spans.add_argument("--shared", type=Path, required=True, help="the shared eval folder (SQuAD v1.1 and v2 dev)")
+    spans.add_argument("--out", type=Path, help="where the span head is written (default bot/models/data/spans)")
+    spans.add_argument("--seed", type=int, default=0)
+    spans.add_argument("--epochs", type=float, default=3.0)
+    spans.add_argument("--batch-size", type=int, default=32)
+    spans.add_argument("--learning-rate", type=float, default=1e-4)
+    spans.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    spans.add_argument("--no-bf16", action="store_true", help="train in float32 (slower)")
+
 
 def _measure_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -198,6 +210,7 @@ COMMANDS = {
     "gaps": ("quality", "cmd_gaps"),
     "train-reader": ("reader", "cmd_train_reader"),
     "eval-reader": ("reader", "cmd_eval_reader"),
+    "train-spans": ("reader", "cmd_train_spans"),
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.errors import BotError
 from bot.indexing.watcher import watch
-from bot.models import reader
+from bot.models import reader, spans
 from bot.models.encoder import export_folder, export_onnx, get_embedder
 from bot.service import ingest
 from bot.settings import get_settings, store_of
@@ -27,15 +27,19 @@ def export_encoder(model: str, index_dir: Path) -> None:
 
 
 def export_reader(index_dir: Path, shipped: Path = reader.SHIPPED) -> None:
-    """Export the reader for the onnx/openvino runtimes once, and say how close it came to torch."""
+    """Export the reader and its span head for the onnx/openvino runtimes once, and say how close
+    each came to torch."""
     reader.check_shipped(shipped)
-    folder = reader.export_folder(index_dir, shipped)
-    if (folder / "export.json").is_file():
-        return
-    folder = reader.export_reader(index_dir, shipped)
+    if not (reader.export_folder(index_dir, shipped) / "export.json").is_file():
+        _exported("reader", reader.export_reader(index_dir, shipped))
+    if not (spans.export_folder(index_dir) / "export.json").is_file():
+        _exported("span head", spans.export_spans(index_dir))
+
+
+def _exported(what: str, folder: Path) -> None:
     drift = json.loads((folder / "export.json").read_text(encoding="utf-8"))["probe_max_drift"]
     shown = ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} refused" for k, v in drift.items())
-    print(f"Exported the reader to {folder} (largest probe logit drift from torch: {shown}).")
+    print(f"Exported the {what} to {folder} (largest probe logit drift from torch: {shown}).")
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""`bot train-reader` and `bot eval-reader`: build the reader's data, train it, measure it offline.
+"""`bot train-reader`, `bot eval-reader` and `bot train-spans`: build the reader's data, train the
+reader and its span head, measure them offline.
 
 torch and sentence-transformers are imported inside the functions that train or score: the CLI
 loads this module only to run one of these commands.
@@ -15,10 +16,13 @@ from typing import Any
 
 from bot.cli import DEFAULT_NEWS
 from bot.errors import BotError
-from bot.models import training
+from bot.models import span_training, training
 from bot.models.encoder import get_embedder
-from bot.quality import reader_data, reader_eval
+from bot.models.spans import TorchSpans
+from bot.quality import reader_data, reader_eval, span_data
 from bot.quality.evaluation import cached_index
+from bot.quality.reader_squad import SPLIT_RULE
+from bot.quality.reader_text import Parts
 
 
 def measure(model: Any, args: argparse.Namespace, shared: Path | None) -> dict[str, Any]:
@@ -103,4 +107,52 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     if not report:
         raise BotError("Nothing to measure: give --model/--shared/--news, or --cost 2,3,6.")
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def measure_spans(finder: TorchSpans, shared: Path) -> dict[str, Any]:
+    """The span head and the pattern baseline on SQuAD's held-out pages, given the right sentence."""
+    examples = span_data.span_examples(shared, "held-out")
+    return {
+        "squad_held_out": {
+            "span_head": span_data.measure(examples, finder.spans_of_pairs),
+            "patterns": span_data.measure(examples, span_data.pattern_spans),
+        }
+    }
+
+
+def cmd_train_spans(args: argparse.Namespace) -> int:
+    parts = Parts()
+    examples = span_data.span_examples(args.shared, "train", parts)
+    hyper = span_training.SpanHyper(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        bf16=not args.no_bf16,
+        threads=args.threads,
+    )
+    print(f"training the span head on {len(examples):,} sentences…", file=sys.stderr, flush=True)
+    model = span_training.new_span_model(hyper.max_length, hyper.seed)
+    run = span_training.train_spans(model, examples, hyper)
+    print("measuring on SQuAD's held-out pages…", file=sys.stderr, flush=True)
+    figures = measure_spans(TorchSpans(model), args.shared)
+    out = args.out or span_training.DEFAULT_OUT
+    written = span_training.save_spans(
+        model,
+        out,
+        {
+            "seed": hyper.seed,
+            "hyperparameters": hyper.as_dict(),
+            "training": run,
+            "data": {
+                "split_rule": SPLIT_RULE,
+                "files": parts.files,
+                "counts": dict(sorted(parts.counts.items())),
+            },
+            "figures": figures,
+        },
+    )
+    print(json.dumps({k: written[k] for k in ("weights_sha256", "weights_bytes", "figures")}, indent=2))
+    print(f"Wrote the span head to {out} ({written['weights_bytes'] / 1e6:.1f} MB).", file=sys.stderr)
     return 0

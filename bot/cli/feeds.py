@@ -79,7 +79,8 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     first = subscription.first if subscription.first is not None else settings.feed_first_poll
     print(
-        f"Subscribed to {name}: {len(feed.entries)} entries now; its first poll takes the newest "
+        f"Subscribed to {name}: {len(feed.entries)} entr{'y' if len(feed.entries) == 1 else 'ies'} now; "
+        "its first poll takes the newest "
         f"{min(first, len(feed.entries))}, then every {format_every(every)}. {POLLED_BY}."
     )
     return 0
@@ -104,8 +105,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         outcome = feed.outcome or "not polled yet"
         if feed.failures:
             outcome += f" ({feed.failures} failure{'s' if feed.failures > 1 else ''} in a row)"
-        last = f"{format_every(now - feed.last_poll)} ago" if feed.last_poll else "never"
-        due = "due now" if feed.next_poll <= now else f"in {format_every(feed.next_poll - now)}"
+        last = f"{format_every(now - feed.last_poll, units=2)} ago" if feed.last_poll else "never"
+        due = "due now" if feed.next_poll <= now else f"in {format_every(feed.next_poll - now, units=2)}"
         origin = " (BOT_FEEDS)" if feed.origin == "env" else ""
         rows.append([feed.label + origin, format_every(feed.every), last, outcome, due])
     widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]) - 1)]

@@ -87,13 +87,15 @@ class Poller:
         timeout: float = TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        say: Callable[[str], None] = log.info,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         """`take`: write the items into the corpus and rebuild once (the report has one outcome per
-        item, in order); `known_urls`: canonical URLs the corpus has; `clock`: wall-clock seconds."""
+        item, in order); `known_urls`: canonical URLs the corpus has; `clock`: wall-clock seconds;
+        `say`: where each poll's line goes (default: the log, failures as warnings)."""
         self.feeds, self.take, self.known_urls = feeds, take, known_urls
         self.allow_private, self.first_poll, self.timeout = allow_private, first_poll, timeout
-        self.clock, self.rng, self.say = clock, rng or random.Random(), say
+        self.clock, self.rng = clock, rng or random.Random()
+        self.say, self.warn = (say, say) if say is not None else (log.info, log.warning)
         self.lock_path = Path(index_dir) / LOCK_NAME
         self.lock = FileLock(str(self.lock_path))
 
@@ -197,17 +199,15 @@ class Poller:
 
     def _tell(self, check: Check) -> None:
         record, feed = check.record, check.feed
-        wait = format_every(max(0.0, record.next_poll - record.at))
+        wait = format_every(max(0.0, record.next_poll - record.at), units=2)
         if record.ok:
             self.say(f"feed {feed.label}: {record.outcome}; next poll in {wait}")
             return
         failures = feed.failures + 1
         line = f"feed {feed.label}: {record.outcome} ({failures} in a row; next poll in {wait})"
-        log.warning(line)
-        if failures == FAILING_AFTER:
-            log.error("feed %s keeps failing: `bot feeds list` shows it; remove it or fix it", feed.label)
-        if self.say is not log.info:
-            self.say(line)
+        if failures >= FAILING_AFTER:
+            line += ": it keeps failing; `bot feeds remove` it, or see why with `bot feeds list`"
+        self.warn(line)
 
     # -- one poller per index folder --------------------------------------------------------
 

@@ -62,13 +62,19 @@ def parse_every(text: str) -> float:
     return seconds
 
 
-def format_every(seconds: float) -> str:
-    """The shortest of 1d, 2h, 15m, 30s (or a mix) that says `seconds`."""
-    left, parts = round(seconds), []
+def format_every(seconds: float, units: int = 4) -> str:
+    """`seconds` as 1d, 2h, 15m, 30s or a mix (1h30m); with fewer `units`, rounded down to that
+    many adjacent ones (1h25m, not 1h25m6s; 1h, not 1h5s)."""
+    left = round(seconds)
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if len(parts) == units:
+            break
         if left >= size:
             parts.append(f"{left // size}{unit}")
             left %= size
+        elif parts and units < 4:
+            break
     return "".join(parts) or "0s"
 
 

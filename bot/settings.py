@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.answer.asking import MAX_QUESTION_CHARS, THRESHOLD
 from bot.answer.reading import DEFAULT_READER
 from bot.errors import BotError
-from bot.feeds.subscriptions import EVERY, FIRST_POLL, FeedStore, checked_feed_url, parse_every
+from bot.feeds.subscriptions import EVERY, FIRST_POLL, MAX_EVERY, MIN_EVERY, FeedStore, checked_feed_url, parse_every
 from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.milvus_store import MilvusTarget
 from bot.indexing.stores import FaissStore, MilvusStore, Store
@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     feeds: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Feeds to subscribe to: URLs, comma- or space-separated, or a JSON list."
     )
-    feed_every: float = Field(EVERY, description="How often a feed is polled by default: 30s, 15m, 2h, 1d.")
+    feed_every: float = Field(
+        EVERY, ge=MIN_EVERY, le=MAX_EVERY, description="How often a feed is polled by default: 30s, 15m, 2h, 1d."
+    )
     feed_first_poll: int = Field(FIRST_POLL, ge=0, description="Newest entries taken from a feed's first poll.")
     poll_feeds: bool = Field(False, description="`bot serve` polls the feeds (one server per index folder does).")
     slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))

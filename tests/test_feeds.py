@@ -29,7 +29,7 @@ from bot.articles.corpus import load_corpus
 from bot.articles.ingest import CorpusWriter, IngestReport
 from bot.articles.sources import Draft, Rejection
 from bot.cli import main
-from bot.errors import BotError, ConflictError
+from bot.errors import BotError, ConflictError, ReadOnlyCorpusError
 from bot.feeds.polling import BACKOFF_CAP, FAILING_AFTER, LOCK_NAME, Poller, backoff
 from bot.feeds.subscriptions import FeedStore, Subscription, format_every, parse_every
 from bot.http.app import create_app
@@ -261,6 +261,33 @@ def test_a_feed_that_keeps_failing_backs_off_further_each_time_is_reported_and_r
     [(_, record)] = h.poller.poll_due()
     assert record.ok and record.new_articles == 1 and h.feed(site.feed_url).failures == 0
     assert record.next_poll == record.at + 60
+
+
+def test_a_poll_whose_articles_cannot_be_taken_is_a_failure_backed_off_not_a_loop(
+    site: FeedSite, tmp_path: Path
+) -> None:
+    h = Harness(tmp_path)
+    site.publish(*stories(1, 2))
+    h.subscribe(site.feed_url, every=60)
+
+    def read_only(items: list[Draft | Rejection]) -> IngestReport:
+        raise ReadOnlyCorpusError("corpus.jsonl is a file: ingesting needs BOT_CORPUS_DIR to be a folder")
+
+    h.poller.take = read_only
+    [(_, record)] = h.poller.poll_due()
+    assert not record.ok and record.outcome.startswith("failed: not taken: corpus.jsonl is a file")
+    assert record.next_poll >= record.at + 60 and FeedStore(h.data_dir).taken(site.feed_url) == {}
+    assert h.poller.poll_due() == []  # not again at the next tick
+
+    def broken() -> set[str]:
+        raise RuntimeError("the corpus could not be listed")
+
+    h.poller = h.new_poller()
+    h.poller.known_urls = broken
+    h.clock.now = record.next_poll
+    [(_, record)] = h.poller.poll_due()
+    assert not record.ok and "RuntimeError: the corpus could not be listed" in record.outcome
+    assert h.feed(site.feed_url).failures == 2 and h.poller.poll_due() == []
 
 
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:

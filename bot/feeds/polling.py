@@ -104,13 +104,25 @@ class Poller:
     def poll_due(self) -> list[tuple[Subscription, PollRecord]]:
         """Poll every feed that is due now, take what is new with one rebuild, record each poll."""
         now = self.clock()
-        checks = [self.check(feed, now) for feed in self.feeds.due(now)]
+        checks = []
+        for feed in self.feeds.due(now):
+            try:
+                checks.append(self.check(feed, now))
+            # Whatever else goes wrong with one feed is that feed's failure, recorded and backed off
+            # like the others: left unrecorded, the feed would be due again at the next tick.
+            except Exception as exc:
+                if not isinstance(exc, BotError):
+                    log.exception("feed %s not polled", feed.label)
+                failed = Check(feed, PollRecord(at=now, next_poll=now, outcome="", ok=False))
+                checks.append(self._failed(failed, f"{type(exc).__name__}: {exc}", None, now))
         items = [item for check in checks for _, item in check.items]
         report = IngestReport()
         if items:
             try:
                 report = self.take(items)
-            except BotError as exc:  # nothing recorded as taken: the next poll tries again
+            except Exception as exc:  # nothing recorded as taken: the next poll tries again
+                if not isinstance(exc, BotError):
+                    log.exception("feed entries not taken")
                 for check in checks:
                     if check.items:
                         self._failed(check, f"not taken: {exc}", None, now)

@@ -147,15 +147,19 @@ class FeedStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / FILE_NAME
+        self._ready = False  # the file has its tables (made once per store, not per call)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._ready:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(SCHEMA)
+                self._ready = True
             with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
                 db.row_factory = sqlite3.Row
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
                 yield db
         except (OSError, sqlite3.Error) as exc:
             raise BotError(f"Cannot keep feeds in {self.path}: {exc}. Set BOT_DATA_DIR to a writable folder.") from None

@@ -3,6 +3,7 @@ that change what a server holds.
 
     ask:     index or UnavailableError → answer → count
     change:  accept into the corpus → rebuild if the index is stale → switch the live index
+    feeds:   (BOT_POLL_FEEDS) poll the due feeds → the change path, once for all they bring
 
 The HTTP app, the Slack app (over HTTP or Socket Mode) and the CLI's `bot ingest` all go through
 here; they only translate what comes back (or the BotError raised) for their audience.

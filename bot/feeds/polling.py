@@ -42,6 +42,9 @@ from bot.feeds.subscriptions import FIRST_POLL, FeedStore, PollRecord, Subscript
 
 log = logging.getLogger(__name__)
 
+# Held for as long as a poller runs. Not the indexer's `.lock` itself: that one is taken around each
+# build, by every writer, blocking; held for a poller's life it would stall `bot index` elsewhere,
+# and deadlock this process's own builds (a second open of one file is a second flock).
 LOCK_NAME = ".feeds.lock"
 PAGE_WORKERS = 4  # pages fetched at once: a first poll of 20 pages from a slow site in ~5 deadlines, not 20
 BACKOFF_CAP = 6 * 3600.0  # the longest backoff (a feed's own interval when that is longer)

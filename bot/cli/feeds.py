@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.articles.fetching import fetch
 from bot.articles.ingest import CorpusWriter, IngestReport
 from bot.articles.sources import Draft, Rejection, parse_feed
-from bot.errors import BotError
+from bot.errors import BotError, IngestError
 from bot.feeds.polling import ACCEPT, Poller
 from bot.feeds.subscriptions import Subscription, checked_feed_url, format_every, parse_every
 from bot.models.encoder import Embedder, get_embedder
@@ -71,7 +71,10 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
         raise BotError(f"--first {args.first}: the first poll takes 0 or more entries")
     # Fetched once now, through the same guard as every poll: a URL that is refused, unreachable
     # or not a feed is not subscribed. Its validators are not kept: the first poll reads it whole.
-    feed = parse_feed(fetch(url, allow_private=settings.allow_private_urls, accept=ACCEPT).text, url)
+    try:
+        feed = parse_feed(fetch(url, allow_private=settings.allow_private_urls, accept=ACCEPT).text, url)
+    except IngestError as exc:
+        raise IngestError(f"{exc}; not subscribed (check the URL, or add it again once the site answers)") from None
     subscription, new = feed_store(settings).add(url, every, time.time(), first=args.first)
     name = f"{feed.title} ({subscription.label})" if feed.title else subscription.label
     if not new:

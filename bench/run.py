@@ -25,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import data
+import feeds_bench
 import http_load
 import milvus_bench
 import pipeline
@@ -238,6 +239,40 @@ def incremental_section(embedder: Any, work: Path, results: dict[str, Any]) -> l
     ]
 
 
+def feeds_section(embedder: Any, work: Path, results: dict[str, Any]) -> list[Row]:
+    """The feed poller: a 304 poll, 10 new entries, a first poll of 5,000, each beside its baseline."""
+    fig = feeds_bench.measure(embedder, work / "feeds")
+    results["feeds"] = fig
+    log(
+        f"feeds: 304 poll {fig['poll_304_ms']:.1f} ms (bare GET {fig['bare_304_ms']:.1f} ms); 10 new "
+        f"{fig['poll_10_new_s']:.1f} s (ingest of 10 {fig['ingest_10_s']:.1f} s); first poll of "
+        f"{fig['entries']:,} {fig['first_poll_s']:.1f} s ({fig['first_poll_outcome']})"
+    )
+    return [
+        row(
+            f"feed poll, unchanged (304), {fig['usual_entries']} entries",
+            fig["poll_304_ms"],
+            "ms",
+            fig["bare_304_ms"],
+            "bare conditional GET",
+        ),
+        row(
+            f"feed poll, 10 new of {fig['usual_entries'] + 10} entries (fetch + build)",
+            fig["poll_10_new_s"],
+            "s",
+            fig["ingest_10_s"],
+            "bot ingest of 10 pages",
+        ),
+        row(
+            f"feed first poll, {fig['entries']:,} entries, newest {fig['first']}",
+            fig["first_poll_s"],
+            "s",
+            fig["parse_only_s"],
+            "feedparser alone",
+        ),
+    ]
+
+
 def search_section(cache: Path, results: dict[str, Any]) -> tuple[list[Row], Path]:
     rows: list[Row] = []
     figures = []
@@ -410,7 +445,10 @@ def main() -> int:
         help="serve only these arrangements (repeatable), runtime:workers[:threads[:reader]], e.g. openvino:1 or openvino:1:0:off; default: all of ARRANGEMENTS",
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["http", "build", "incremental", "search", "million", "milvus"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["http", "build", "incremental", "feeds", "search", "million", "milvus"],
     )
     args = parser.parse_args()
     shared = args.shared if args.shared and (args.shared / "eval").is_dir() else None
@@ -440,6 +478,8 @@ def main() -> int:
             rows += build_section(embedder, shared, work, results, args.build_articles)
         if "incremental" not in args.skip:
             rows += incremental_section(embedder, work, results)
+        if "feeds" not in args.skip:
+            rows += feeds_section(embedder, work, results)
         if "search" not in args.skip:
             search_rows, folder = search_section(args.cache, results)
             rows += search_rows

@@ -9,6 +9,7 @@
     ├── ModelError             the embedding model cannot be loaded or fails its checksum
     ├── QuestionError          the question is empty, too long or otherwise unusable
     ├── IngestError            a source to ingest cannot be fetched or read
+    │   ├── FetchStatusError   the server answered an error status (with its Retry-After)
     │   └── ReadOnlyCorpusError the corpus cannot be written (e.g. BOT_CORPUS_DIR is a .jsonl file)
     ├── NotFoundError          no article (or other thing) with the id asked for
     ├── ConflictError          the change would break an invariant (e.g. leave the corpus empty)
@@ -63,6 +64,15 @@ class QuestionError(BotError):
 
 class IngestError(BotError):
     """A source to ingest cannot be fetched, decoded or parsed."""
+
+
+class FetchStatusError(IngestError):
+    """The server answered an HTTP error status: `status`, and `retry_after` (seconds) when it said."""
+
+    def __init__(self, message: str, status: int, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class NotFoundError(BotError):

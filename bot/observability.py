@@ -11,13 +11,19 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from bot.errors import BotError
+from bot.feeds.subscriptions import Subscription
 from bot.indexing.index import Index
+
+log = logging.getLogger(__name__)
 
 
 class Metrics:
@@ -30,9 +36,11 @@ class Metrics:
         index: Callable[[], Index | None],
         batch_sizes: Callable[[], list[int]],
         read_sizes: Callable[[], list[int]] = list,
+        feeds: Callable[[], list[Subscription]] = list,
     ) -> None:
         self.index = index
         self.registry = CollectorRegistry()
+        self.registry.register(FeedCollector(feeds))
         self.requests = Counter(
             "bot_http_requests_total",
             "HTTP requests by route, method and status.",
@@ -93,6 +101,46 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class FeedCollector(Collector):
+    """Each feed's polls, read at scrape time from the feed store in the data folder: any process
+    shows them, whichever one polls. Labelled by the feed's URL (without credentials)."""
+
+    COUNTERS = (
+        ("bot_feed_polls", "Polls of the feed.", "polls"),
+        ("bot_feed_not_modified", "Polls the feed answered 304 Not Modified.", "not_modified"),
+        ("bot_feed_new_articles", "Articles added from the feed.", "new_articles"),
+        ("bot_feed_failures", "Polls of the feed that failed.", "failed_polls"),
+    )
+    GAUGES = (
+        ("bot_feed_consecutive_failures", "Failed polls of the feed since its last good one.", "failures"),
+        ("bot_feed_last_poll_timestamp_seconds", "When the feed was last polled (Unix time).", "last_poll"),
+        ("bot_feed_next_poll_timestamp_seconds", "When the feed is polled next (Unix time).", "next_poll"),
+    )
+
+    def __init__(self, feeds: Callable[[], list[Subscription]]) -> None:
+        self.feeds = feeds
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            feeds = self.feeds()
+        except BotError as exc:  # an unreadable store costs the feed metrics, not the scrape
+            log.warning("feed metrics left out: %s", exc)
+            return
+        families: list[CounterMetricFamily | GaugeMetricFamily] = []
+        for name, text, attribute in self.COUNTERS:
+            counter = CounterMetricFamily(name, text, labels=["feed"])
+            for feed in feeds:
+                counter.add_metric([feed.label], float(getattr(feed, attribute)))
+            families.append(counter)
+        for name, text, attribute in self.GAUGES:
+            gauge = GaugeMetricFamily(name, text, labels=["feed"])
+            for feed in feeds:
+                value = getattr(feed, attribute)
+                gauge.add_metric([feed.label], float("nan") if value is None else float(value))
+            families.append(gauge)
+        yield from families
 
 
 # -- log lines that cannot leak a secret or forge a line, whichever library wrote them ----------

@@ -3,6 +3,7 @@ that change what a server holds.
 
     ask:     index or UnavailableError → answer → count
     change:  accept into the corpus → rebuild if the index is stale → switch the live index
+    feeds:   (BOT_POLL_FEEDS) poll the due feeds → the change path, once for all they bring
 
 The HTTP app, the Slack app (over HTTP or Socket Mode) and the CLI's `bot ingest` all go through
 here; they only translate what comes back (or the BotError raised) for their audience.
@@ -32,6 +33,8 @@ from bot.articles.ingest import CorpusWriter, IngestReport, Outcome, read_source
 from bot.articles.pages import check_article_page
 from bot.articles.sources import Draft, Rejection, draft_from_fields, read_url
 from bot.errors import BotError, IngestError, NotWriterError, UnavailableError
+from bot.feeds.polling import Poller
+from bot.feeds.subscriptions import FeedStore
 from bot.indexing.building import BuildReport
 from bot.indexing.index import Index
 from bot.indexing.live import LiveIndex
@@ -41,7 +44,7 @@ from bot.models.reader import ReaderModel, open_reader
 from bot.observability import Metrics
 from bot.quality.gaps import DeclinedLog
 from bot.records import Answer
-from bot.settings import Settings, store_of
+from bot.settings import Settings, feed_store, store_of
 
 log = logging.getLogger("bot.service")
 LOADING = "The model and index are loading; retry in a few seconds."
@@ -120,10 +123,12 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, where questions are batched
         self.loaded = threading.Event()  # set when loading ended, loaded or not
         self.wait_for_load = 0.0  # seconds a question waits for a loading model (several workers)
+        self.feeds = FeedStore(settings.data_dir)
         self.metrics = Metrics(
             self.current,
             lambda: self.encoder.batch_sizes if self.encoder else [],
             lambda: self.encoder.read_sizes if self.encoder else [],
+            self.feeds.feeds,
         )
         self.declined = DeclinedLog(settings.data_dir)
         self._writer: CorpusWriter | None = None
@@ -333,6 +338,34 @@ class Service:
         self.writer().delete(article_id, keep_one=True)
         build = self.store.build(self.settings.corpus_dir, self.embedder)
         return self._switch(build)
+
+    def poll_feeds(self, stop: threading.Event) -> None:
+        """Poll the subscribed feeds until `stop` (BOT_POLL_FEEDS), once the model and index are in:
+        what is new goes the way of POST /articles, then this process serves it at once. Another
+        process polling the same index folder is left to it (see `Poller.run`)."""
+        while not self.loaded.wait(0.5):
+            if stop.is_set():
+                return
+        if self.live is None or self.embedder is None:
+            log.error("feeds not polled: %s", self.error or LOADING)
+            return
+        settings = self.settings
+        poller = Poller(
+            feed_store(settings),
+            self._take,
+            lambda: self.writer().known_urls(),
+            settings.index_dir,
+            allow_private=settings.allow_private_urls,
+            first_poll=settings.feed_first_poll,
+        )
+        poller.run(stop)
+
+    def _take(self, items: list[Draft | Rejection]) -> IngestReport:
+        assert self.embedder is not None
+        report, build = accept_then_build(self.writer(), items, self.store, self.embedder)
+        if build is not None and self.live is not None:
+            self.live.refresh()
+        return report
 
     def passages_of(self, article_id: str) -> int:
         """How many passages of the article the served index has (0 for links and deletions)."""

@@ -5,16 +5,20 @@ Only the edges (CLI, HTTP, Slack) read settings; the core takes plain arguments.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.answer.asking import MAX_QUESTION_CHARS, THRESHOLD
 from bot.answer.reading import DEFAULT_READER
+from bot.errors import BotError
+from bot.feeds.subscriptions import EVERY, FIRST_POLL, MAX_EVERY, MIN_EVERY, FeedStore, checked_feed_url, parse_every
 from bot.indexing.dense import APPROXIMATE_ABOVE
 from bot.indexing.milvus_store import MilvusTarget
 from bot.indexing.stores import FaissStore, MilvusStore, Store
@@ -65,6 +69,14 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     allow_private_urls: bool = False
+    feeds: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Feeds to subscribe to: URLs, comma- or space-separated, or a JSON list."
+    )
+    feed_every: float = Field(
+        EVERY, ge=MIN_EVERY, le=MAX_EVERY, description="How often a feed is polled by default: 30s, 15m, 2h, 1d."
+    )
+    feed_first_poll: int = Field(FIRST_POLL, ge=0, description="Newest entries taken from a feed's first poll.")
+    poll_feeds: bool = Field(False, description="`bot serve` polls the feeds (one server per index folder does).")
     slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
@@ -101,6 +113,41 @@ class Settings(BaseSettings):
                 "(at the bottom of the channel's details), not its name"
             )
         return value
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _feed_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)  # invalid JSON: a ValueError, reported as the setting's
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("feeds")
+    @classmethod
+    def _feed_urls(cls, value: list[str]) -> list[str]:
+        try:
+            return [checked_feed_url(url) for url in value]
+        except BotError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("feed_every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse_every(value)
+            except BotError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+def feed_store(settings: Settings) -> FeedStore:
+    """The data folder's feed subscriptions, with those of BOT_FEEDS made current."""
+    store = FeedStore(settings.data_dir)
+    store.sync(settings.feeds, settings.feed_every, time.time())
+    return store
 
 
 def store_of(settings: Settings, index_dir: Path | None = None) -> Store:

@@ -1,6 +1,6 @@
 """Dependencies point one way, room by room; heavy libraries have exactly one home each.
 
-A room is a subpackage of `bot/` (models, articles, indexing, answer, quality, http, slack, cli) or a top-level
+A room is a subpackage of `bot/` (models, articles, feeds, indexing, answer, quality, http, slack, cli) or a top-level
 module (cli, service, observability, settings, errors, records, durable). Every module of the package belongs to
 a room in ALLOWED, so a new file or folder cannot slip past the rules.
 """
@@ -16,9 +16,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "bot"
 
 # What each room may import from the package (besides itself). The flow reads top to bottom:
-# models, articles → indexing → answer → quality → service → edges (http, slack, cli).
+# models, articles → feeds, indexing → answer → quality → service → edges (http, slack, cli).
 BASE = {"errors", "records", "durable", "__init__"}
-CORE = BASE | {"models", "articles", "indexing", "answer", "quality", "service", "observability"}
+CORE = BASE | {"models", "articles", "feeds", "indexing", "answer", "quality", "service", "observability"}
 ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
     "errors": set(),
@@ -26,12 +26,13 @@ ALLOWED: dict[str, set[str]] = {
     "durable": {"errors"},
     "models": BASE,  # every model runtime; it knows no index and no question flow
     "articles": BASE,
+    "feeds": BASE | {"articles"},  # subscriptions and the poller; the rebuild is handed to it
     "indexing": BASE | {"articles", "models"},
     "answer": BASE | {"articles", "indexing", "models"},
     "quality": BASE | {"articles", "indexing", "answer", "models"},
-    "observability": BASE | {"indexing"},  # the metrics read the served index, handed to them
+    "observability": BASE | {"indexing", "feeds"},  # the metrics read the served index and the feeds' polls
     "service": CORE | {"settings"},
-    "settings": BASE | {"models", "articles", "indexing", "answer"},  # defaults come from the core's constants
+    "settings": BASE | {"models", "articles", "feeds", "indexing", "answer"},  # defaults come from the core's constants
     "slack": CORE | {"settings"},  # never the HTTP app: `bot slack` runs without it
     "http": CORE | {"settings", "slack"},  # mounts the Slack app on /slack/events
     "cli": CORE | {"settings", "http", "slack", "models"},

@@ -18,6 +18,9 @@
   detected charset; bytes that fit none (or a charset Python cannot use) are refused.
 - Proxies from the environment are not used: the address check is only meaningful when this
   process opens the connection itself.
+- Conditional GET: given the `Validators` of an earlier fetch, it sends If-None-Match and
+  If-Modified-Since; a 304 comes back as a `Page` that is `not_modified`, its body never read. An
+  error status is a `FetchStatusError` carrying the status and the server's Retry-After.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 
-from bot.errors import IngestError
+from bot.errors import FetchStatusError, IngestError
 
 if TYPE_CHECKING:
     import ssl
@@ -53,12 +57,42 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]
 
 
 @dataclass(frozen=True)
+class Validators:
+    """What a server said identifies its document's version (ETag, Last-Modified), sent back as
+    If-None-Match and If-Modified-Since."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        sent = {"If-None-Match": self.etag, "If-Modified-Since": self.last_modified}
+        return {name: value for name, value in sent.items() if value}
+
+
+@dataclass(frozen=True)
 class Page:
-    """A fetched document: where it ended up, its media type, its decoded text."""
+    """A fetched document: where it ended up, its media type, its decoded text, its validators;
+    `not_modified` when the server answered 304 to the validators sent (no text then)."""
 
     url: str
     content_type: str
     text: str
+    validators: Validators = Validators()
+    not_modified: bool = False
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None without one."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
 
 
 def parse_url(url: str) -> tuple[SplitResult, str, int]:
@@ -213,8 +247,10 @@ def fetch(
     accept: frozenset[str] | set[str] = HTML_TYPES | TEXT_TYPES,
     max_bytes: int = MAX_BYTES,
     timeout: float = TIMEOUT_SECONDS,
+    validators: Validators | None = None,
 ) -> Page:
-    """GET `url` within the limits above, in at most `timeout` seconds; IngestError says why not."""
+    """GET `url` within the limits above, in at most `timeout` seconds; IngestError says why not
+    (FetchStatusError for an error status). With `validators`, a conditional GET."""
     import httpx
 
     current = url
@@ -226,13 +262,20 @@ def fetch(
         # Only gzip: httpx would also offer deflate, brotli and zstd, and decode stacked encodings
         # ("gzip, gzip") whole, each network chunk at once, before any size check (a 1,827-byte
         # page of nested gzip took ~2 GB). `read_body` decodes gzip within the size limit.
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": "gzip",
+            "Accept": ", ".join([*sorted(accept), "*/*;q=0.1"]),
+            **(validators.headers() if validators else {}),
+        },
         trust_env=False,
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             parse_url(current)
             try:
                 with client.stream("GET", current) as response:
+                    if response.status_code == 304 and validators is not None:  # (httpx counts 304 a redirect)
+                        return Page(str(response.url), "", "", _validators(response, validators), not_modified=True)
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
@@ -243,7 +286,13 @@ def fetch(
                             raise IngestError(f"{current}: redirect to an invalid URL ({exc})") from None
                         continue
                     if response.status_code >= 400:
-                        raise IngestError(f"{current}: the server answered HTTP {response.status_code}")
+                        wait = retry_after(response.headers.get("retry-after"))
+                        said = f" (retry after {wait:g} s)" if wait is not None else ""
+                        raise FetchStatusError(
+                            f"{current}: the server answered HTTP {response.status_code}{said}",
+                            response.status_code,
+                            wait,
+                        )
                     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
                     if media_type not in accept:
                         wanted = ", ".join(sorted(accept))
@@ -254,7 +303,9 @@ def fetch(
                     body = read_body(response, max_bytes, current)
                     charset = _charset(response)
                     text = decode_body(body, charset, current)
-                    return Page(url=str(response.url), content_type=media_type, text=text)
+                    return Page(str(response.url), media_type, text, _validators(response, Validators()))
+            except FetchStatusError:
+                raise
             except IngestError as exc:
                 message = str(exc)
                 raise IngestError(message if message.startswith(current) else f"{current}: {message}") from None
@@ -298,6 +349,13 @@ def read_body(response: httpx.Response, max_bytes: int, url: str) -> bytes:
     except zlib.error as exc:
         raise IngestError(f"{url}: the gzip body cannot be decoded ({exc})") from None
     return b"".join(chunks)
+
+
+def _validators(response: httpx.Response, sent: Validators) -> Validators:
+    """The response's ETag and Last-Modified; a 304 may repeat them or not (then the ones sent hold)."""
+    etag = response.headers.get("etag") or sent.etag
+    last_modified = response.headers.get("last-modified") or sent.last_modified
+    return Validators(etag, last_modified)
 
 
 def _charset(response: httpx.Response) -> str | None:

@@ -183,49 +183,92 @@ def read_url(url: str, allow_private: bool) -> Draft:
     return draft_from_html(page.text, url, url=page.url)
 
 
-def read_feed(url: str, allow_private: bool, seen: set[str]) -> Iterator[Draft | Rejection]:
-    """Every entry of an RSS/Atom feed whose link is not in `seen` (canonical URLs): the page at
-    the entry's link, else the entry's own content when the page cannot be had."""
+@dataclass(frozen=True)
+class FeedEntry:
+    """One entry of a feed as listed: its link, what identifies it, its date, its own content."""
+
+    number: int  # its place in the feed, from 1
+    key: str  # the canonical URL of its link, else its id, else its title: what was taken
+    link: str
+    title: str
+    date: str | None  # ISO day
+    published: float | None  # seconds since the epoch, for ordering
+    body: str  # its content or summary (HTML), used when its page cannot be had
+
+
+@dataclass(frozen=True)
+class Feed:
+    title: str | None
+    entries: list[FeedEntry]
+
+
+def parse_feed(text: str, url: str) -> Feed:
+    """The entries of an RSS/Atom document; IngestError when it is not one."""
+    import calendar
+
     import feedparser
 
     try:
+        feed: Any = feedparser.parse(text)
+    except (ValueError, UnicodeError, LookupError, RecursionError, TypeError) as exc:  # e.g. an XML
+        # declaration naming a codec that cannot decode the document
+        raise IngestError(f"{url}: not an RSS or Atom feed ({type(exc).__name__}: {exc})") from None
+    if not feed.entries and (feed.bozo or not feed.version):
+        reason = feed.get("bozo_exception") or "no RSS or Atom elements"
+        raise IngestError(f"{url}: not an RSS or Atom feed ({reason})")
+    entries = []
+    for number, entry in enumerate(feed.entries, start=1):
+        link = str(entry.get("link") or "")
+        parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+        content = entry.get("content") or []
+        body = str(content[0].get("value", "")) if content else str(entry.get("summary") or "")
+        title = str(entry.get("title") or "")
+        key = canonical_url(link) if link else f"id:{entry.get('id') or title}"
+        entries.append(
+            FeedEntry(
+                number=number,
+                key=key,
+                link=link,
+                title=title,
+                date=f"{parsed.tm_year:04d}-{parsed.tm_mon:02d}-{parsed.tm_mday:02d}" if parsed else None,
+                published=float(calendar.timegm(parsed)) if parsed else None,
+                body=body,
+            )
+        )
+    return Feed(title=feed.feed.get("title"), entries=entries)
+
+
+def read_entry(entry: FeedEntry, feed: Feed, url: str, allow_private: bool) -> Draft | Rejection:
+    """The page at the entry's link, else the entry's own content when the page cannot be had."""
+    where = f"{url} entry {entry.number}" + (f" ({entry.link})" if entry.link else "")
+    problem = "it has no link and no content"
+    if entry.link:
+        try:
+            draft = read_url(entry.link, allow_private)
+            return Draft(**{**draft.__dict__, "date": draft.date or entry.date, "origin": where})
+        except (IngestError, CorpusError) as exc:
+            problem = str(exc)
+    try:
+        if not entry.body.strip() or not entry.title:
+            raise CorpusError(where, problem)
+        fields = {"title": entry.title, "text": html_to_text(entry.body), "date": entry.date, "url": entry.link or None}
+        return draft_from_fields({**fields, "source": feed.title}, where)
+    except CorpusError as exc:
+        return Rejection(where, exc.reason)
+
+
+def read_feed(url: str, allow_private: bool, seen: set[str]) -> Iterator[Draft | Rejection]:
+    """Every entry of an RSS/Atom feed whose link is not in `seen` (canonical URLs), by `read_entry`."""
+    try:
         page = fetch(url, allow_private=allow_private, accept=FEED_TYPES | HTML_TYPES | TEXT_TYPES)
+        feed = parse_feed(page.text, url)
     except IngestError as exc:
         yield Rejection.of(url, exc)
         return
-    try:
-        feed: Any = feedparser.parse(page.text)
-    except (ValueError, UnicodeError, LookupError, RecursionError, TypeError) as exc:  # e.g. an XML
-        # declaration naming a codec that cannot decode the document
-        yield Rejection(url, f"not an RSS or Atom feed ({type(exc).__name__}: {exc})")
-        return
-    if feed.bozo and not feed.entries:
-        yield Rejection(url, f"not an RSS or Atom feed ({feed.get('bozo_exception', 'unreadable')})")
-        return
-    for number, entry in enumerate(feed.entries, start=1):
-        link = str(entry.get("link") or "")
-        where = f"{url} entry {number}" + (f" ({link})" if link else "")
-        if link and canonical_url(link) in seen:
+    for entry in feed.entries:
+        if entry.link and entry.key in seen:
             continue
-        published = entry.get("published_parsed") or entry.get("updated_parsed")
-        date = f"{published.tm_year:04d}-{published.tm_mon:02d}-{published.tm_mday:02d}" if published else None
-        problem = "it has no link and no content"
-        if link:
-            try:
-                draft = read_url(link, allow_private)
-                yield Draft(**{**draft.__dict__, "date": draft.date or date, "origin": where})
-                continue
-            except (IngestError, CorpusError) as exc:
-                problem = str(exc)
-        content = entry.get("content") or []
-        body = str(content[0].get("value", "")) if content else str(entry.get("summary") or "")
-        try:
-            if not body.strip() or not entry.get("title"):
-                raise CorpusError(where, problem)
-            fields = {"title": entry.title, "text": html_to_text(body), "date": date, "url": link or None}
-            yield draft_from_fields({**fields, "source": feed.feed.get("title")}, where)
-        except CorpusError as exc:
-            yield Rejection(where, exc.reason)
+        yield read_entry(entry, feed, url, allow_private)
 
 
 def html_to_text(fragment: str) -> str:

@@ -128,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--corpus", type=Path, help="corpus folder to watch (BOT_CORPUS_DIR)")
     watch.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
 
+    _feeds_parser(commands)
+
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="address to bind (BOT_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (BOT_PORT, default 8000)")
@@ -141,6 +143,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 DEFAULT_NEWS = Path("build/eval/realtimeqa-2023")
+
+
+def _feeds_parser(commands: Any) -> None:
+    """Register `bot feeds add|list|remove|poll` on the `bot` parser's subcommands."""
+    feeds = commands.add_parser(
+        "feeds", help="subscribe to RSS/Atom feeds; `bot watch` (or BOT_POLL_FEEDS=1 bot serve) polls them"
+    )
+    actions = feeds.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="subscribe to a feed (checked now; its first poll takes the newest entries)")
+    add.add_argument("url", help="the feed's http(s) URL")
+    add.add_argument("--every", help="how often to poll it: 30s, 15m, 2h, 1d (BOT_FEED_EVERY, default 15m)")
+    add.add_argument(
+        "--first", type=int, metavar="N", help="newest entries its first poll takes (BOT_FEED_FIRST_POLL, default 20)"
+    )
+    listing = actions.add_parser("list", help="each feed's last poll, its outcome and the next poll")
+    listing.add_argument("--json", action="store_true", help="print the feeds as JSON")
+    remove = actions.add_parser("remove", help="unsubscribe from a feed (its articles stay in the corpus)")
+    remove.add_argument("url", help="the feed's URL, as `bot feeds list` shows it")
+    poll = actions.add_parser("poll", help="poll the feeds that are due, once, and index what is new")
+    poll.add_argument("--corpus", type=Path, help="corpus folder to add to (BOT_CORPUS_DIR)")
+    poll.add_argument("--index", type=Path, help="index folder (BOT_INDEX_DIR)")
 
 
 def _reader_parsers(commands: Any) -> None:
@@ -203,6 +226,7 @@ COMMANDS = {
     "export-reader": ("indexing", "cmd_export_reader"),
     "ingest": ("indexing", "cmd_ingest"),
     "watch": ("indexing", "cmd_watch"),
+    "feeds": ("feeds", "cmd_feeds"),
     "ask": ("asking", "cmd_ask"),
     "serve": ("serving", "cmd_serve"),
     "slack": ("serving", "cmd_slack"),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 
+from bot.cli.feeds import follow_feeds
 from bot.errors import BotError
 from bot.indexing.watcher import watch
 from bot.models import reader, spans
@@ -105,14 +107,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = get_settings()
     corpus, store = args.corpus or settings.corpus_dir, store_of(settings, args.index)
-    print(f"Watching {corpus} (Ctrl-C to stop); the index in {store.describe()} follows it.", flush=True)
-    watch(
-        corpus,
-        store,
-        get_embedder(settings.model),
-        on_build=lambda r: print(
-            f"Indexed {r.articles} articles ({r.embedded} texts embedded) in {r.seconds:.1f}s: {r.version}", flush=True
-        ),
-        on_error=lambda e: print(f"error: {e}", file=sys.stderr, flush=True),
+    print(
+        f"Watching {corpus} and the subscribed feeds (Ctrl-C to stop); the index in {store.describe()} follows them.",
+        flush=True,
     )
+    embedder = get_embedder(settings.model)
+    building = threading.Lock()  # the folder watch and the feed poller: one build at a time, none twice
+    stop_feeds = follow_feeds(settings, corpus, args.index, embedder, building)
+    try:
+        watch(
+            corpus,
+            store,
+            embedder,
+            on_build=lambda r: print(
+                f"Indexed {r.articles} articles ({r.embedded} texts embedded) in {r.seconds:.1f}s: {r.version}",
+                flush=True,
+            ),
+            on_error=lambda e: print(f"error: {e}", file=sys.stderr, flush=True),
+            building=building,
+        )
+    finally:
+        stop_feeds.set()
     return 0

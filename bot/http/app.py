@@ -37,6 +37,8 @@ from bot.settings import Settings, get_settings
 
 # With several workers, how long a question waits for its worker's model and index to load.
 LOAD_WAIT_SECONDS = 60.0
+# How long shutting down waits for a feed poll in flight (its writes are atomic either way).
+POLLER_STOP_SECONDS = 10.0
 
 
 def create_app(
@@ -57,7 +59,14 @@ def create_app(
         service.loop = asyncio.get_running_loop()  # where questions are batched, Slack's too
         loader = threading.Thread(target=service.load, name="load", daemon=True)
         loader.start()
+        stop_polling = threading.Event()
+        poller = threading.Thread(target=service.poll_feeds, args=(stop_polling,), name="feeds", daemon=True)
+        if settings.poll_feeds:
+            poller.start()
         yield
+        stop_polling.set()
+        if poller.is_alive():  # a poll in flight may finish its write; the next process picks up the rest
+            await asyncio.to_thread(poller.join, POLLER_STOP_SECONDS)
         await service.close()
 
     app = FastAPI(

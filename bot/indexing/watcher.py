@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from bot.articles.corpus import is_article_file
@@ -33,8 +34,11 @@ def watch(
     on_error: Callable[[BotError], None] | None = None,
     debounce_ms: int = DEBOUNCE_MS,
     force_polling: bool | None = None,
+    building: AbstractContextManager[object] | None = None,
 ) -> None:
-    """Index now if stale, then after every batch of corpus changes, until `stop` is set."""
+    """Index now if stale, then after every batch of corpus changes, until `stop` is set.
+    `building`: held around each check and build, shared with another writer of the process (the
+    feed poller), so that files it wrote and indexed start no second build."""
     from watchfiles import watch as watch_changes
 
     corpus_dir = Path(corpus_dir).resolve()
@@ -43,9 +47,10 @@ def watch(
 
     def rebuild() -> None:
         try:
-            if store.is_current(corpus_dir, embedder.name):
-                return  # e.g. a file saved with the same content
-            report = store.build(corpus_dir, embedder)
+            with building or nullcontext():
+                if store.is_current(corpus_dir, embedder.name):
+                    return  # e.g. a file saved with the same content, or indexed by the feed poller
+                report = store.build(corpus_dir, embedder)
         except BotError as exc:
             log.error("index not rebuilt: %s", exc)
             if on_error:

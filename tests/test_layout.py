@@ -122,8 +122,18 @@ def test_module_imports_only_rooms_it_may(name: str) -> None:
     ("library", "home"),
     [
         ("sentence_transformers", {"models.encoder", "models.training"}),
-        ("torch", {"models.encoder", "models.export", "models.training", "models.reader"}),
-        ("datasets", {"models.training"}),
+        (
+            "torch",
+            {
+                "models.encoder",
+                "models.export",
+                "models.training",
+                "models.reader",
+                "models.span_training",
+                "models.spans",
+            },
+        ),
+        ("datasets", {"models.training", "models.span_training"}),
         ("onnxruntime", {"models.runtimes"}),
         ("openvino", {"models.runtimes"}),
         ("tokenizers", {"models.runtimes"}),

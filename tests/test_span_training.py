@@ -13,8 +13,9 @@ import pytest
 from bot.errors import ModelError
 from bot.models import span_training, spans
 from bot.models.runtimes import RUNTIMES
+from bot.models.span_training import SpanExample
 from bot.models.training import FROZEN
-from bot.quality.span_data import SpanExample, measure
+from bot.quality.span_data import measure
 
 pytestmark = pytest.mark.slow
 

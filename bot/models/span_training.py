@@ -32,7 +32,6 @@ from bot.durable import write_atomically
 from bot.errors import ModelError
 from bot.models.files import BUNDLED_SHA256, bundled_model_dir, sha256_file, verify_bundled
 from bot.models.training import FROZEN, MAX_LENGTH, base_name, quiet, seeded
-from bot.quality.span_data import SpanExample
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +44,21 @@ DEFAULT_OUT = Path(__file__).parent / "data" / "spans"
 # The longest answer marked, in word pieces (SQuAD's answers: 3 words on average, few above 10).
 MAX_ANSWER_TOKENS = 16
 IGNORED = -100  # a position the loss skips: an answer cut off by truncation
+
+
+@dataclass(frozen=True, slots=True)
+class SpanExample:
+    """A question and one sentence unit; `start`/`end` are the answer's offsets in `text`, or None."""
+
+    question: str
+    text: str
+    start: int | None
+    end: int | None
+    answers: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return self.start is not None
 
 
 @dataclass(frozen=True, slots=True)

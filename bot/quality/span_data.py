@@ -17,28 +17,13 @@ The examples hold article text: they are built in memory from the shared folder,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from bot.answer.answer_types import QuestionInfo, best_span
+from bot.models.span_training import SpanExample
 from bot.quality.breakdown import exact_match, token_f1
 from bot.quality.reader_squad import V1, V2, Paragraph, paragraphs, read_jsonl, split_of, unit_at
 from bot.quality.reader_text import Parts, overlap, words
-
-
-@dataclass(frozen=True, slots=True)
-class SpanExample:
-    """A question and one sentence unit; `start`/`end` are the answer's offsets in `text`, or None."""
-
-    question: str
-    text: str
-    start: int | None
-    end: int | None
-    answers: tuple[str, ...] = ()
-
-    @property
-    def answerable(self) -> bool:
-        return self.start is not None
 
 
 def _answerable(row: dict[str, object], paragraph: Paragraph) -> SpanExample | None:

@@ -94,6 +94,7 @@ def http_section(
     from bot.models.files import DEFAULT_MODEL
     from bot.models.reader import export_reader
     from bot.models.runtimes import DEFAULT_RUNTIME
+    from bot.models.spans import export_spans
     from bot.settings import DEFAULT_WORKERS
 
     questions, source = data.questions(shared, 48 + 160 + 40 + 96 + 192 + 8)
@@ -103,6 +104,7 @@ def http_section(
     build_index(ROOT / "corpus", work / "seed-index", embedder)
     export_onnx(DEFAULT_MODEL, work / "seed-index")
     export_reader(work / "seed-index")  # as `bot index` leaves it: no server exports at start-up
+    export_spans(work / "seed-index")
     rows = [
         row("bare encode, 1 question (torch)", floor["single_ms"], "ms"),
         row("bare encode, batch of 32 (torch)", floor["batch32_per_s"], "q/s"),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.models.files import sha256_file
-from bot.models.runtimes import INPUT_NAMES, MODEL_FILES, write_openvino_ir
+from bot.models.runtimes import INPUT_NAMES, MODEL_FILES, compile_openvino, write_openvino_ir
 
 ONNX_OPSET = 17
 
@@ -51,7 +51,8 @@ def write_graphs(
 @contextmanager
 def staged(target: Path) -> Iterator[Path]:
     """A hidden folder beside `target` to export into; renamed to `target` when the block ends
-    without an error (dropped when another process finished the same export first)."""
+    without an error (dropped when another process finished the same export first), and its
+    OpenVINO IR compiled there once (`runtimes.compile_openvino`)."""
     staging = target.parent / f".{target.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
@@ -59,7 +60,9 @@ def staged(target: Path) -> Iterator[Path]:
         if target.exists():  # another process exported meanwhile: theirs is as good
             shutil.rmtree(staging, ignore_errors=True)
         else:
+            shutil.rmtree(staging / "openvino-cache", ignore_errors=True)  # keyed by the staging path
             staging.rename(target)
+            compile_openvino(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

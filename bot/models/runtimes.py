@@ -166,6 +166,20 @@ class OpenVinoSession:
         return np.asarray(result[self.output], dtype=np.float32)
 
 
+def compile_openvino(folder: Path) -> None:
+    """Compile `folder`'s OpenVINO IR once where servers will load it from, so that the first
+    server's load reads the compiled blob from CACHE_DIR (the cache is keyed by the model's path:
+    the export's own check compiled it in its staging folder). Without it the first server on a
+    fresh export compiled afresh: encoder, reader and span head peaked 27 MB higher (368 MB
+    against 341 MB, loaded in one process)."""
+    if not (folder / MODEL_FILES["openvino"][0]).is_file():
+        return
+    try:
+        OpenVinoSession(folder, 1)
+    except (OSError, RuntimeError, ValueError) as exc:  # loading will say so again, with the reason
+        log.warning("could not compile %s for OpenVINO: %s", folder, exc)
+
+
 def open_session(folder: Path, runtime: Runtime, threads: int) -> Session:
     """The graph in `folder` compiled for `runtime`; the runtime's own errors become a ModelError."""
     try:

@@ -202,6 +202,7 @@ def _reader_parsers(commands: Any) -> None:
     )
     spans.add_argument("--shared", type=Path, required=True, help="the shared eval folder (SQuAD v1.1 and v2 dev)")
     spans.add_argument("--out", type=Path, help="where the span head is written (default bot/models/data/spans)")
+    spans.add_argument("--layers", type=int, default=6, help="transformer layers kept of the six (default 6)")
     spans.add_argument("--seed", type=int, default=0)
     spans.add_argument("--epochs", type=float, default=3.0)
     spans.add_argument("--batch-size", type=int, default=32)

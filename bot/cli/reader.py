@@ -125,6 +125,7 @@ def cmd_train_spans(args: argparse.Namespace) -> int:
     parts = Parts()
     examples = span_data.span_examples(args.shared, "train", parts)
     hyper = span_training.SpanHyper(
+        layers=args.layers,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -132,8 +133,8 @@ def cmd_train_spans(args: argparse.Namespace) -> int:
         bf16=not args.no_bf16,
         threads=args.threads,
     )
-    print(f"training the span head on {len(examples):,} sentences…", file=sys.stderr, flush=True)
-    model = span_training.new_span_model(hyper.max_length, hyper.seed)
+    print(f"training a {hyper.layers}-layer span head on {len(examples):,} sentences…", file=sys.stderr, flush=True)
+    model = span_training.new_span_model(hyper.max_length, hyper.seed, hyper.layers)
     run = span_training.train_spans(model, examples, hyper)
     print("measuring on SQuAD's held-out pages…", file=sys.stderr, flush=True)
     figures = measure_spans(TorchSpans(model), args.shared)

@@ -65,6 +65,7 @@ class SpanExample:
 class SpanHyper:
     """The settings of one training run (all recorded in the manifest)."""
 
+    layers: int = 6
     epochs: float = 3.0
     batch_size: int = 32
     learning_rate: float = 1e-4
@@ -92,15 +93,17 @@ def _frozen(name: str) -> bool:
     return any(part in name for part in FROZEN)
 
 
-def new_span_model(max_length: int = MAX_LENGTH, seed: int = 0) -> SpanModel:
-    """The bundled model with a fresh (seeded) start/end layer, on the CPU."""
+def new_span_model(max_length: int = MAX_LENGTH, seed: int = 0, layers: int = 6) -> SpanModel:
+    """The bundled model's first `layers` layers with a fresh (seeded) start/end layer, on the CPU."""
     from transformers import AutoTokenizer, BertForQuestionAnswering
 
+    if not 1 <= layers <= 6:
+        raise ModelError(f"the span head keeps 1 to 6 of the bundled model's layers, not {layers}")
     folder = bundled_model_dir()
     verify_bundled(folder)
     seeded(seed)
     with quiet():
-        network = BertForQuestionAnswering.from_pretrained(str(folder), local_files_only=True)
+        network = BertForQuestionAnswering.from_pretrained(str(folder), local_files_only=True, num_hidden_layers=layers)
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     return SpanModel(network, tokenizer, max_length)
 
@@ -279,7 +282,7 @@ def load_spans(folder: Path = DEFAULT_OUT) -> SpanModel:
     from safetensors.torch import load_file
 
     manifest = check_span_weights(folder)
-    model = new_span_model(int(manifest["max_length"]))
+    model = new_span_model(int(manifest["max_length"]), layers=int(manifest.get("layers", 6)))
     shipped = {name: tensor.float() for name, tensor in load_file(str(folder / manifest["weights"])).items()}
     missing, unexpected = model.network.load_state_dict(shipped, strict=False)
     if unexpected or [name for name in missing if not _frozen(name)]:

@@ -125,16 +125,19 @@ def seed_corpus(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
     """The seed corpus indexed with the real model, once per session (read-only for tests), with
-    the encoder and the reader exported for the onnx and openvino runtimes, as `bot index` leaves it."""
+    the encoder, the reader and its span head exported for the onnx and openvino runtimes, as `bot
+    index` leaves it."""
     from bot.indexing.faiss_build import build_index
     from bot.models.encoder import export_onnx
     from bot.models.files import DEFAULT_MODEL
     from bot.models.reader import export_reader
+    from bot.models.spans import export_spans
 
     index_dir = tmp_path_factory.mktemp("seed") / "index"
     build_index(SEED_CORPUS, index_dir, real_embedder)
     export_onnx(DEFAULT_MODEL, index_dir)
     export_reader(index_dir)
+    export_spans(index_dir)
     return index_dir
 
 

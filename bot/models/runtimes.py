@@ -20,6 +20,7 @@ token vectors, the reader reads a logit) is the model's; the batches are this mo
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -192,6 +193,19 @@ def open_session(folder: Path, runtime: Runtime, threads: int) -> Session:
     raise ModelError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
 
 
+@functools.lru_cache(maxsize=8)
+def shared_tokenizer(definition: bytes, max_length: int) -> Any:
+    """A `tokenizers.Tokenizer` from its JSON, truncating at `max_length` and padding to PAD_TO;
+    one per process for each definition and length (~7 MB each: the reader and the span head
+    read the same tokenizer at the same length). Encoding is safe from several threads."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(definition.decode("utf-8"))
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_to_multiple_of=PAD_TO)
+    return tokenizer
+
+
 class ExportedTransformer:
     """Tokenize with `tokenizers`, run the graph in power-of-two batches, longest inputs first.
 
@@ -199,15 +213,11 @@ class ExportedTransformer:
     mean-pools token vectors, the reader reads a logit."""
 
     def __init__(self, folder: Path, name: str, runtime: Runtime, threads: int, *, max_length: int) -> None:
-        from tokenizers import Tokenizer
-
         self.folder = Path(folder)
         self.name = name
         self.runtime = runtime
         self.threads = max(1, threads)
-        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=max_length)
-        self.tokenizer.enable_padding(pad_to_multiple_of=PAD_TO)
+        self.tokenizer = shared_tokenizer((self.folder / "tokenizer.json").read_bytes(), max_length)
         self.session = open_session(self.folder, runtime, self.threads)
         # One call at a time: each call already uses the model's threads.
         self._lock = threading.Lock()

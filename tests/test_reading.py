@@ -68,6 +68,11 @@ class MarksNothing(PrefersBuilder):
         return [None for _ in texts]
 
 
+class FailingHead(PrefersBuilder):
+    def answer_spans(self, question: str, texts: list[str]) -> list[tuple[int, int] | None] | None:
+        raise RuntimeError("the span head's session broke")
+
+
 class NoSpanHead(PrefersBuilder):
     def answer_spans(self, question: str, texts: list[str]) -> list[tuple[int, int] | None] | None:
         return None
@@ -106,3 +111,8 @@ def test_a_span_head_marks_the_short_answer_in_the_quotes_it_answers_with(
     plain = answer(index, fake_embedder, Ask(question, 1, threshold=0.0), reader=PrefersBuilder())
     assert patterns.quotes[0].text == plain.quotes[0].text
     assert patterns.quotes[0].answer == plain.quotes[0].answer
+
+    # A span head that fails costs the mark, not the answer: the patterns mark it.
+    failed = answer(index, fake_embedder, Ask(question, 1, threshold=0.0), reader=FailingHead())
+    assert failed.answered and failed.quotes[0].text == plain.quotes[0].text
+    assert failed.quotes[0].answer == plain.quotes[0].answer

@@ -62,12 +62,21 @@ EXAMPLES = [
 ]
 
 
+# Made-up: its answer comes after the first 64 tokens, so truncation cuts it off; it is left out
+# of training rather than taught as a sentence with no answer.
+CUT_OFF = example(
+    "Who rang the bell of the Velmora lighthouse?",
+    "The Velmora lighthouse, " + "which stands on a rock above the grey harbour, " * 8 + "was rung by Ilse Varga.",
+    "Ilse Varga",
+)
+
+
 def run(seed: int = 0) -> tuple[span_training.SpanModel, dict[str, Any]]:
     hyper = span_training.SpanHyper(
         epochs=25, batch_size=4, learning_rate=1e-4, warmup_ratio=0.0, seed=seed, bf16=False, threads=2
     )
     model = span_training.new_span_model(seed=seed)
-    return model, span_training.train_spans(model, EXAMPLES, hyper)
+    return model, span_training.train_spans(model, [*EXAMPLES, CUT_OFF], hyper)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +90,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[span_training.Spa
 def test_training_lowers_the_loss_and_marks_each_answer(trained: tuple[Any, dict[str, Any], Path]) -> None:
     model, record, _ = trained
     losses = record["logged_losses"] or []
-    assert record["answers_cut_off"] == 0
+    assert record["answers_cut_off"] == 1 and record["examples"] == len(EXAMPLES)
     before = measure(EXAMPLES, spans.TorchSpans(span_training.new_span_model()).spans_of_pairs)
     after = measure(EXAMPLES, spans.TorchSpans(model).spans_of_pairs)
     assert after["exact_match"] == 1.0 and after["left_unmarked"] == 1.0, after

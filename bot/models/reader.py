@@ -239,7 +239,10 @@ def open_reader(runtime: Runtime, index_dir: Path, *, export: Export = "never", 
         lambda: export_reader_in_child(index_dir, shipped),
     )
     exported = load_exported(folder, runtime, reader_threads())
-    exported.spans = open_spans(runtime, index_dir, threads=reader_threads(), export=export)
+    try:
+        exported.spans = open_spans(runtime, index_dir, threads=reader_threads(), export=export)
+    except ModelError as exc:  # the reader still reads; the patterns mark the short answers
+        log.warning("answering without the span head: %s", exc)
     return exported
 
 

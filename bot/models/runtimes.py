@@ -217,7 +217,12 @@ class ExportedTransformer:
         self.name = name
         self.runtime = runtime
         self.threads = max(1, threads)
-        self.tokenizer = shared_tokenizer((self.folder / "tokenizer.json").read_bytes(), max_length)
+        try:
+            self.tokenizer = shared_tokenizer((self.folder / "tokenizer.json").read_bytes(), max_length)
+        except Exception as exc:  # a missing file (OSError) or one tokenizers cannot read (Exception)
+            raise ModelError(
+                f"cannot read the tokenizer of {self.folder}: {exc}; delete the folder and export it again"
+            ) from exc
         self.session = open_session(self.folder, runtime, self.threads)
         # One call at a time: each call already uses the model's threads.
         self._lock = threading.Lock()

@@ -43,7 +43,7 @@ MANIFEST = "manifest.json"
 DEFAULT_OUT = Path(__file__).parent / "data" / "spans"
 # The longest answer marked, in word pieces (SQuAD's answers: 3 words on average, few above 10).
 MAX_ANSWER_TOKENS = 16
-IGNORED = -100  # a position the loss skips: an answer cut off by truncation
+IGNORED = -1  # no position: an answer cut off by truncation (such examples are left out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +149,17 @@ def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: SpanHy
     for name, parameter in model.network.named_parameters():
         parameter.requires_grad = not _frozen(name)
     encoded = encode(model, [e.question for e in examples], [e.text for e in examples])
-    starts, ends = zip(*(positions(encoded, i, e.start, e.end) for i, e in enumerate(examples)), strict=True)
+    found = [positions(encoded, i, e.start, e.end) for i, e in enumerate(examples)]
+    # An answer truncation cut off is left out: transformers clamps a position outside the tokens
+    # to [CLS] before the loss, which would teach "no answer" for a sentence that has one.
+    kept = [i for i, (start, _) in enumerate(found) if start != IGNORED]
     data = Dataset.from_dict(
         {
-            "input_ids": encoded["input_ids"],
-            "attention_mask": encoded["attention_mask"],
-            "token_type_ids": encoded["token_type_ids"],
-            "start_positions": list(starts),
-            "end_positions": list(ends),
+            "input_ids": [encoded["input_ids"][i] for i in kept],
+            "attention_mask": [encoded["attention_mask"][i] for i in kept],
+            "token_type_ids": [encoded["token_type_ids"][i] for i in kept],
+            "start_positions": [found[i][0] for i in kept],
+            "end_positions": [found[i][1] for i in kept],
         }
     )
     started = time.perf_counter()
@@ -189,11 +192,10 @@ def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: SpanHy
     losses = [float(row["loss"]) for row in trainer.state.log_history if "loss" in row]
     round_to_shipped(model)
     model.network.eval()  # type: ignore[no-untyped-call]
-    skipped = sum(1 for s in starts if s == IGNORED)
     return {
-        "examples": len(examples),
-        "answerable": sum(e.answerable for e in examples),
-        "answers_cut_off": skipped,
+        "examples": len(kept),
+        "answerable": sum(examples[i].answerable for i in kept),
+        "answers_cut_off": len(examples) - len(kept),
         "seconds": round(time.perf_counter() - started, 1),
         "steps": int(trainer.state.global_step),
         "logged_losses": [round(x, 4) for x in losses],

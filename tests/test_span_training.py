@@ -3,7 +3,6 @@ difference reloaded; and the shipped span head as servers run it (exported, chec
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,12 @@ import numpy as np
 import pytest
 
 from bot.errors import ModelError
-from bot.models import span_training, spans
+from bot.models import span_training, spans, training
 from bot.models.runtimes import RUNTIMES
 from bot.models.span_training import SpanExample
 from bot.models.training import FROZEN
 from bot.quality.span_data import measure
+from tests.test_reader_runtime import changed_copy
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ CUT_OFF = example(
 
 
 def run(seed: int = 0) -> tuple[span_training.SpanModel, dict[str, Any]]:
-    hyper = span_training.SpanHyper(
+    hyper = training.Hyper(
         epochs=25, batch_size=4, learning_rate=1e-4, warmup_ratio=0.0, seed=seed, bf16=False, threads=2
     )
     model = span_training.new_span_model(seed=seed)
@@ -116,19 +116,9 @@ def test_the_shipped_difference_reloads_to_the_same_marks(trained: tuple[Any, di
 def test_two_runs_with_one_seed_give_identical_weights(trained: tuple[Any, dict[str, Any], Path]) -> None:
     model, _, _ = trained
     again, _ = run()
-    first, second = span_training.shipped_tensors(model), span_training.shipped_tensors(again)
+    first, second = training.shipped_tensors(model.network), training.shipped_tensors(again.network)
     assert first.keys() == second.keys()
     assert all(bool((first[n] == second[n]).all()) for n in first)
-
-
-def changed_copy(folder: Path, tmp_path: Path, name: str) -> Path:
-    """A copy of `folder` whose file `name` has its last byte flipped."""
-    copy = tmp_path / folder.name
-    shutil.copytree(folder, copy)
-    data = bytearray((copy / name).read_bytes())
-    data[-1] ^= 0xFF
-    (copy / name).write_bytes(bytes(data))
-    return copy
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

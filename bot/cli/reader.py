@@ -45,15 +45,9 @@ def measure(model: Any, args: argparse.Namespace, shared: Path | None) -> dict[s
     return figures
 
 
-def cmd_train_reader(args: argparse.Namespace) -> int:
-    # The pairs are built when the news snapshot is named (with SQuAD's train pages when --shared is
-    # given too); --shared alone only measures, on the pairs already built: a SQuAD-only build by
-    # accident (34,118 pairs) trained a reader that found the news answer less often (0.43).
-    if args.snapshot is not None:
-        print(f"building the pairs into {args.data}…", file=sys.stderr, flush=True)
-        reader_data.build(args.snapshot, args.shared, args.data, args.seed, args.max_pairs)
-    pairs, manifest = reader_data.load(args.data)
-    hyper = training.Hyper(
+def hyper_of(args: argparse.Namespace) -> training.Hyper:
+    """The training settings `train-reader` and `train-spans` take from their (same) flags."""
+    return training.Hyper(
         layers=args.layers,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -62,6 +56,17 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         bf16=not args.no_bf16,
         threads=args.threads,
     )
+
+
+def cmd_train_reader(args: argparse.Namespace) -> int:
+    # The pairs are built when the news snapshot is named (with SQuAD's train pages when --shared is
+    # given too); --shared alone only measures, on the pairs already built: a SQuAD-only build by
+    # accident (34,118 pairs) trained a reader that found the news answer less often (0.43).
+    if args.snapshot is not None:
+        print(f"building the pairs into {args.data}…", file=sys.stderr, flush=True)
+        reader_data.build(args.snapshot, args.shared, args.data, args.seed, args.max_pairs)
+    pairs, manifest = reader_data.load(args.data)
+    hyper = hyper_of(args)
     print(f"training a {args.layers}-layer reader on {len(pairs):,} pairs…", file=sys.stderr, flush=True)
     model = training.new_model(hyper.layers, hyper.max_length, hyper.seed)
     run = training.train(
@@ -124,15 +129,7 @@ def measure_spans(finder: TorchSpans, shared: Path) -> dict[str, Any]:
 def cmd_train_spans(args: argparse.Namespace) -> int:
     parts = Parts()
     examples = span_data.span_examples(args.shared, "train", parts)
-    hyper = span_training.SpanHyper(
-        layers=args.layers,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        bf16=not args.no_bf16,
-        threads=args.threads,
-    )
+    hyper = hyper_of(args)
     print(f"training a {hyper.layers}-layer span head on {len(examples):,} sentences…", file=sys.stderr, flush=True)
     model = span_training.new_span_model(hyper.max_length, hyper.seed, hyper.layers)
     run = span_training.train_spans(model, examples, hyper)

@@ -31,7 +31,7 @@ import numpy as np
 from bot.errors import ModelError
 from bot.models.export import ONNX_OPSET, write_graphs
 from bot.models.export import staged as staged_export
-from bot.models.files import checked_bundled_dir, sha256_file
+from bot.models.files import checked_bundled_dir
 from bot.models.runtimes import (
     BUILD_BATCH,
     RUNTIMES,
@@ -42,9 +42,10 @@ from bot.models.runtimes import (
     export_dir,
     export_in_child,
     read_export,
+    sound_export,
 )
-from bot.models.spans import SpanFinder, TorchSpans, open_spans
-from bot.models.training import MANIFEST, WEIGHTS, load_reader, read_manifest, scores
+from bot.models.spans import PROBES, SpanFinder, TorchSpans, open_spans
+from bot.models.training import WEIGHTS, check_weights, load_reader, read_manifest, scores
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +53,8 @@ SHIPPED = Path(__file__).parent / "data" / "reader"
 EXPORT_FORMAT = 1
 EXPORT_COMMAND = "export-reader"
 # OpenVINO computes in lower precision (and reads float16 weights): measured drift on the probes
-# below is ~1e-2; a wrong or damaged graph is off by whole logits.
+# (`bot.models.spans.PROBES`) is ~1e-2; a wrong or damaged graph is off by whole logits.
 MAX_LOGIT_DRIFT = 0.1
-# Made-up pairs, short and long, answering and not, so that padding and truncation are used.
-PROBES = (
-    (
-        "Who will chair the Harrowgate project?",
-        "Masha Ilvane of Brightwater Systems will chair the Harrowgate project.",
-    ),
-    ("Who will chair the Harrowgate project?", "The weather in Quillfield was mild on Tuesday."),
-    (
-        "How much will the Oskarby data centres cost?",
-        "The four data centres near Oskarby will cost 2.4 billion crowns. " * 6,
-    ),
-    ("When did the Velmora council approve the bridge?", "The Velmora council approved the Tarn bridge in March 2031."),
-    ("a", "b"),
-)
 
 
 def shipped_sha256(folder: Path = SHIPPED) -> str:
@@ -85,14 +72,8 @@ def export_reader(index_dir: Path, shipped: Path = SHIPPED) -> Path:
     import torch
 
     target = export_folder(index_dir, shipped)
-    if (target / "export.json").is_file():
-        try:
-            for runtime in ("onnx", "openvino"):
-                read_export(target, runtime, EXPORT_FORMAT, EXPORT_COMMAND)
-            return target
-        except ModelError as exc:
-            log.warning("exporting the reader again: %s", exc)
-            shutil.rmtree(target, ignore_errors=True)
+    if sound_export(target, EXPORT_FORMAT, EXPORT_COMMAND, "reader"):
+        return target
     model: Any = load_reader(shipped)
 
     class Logit(torch.nn.Module):
@@ -248,11 +229,4 @@ def open_reader(runtime: Runtime, index_dir: Path, *, export: Export = "never", 
 
 def check_shipped(shipped: Path = SHIPPED) -> None:
     """Refuse shipped weights whose sha256 is not the one their manifest records."""
-    manifest = read_manifest(shipped)
-    weights = shipped / str(manifest.get("weights", WEIGHTS))
-    actual = sha256_file(weights) if weights.is_file() else "missing"
-    if actual != manifest.get("weights_sha256"):
-        raise ModelError(
-            f"{weights} has sha256 {actual}, but {shipped / MANIFEST} says {manifest.get('weights_sha256')}: "
-            "the reader's weights were changed; restore them (git checkout) or train it again (`bot train-reader`)"
-        )
+    check_weights(shipped, read_manifest(shipped), WEIGHTS, "reader", "train-reader")

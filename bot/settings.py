@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = Field(None, description="Milvus credentials: 'user:password' or an API key.")
     milvus_db: str = Field("", description="Milvus database (empty: the server's default).")
     log_format: Literal["text", "json"] = "text"
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="The least severe log lines written: DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
     allow_private_urls: bool = False
     feeds: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Feeds to subscribe to: URLs, comma- or space-separated, or a JSON list."
@@ -88,6 +90,11 @@ class Settings(BaseSettings):
     slack_editors_channel: str | None = Field(
         None, description="A Slack channel id (C…) whose members may add links from Slack."
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("slack_editors", mode="before")
     @classmethod

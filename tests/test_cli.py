@@ -77,6 +77,9 @@ def test_cli_errors_are_one_clear_line(args: tuple[str, ...], code: int, message
 def test_bad_setting_is_one_clear_line() -> None:
     result = bot("ask", "Who?", env={"BOT_PORT": "eighty"})
     assert result.returncode == 1 and "BOT_PORT" in result.stderr and "Traceback" not in result.stderr
+    level = bot("ask", "Who?", env={"BOT_LOG_LEVEL": "chatty"})
+    assert level.returncode == 1 and "BOT_LOG_LEVEL" in level.stderr and "Traceback" not in level.stderr
+    assert len(level.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

@@ -289,6 +289,16 @@ def test_a_poll_whose_articles_cannot_be_taken_is_a_failure_backed_off_not_a_loo
     assert not record.ok and "RuntimeError: the corpus could not be listed" in record.outcome
     assert h.feed(site.feed_url).failures == 2 and h.poller.poll_due() == []
 
+    def silent(items: list[Draft | Rejection]) -> IngestReport:
+        return IngestReport()  # took them, but reports no outcome: nothing may be recorded as taken
+
+    h.poller = h.new_poller()
+    h.poller.take = silent
+    h.clock.now = h.feed(site.feed_url).next_poll
+    [(_, record)] = h.poller.poll_due()
+    assert not record.ok and "did not report every entry" in record.outcome
+    assert FeedStore(h.data_dir).taken(site.feed_url) == {} and h.feed(site.feed_url).failures == 3
+
 
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     rng = random.Random(1)

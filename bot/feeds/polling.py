@@ -130,6 +130,13 @@ class Poller:
                     if check.items:
                         self._failed(check, f"not taken: {exc}", None, now)
                         check.items = []
+        if items and len(report.outcomes) != len(items):  # each item's outcome is what gets recorded
+            log.error("the ingest reported %d outcomes for %d feed entries", len(report.outcomes), len(items))
+            for check in checks:
+                if check.items:
+                    self._failed(check, "not taken: the ingest did not report every entry", None, now)
+                    check.items = []
+            report = IngestReport()
         outcomes = iter(report.outcomes)
         done = []
         for check in checks:

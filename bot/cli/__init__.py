@@ -181,7 +181,7 @@ def _reader_parsers(commands: Any) -> None:
     train.add_argument("--out", type=Path, help="where the reader is written (default bot/models/data/reader)")
     train.add_argument("--layers", type=int, default=6, help="transformer layers kept of the six (default 6)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--epochs", type=float, default=1.0)
+    train.add_argument("--epochs", type=float, default=2.0, help="passes over the pairs (default 2, as shipped)")
     train.add_argument("--max-pairs", type=int, default=50_000, help="at most this many pairs (default 50,000)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--learning-rate", type=float, default=5e-5)

@@ -51,7 +51,11 @@ def test_question_type(question: str, kind: str) -> None:
         ("Orla Quint, chair of the Brindlewood Council, will lead it.", "Who will lead it?", "Orla Quint"),
         ("The ferry leaves from Port Ansel on Mondays.", "Where does the ferry leave from?", "Port Ansel"),
         ("*THA refers to the Tollmere Harbour Authority.", "What does THA mean?", "the Tollmere Harbour Authority"),
-        ("Fares rose, said the Tollmere Harbour Authority (THA).", "What does THA stand for?", "Tollmere Harbour Authority"),
+        (
+            "Fares rose, said the Tollmere Harbour Authority (THA).",
+            "What does THA stand for?",
+            "Tollmere Harbour Authority",
+        ),
         ("QLB is short for Quarry Lane Bridge, the council said.", "What is QLB short for?", "Quarry Lane Bridge"),
     ],
 )

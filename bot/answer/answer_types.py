@@ -2,11 +2,12 @@
 
 A question's *type* (who/when/where/how much/how many/why/said/yes-no/which/what/topic) is read
 from its words, with no model. The *kind* of a short answer it expects (a date, an amount, a number,
-a name, the meaning of a term) decides two things: a sentence holding a span of that kind is preferred when quoting, and
-the span itself is returned inside the quote (`Quote.answer`). Spans are found with patterns for
-dates, amounts and numbers, capitalised runs for names, and definitions for a term's meaning
-("IP refers to intellectual property", "intellectual property (IP)"); a span whose words the question already
-says is not an answer ("When did Microsoft's partnership begin?" is not answered by "Microsoft").
+a name, the meaning of a term) decides two things: a sentence holding a span of that kind is
+preferred when quoting, and the span itself is returned inside the quote (`Quote.answer`). Spans
+are found with patterns for dates, amounts and numbers, capitalised runs for names, and
+definitions for a term's meaning ("IP refers to intellectual property", "intellectual property
+(IP)"); a span whose words the question already says is not an answer ("When did Microsoft's
+partnership begin?" is not answered by "Microsoft").
 """
 
 from __future__ import annotations

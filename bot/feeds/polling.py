@@ -121,22 +121,23 @@ class Poller:
         items = [item for check in checks for _, item in check.items]
         report = IngestReport()
         if items:
+            failure = None
             try:
                 report = self.take(items)
             except Exception as exc:  # nothing recorded as taken: the next poll tries again
                 if not isinstance(exc, BotError):
                     log.exception("feed entries not taken")
+                failure = str(exc)
+            else:
+                if len(report.outcomes) != len(items):  # each item's outcome is what gets recorded
+                    log.error("the ingest reported %d outcomes for %d entries", len(report.outcomes), len(items))
+                    failure = "the ingest did not report every entry"
+            if failure is not None:
+                report = IngestReport()
                 for check in checks:
                     if check.items:
-                        self._failed(check, f"not taken: {exc}", None, now)
+                        self._failed(check, f"not taken: {failure}", None, now)
                         check.items = []
-        if items and len(report.outcomes) != len(items):  # each item's outcome is what gets recorded
-            log.error("the ingest reported %d outcomes for %d feed entries", len(report.outcomes), len(items))
-            for check in checks:
-                if check.items:
-                    self._failed(check, "not taken: the ingest did not report every entry", None, now)
-                    check.items = []
-            report = IngestReport()
         outcomes = iter(report.outcomes)
         done = []
         for check in checks:

@@ -121,7 +121,7 @@ def question_type(question: str) -> str:
         return "who"
     if _WHERE_Q.search(last):
         return "where"
-    if _MEANING_Q.search(last):
+    if asked_term(question) is not None:
         return "what"
     if re.search(r"\bwhat (?:did|does|do|has|have|had|was|is|will)\b.*\b(?:say|said|think|mean)\b", low) or (
         re.search(r"\b(?:how|what)\b", low) and _SAID_Q.search(last)
@@ -138,6 +138,8 @@ def question_type(question: str) -> str:
 _NOT_TERMS = frozenset("it this that he she they we you i his her their its these those".split())
 
 
+# Asked once per candidate unit of a question (`new_spans`): cached.
+@lru_cache(maxsize=256)
 def asked_term(question: str) -> str | None:
     """The term whose meaning the question asks for ("IP" in "What does IP mean?"), else None."""
     found = _MEANING_Q.search(_last_sentence(question))
@@ -197,7 +199,7 @@ SPAN_CACHE = 4096
 @lru_cache(maxsize=SPAN_CACHE)
 def _candidate_spans(text: str, kind: str) -> tuple[Span, ...]:
     if kind == "meaning":
-        return tuple(sorted((span for _, span in definitions(text)), key=lambda s: s.start))
+        return tuple(span for _, span in definitions(text))  # already in order
     if kind == "date":
         patterns = [DATE]
     elif kind == "amount":

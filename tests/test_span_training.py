@@ -121,6 +121,21 @@ def test_two_runs_with_one_seed_give_identical_weights(trained: tuple[Any, dict[
     assert all(bool((first[n] == second[n]).all()) for n in first)
 
 
+@pytest.mark.parametrize(
+    ("lead", "expected"),
+    [(1.0, (2, 3)), (span_training.NULL_MARGIN - 0.5, (2, 3)), (span_training.NULL_MARGIN + 0.5, None)],
+)
+def test_a_sentence_holds_no_answer_only_when_cls_wins_by_the_margin(
+    lead: float, expected: tuple[int, int] | None
+) -> None:
+    """The head runs on quotes chosen as answers: [CLS] beating the best span by a little leaves it marked."""
+    text_tokens = np.array([False, False, True, True, True, False])
+    logits = np.zeros((6, 2))
+    logits[2, 0], logits[3, 1] = 2.0, 1.5  # the best span: tokens 2..3, start + end 3.5
+    logits[0] = (3.5 + lead) / 2  # [CLS]'s start + end, `lead` above the best span's
+    assert span_training.best_tokens(logits, text_tokens) == expected
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_changed_shipped_span_weights_are_refused_on_every_runtime(runtime: str, tmp_path: Path) -> None:
     shipped = changed_copy(spans.SHIPPED, tmp_path, span_training.WEIGHTS)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import BotError
-from bot.quality import reader_data, reader_news, reader_squad
-from bot.quality.reader_text import Pair, Parts, holds
+from bot.quality import reader_data, reader_news, reader_squad, span_data
+from bot.quality.reader_text import Pair, Parts, holds, pattern, raw_span
 
 FILLER = (
     "The harbour of Lumeria Bay was quiet that morning. Fishermen mended their nets beside the old pier. "
@@ -176,6 +176,39 @@ def test_true_or_false_questions_are_left_out(snapshot: tuple[Path, str]) -> Non
 )
 def test_an_answer_is_found_only_as_whole_words(haystack: str, needle: str, expected: bool) -> None:
     assert holds(haystack, needle) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "needle", "marked"),
+    [
+        ("It costs US$5 billion, officials said.", "$5 billion", "$5 billion"),
+        ("The “Little Mermaid” trailer", '"Little Mermaid"', "“Little Mermaid”"),
+        ("  Rain   fell on\n Vantoria ", "rain fell on vantoria", "Rain   fell on\n Vantoria"),
+        ("Die Straße nach ORVIK führt", "orvik", "ORVIK"),  # "ß" normalises to two characters
+        ("pineapple juice", "Apple", None),
+    ],
+)
+def test_an_answer_is_found_at_its_offsets_in_the_text_itself(text: str, needle: str, marked: str | None) -> None:
+    found = pattern(needle)
+    assert found is not None
+    span = raw_span(text, found)
+    assert (text[span[0] : span[1]] if span else None) == marked
+
+
+def test_news_answering_sentences_teach_the_span_head_where_the_answer_is(snapshot: tuple[Path, str]) -> None:
+    parts = Parts()
+    examples = span_data.news_span_examples(reader_news.Snapshot(*snapshot), 0, parts)
+    marked = {(e.question, e.text[e.start : e.end]) for e in examples if e.start is not None and e.end is not None}
+    assert {e.text for e in examples} == {
+        "The Zorblax summit will be hosted in Vantoria this week, its organisers said.",
+        "The Zorblax summit opens in Vantoria on Thursday.",
+        "Quintrel Corporation bought the Orvik ferry line for an undisclosed sum.",
+    }
+    assert marked == {
+        (str(SUMMIT["question_sentence"]), "Vantoria"),
+        (str(LATER["question_sentence"]), "Quintrel Corporation"),
+    }
+    assert parts.counts["news answering sentences"] == 3
 
 
 @pytest.mark.parametrize(

@@ -198,9 +198,13 @@ def _reader_parsers(commands: Any) -> None:
     _measure_flags(evaluate)
 
     spans = commands.add_parser(
-        "train-spans", help="fine-tune the span head (the short answer in a quote) on SQuAD's train pages, measure it"
+        "train-spans",
+        help="fine-tune the span head (the short answer in a quote) on SQuAD's train pages (and news weeks), measure it",
     )
     spans.add_argument("--shared", type=Path, required=True, help="the shared eval folder (SQuAD v1.1 and v2 dev)")
+    spans.add_argument(
+        "--snapshot", type=Path, help="git directory of a realtimeqa_public snapshot: also learn from its news weeks"
+    )
     spans.add_argument("--out", type=Path, help="where the span head is written (default bot/models/data/spans)")
     spans.add_argument("--layers", type=int, default=6, help="transformer layers kept of the six (default 6)")
     spans.add_argument("--seed", type=int, default=0)

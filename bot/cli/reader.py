@@ -21,6 +21,7 @@ from bot.models.encoder import get_embedder
 from bot.models.spans import TorchSpans
 from bot.quality import reader_data, reader_eval, span_data
 from bot.quality.evaluation import cached_index
+from bot.quality.reader_news import Snapshot
 from bot.quality.reader_squad import SPLIT_RULE
 from bot.quality.reader_text import Parts
 
@@ -130,6 +131,11 @@ def cmd_train_spans(args: argparse.Namespace) -> int:
     parts = Parts()
     examples = span_data.span_examples(args.shared, "train", parts)
     hyper = hyper_of(args)
+    if args.snapshot is not None:
+        print(
+            f"reading the news training weeks' answering sentences from {args.snapshot}…", file=sys.stderr, flush=True
+        )
+        examples += span_data.news_span_examples(Snapshot(args.snapshot), hyper.seed, parts)
     print(f"training a {hyper.layers}-layer span head on {len(examples):,} sentences…", file=sys.stderr, flush=True)
     model = span_training.new_span_model(hyper.max_length, hyper.seed, hyper.layers)
     run = span_training.train_spans(model, examples, hyper)

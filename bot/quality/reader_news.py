@@ -93,6 +93,10 @@ class Snapshot:
         return rows
 
 
+# A training question: its row, the units of each of its articles, and its week's other units.
+Question = tuple[dict[str, Any], list[list[Unit]], list[Unit]]
+
+
 def week_of(path: str) -> str:
     return Path(path).name[:8]
 
@@ -279,8 +283,8 @@ def week_sample(articles: list[list[list[Unit]]], rng: np.random.Generator, size
     return pools
 
 
-def news_pairs(snapshot: Snapshot, seed: int, parts: Parts) -> Iterator[Pair]:
-    """Every training pair of the training weeks, week by week."""
+def training_questions(snapshot: Snapshot, seed: int, parts: Parts) -> Iterator[Question]:
+    """Every question of the training weeks, week by week, with its articles' units and its week's pool."""
     excluded = off_limits(snapshot, parts)
     for year in YEARS:
         listed = snapshot.paths(f"past/{year}/")
@@ -309,7 +313,12 @@ def news_pairs(snapshot: Snapshot, seed: int, parts: Parts) -> Iterator[Pair]:
                     kept.append(row)
             articles = [article_units(results.get(str(r["question_id"]), []), excluded) for r in kept]
             pools = week_sample(articles, _rng(seed, week_of(path)))
-            for row, units, pool in zip(kept, articles, pools, strict=True):
-                pairs = question_pairs(row, units, pool, seed)
-                parts.count("questions with pairs" if pairs else "questions without a positive")
-                yield from pairs
+            yield from zip(kept, articles, pools, strict=True)
+
+
+def news_pairs(snapshot: Snapshot, seed: int, parts: Parts) -> Iterator[Pair]:
+    """Every training pair of the training weeks, week by week."""
+    for row, units, pool in training_questions(snapshot, seed, parts):
+        pairs = question_pairs(row, units, pool, seed)
+        parts.count("questions with pairs" if pairs else "questions without a positive")
+        yield from pairs

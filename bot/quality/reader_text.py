@@ -66,6 +66,29 @@ def pattern(needle: str) -> re.Pattern[str] | None:
     return re.compile(before + re.escape(needle) + after)
 
 
+def raw_span(text: str, found: re.Pattern[str]) -> tuple[int, int] | None:
+    """The offsets in `text` itself of `found`'s first match (a `pattern`, which searches the
+    normalised text); None when it does not match."""
+    normed: list[str] = []
+    where: list[int] = []  # the offset in `text` of each normalised character
+    for at, char in enumerate(text):
+        if char.isspace():
+            if normed and normed[-1] != " ":
+                normed.append(" ")
+                where.append(at)
+            continue
+        for piece in norm(char) or char:
+            normed.append(piece)
+            where.append(at)
+    if normed and normed[-1] == " ":
+        normed.pop()
+    joined = "".join(normed)
+    match = found.search(joined) if joined == norm(text) else None
+    if match is None or match.end() == match.start():
+        return None
+    return where[match.start()], where[match.end() - 1] + 1
+
+
 def holds(haystack: str, needle: str) -> bool:
     """True when `needle` occurs in `haystack` as whole words (both normalised first)."""
     found = pattern(needle)

@@ -10,6 +10,9 @@ the `held-out` pages measure it, so no measured sentence was ever read in traini
 - No answer (SQuAD v2's unanswerable questions, written to look answerable from their paragraph):
   the unit of their paragraph sharing most of the question's words, with no offsets. These teach
   it to leave a sentence unmarked rather than bold a wrong phrase.
+- News (`bot train-spans --snapshot`; the shipped head has none): the answering sentences of
+  the news training weeks (the reader's positives, `bot.quality.reader_news`), with the offsets of
+  the quiz's answer (`news_span_examples`).
 
 The examples hold article text: they are built in memory from the shared folder, never written.
 """
@@ -22,8 +25,9 @@ from pathlib import Path
 from bot.answer.answer_types import QuestionInfo, best_span
 from bot.models.span_training import SpanExample
 from bot.quality.breakdown import exact_match, token_f1
+from bot.quality.reader_news import Snapshot, answer_of, question_pairs, training_questions
 from bot.quality.reader_squad import V1, V2, Paragraph, paragraphs, read_jsonl, split_of, unit_at
-from bot.quality.reader_text import Parts, overlap, words
+from bot.quality.reader_text import Parts, overlap, pattern, raw_span, words
 
 
 def _answerable(row: dict[str, object], paragraph: Paragraph) -> SpanExample | None:
@@ -74,6 +78,27 @@ def span_examples(
         asked = words(question)
         start, end = max(paragraph.units, key=lambda u: overlap(words(paragraph.text[u[0] : u[1]]), asked))
         found.append(SpanExample(question, paragraph.text[start:end], None, None))
+    return found
+
+
+def news_span_examples(snapshot: Snapshot, seed: int, parts: Parts) -> list[SpanExample]:
+    """The answering sentences of the news training weeks, with the answer's offsets: the reader's
+    positives (`bot.quality.reader_news`: the evidence's sentence, the article sentences that state
+    the answer; 2.2 a question)."""
+    found: list[SpanExample] = []
+    for row, units, pool in training_questions(snapshot, seed, parts):
+        labelled = answer_of(row)
+        answer = pattern(labelled[0]) if labelled else None
+        if labelled is None or answer is None:
+            continue
+        positives = [p for p in question_pairs(row, units, pool, seed) if p.label == 1]
+        for pair in positives:
+            span = raw_span(pair.sentence, answer)
+            if span is None:  # the reader's positive holds it only after normalising: not here
+                parts.count("news positives whose answer has no offsets")
+                continue
+            found.append(SpanExample(pair.question, pair.sentence, span[0], span[1], (labelled[0],)))
+    parts.count("news answering sentences", len(found))
     return found
 
 

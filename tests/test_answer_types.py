@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.answer.answer_types import QuestionInfo, answer_kind, asked_term, best_span, definitions, question_type
+from bot.answer.answer_types import (
+    QuestionInfo,
+    answer_kind,
+    asked_term,
+    asks_for_several,
+    best_span,
+    definitions,
+    question_type,
+    whole_list,
+)
 from bot.answer.answering import answer
 from bot.answer.asking import Ask
 from bot.indexing.faiss_build import build_index
@@ -179,3 +188,60 @@ def test_the_answer_span_travels_in_the_http_json(span_index: Path) -> None:
     assert top["answer"]["text"] == "US$42 M"
     assert top["text"][top["answer"]["start"] - top["start"] : top["answer"]["end"] - top["start"]] == "US$42 M"
     assert all("answer" not in q or q["answer"] for q in body.json()["quotes"])  # absent, never null
+
+
+@pytest.mark.parametrize(
+    ("question", "several"),
+    [
+        ("Who are the lead partners of the Quarry Lane bridge?", True),
+        ("Which companies will build the bridge?", True),
+        ("Who were the founders of Brindlewood?", True),
+        ("What are the names of the ferries?", True),
+        ("Who is the council chair?", False),
+        ("Which company will build the bridge?", False),
+        ("Which status will the bridge have?", False),
+        ("What business does Orla Quint run?", False),
+    ],
+)
+def test_a_question_asking_for_several_names_is_told_apart(question: str, several: bool) -> None:
+    assert asks_for_several(question) is several
+
+
+@pytest.mark.parametrize(
+    ("text", "marked", "widened"),
+    [
+        (
+            "Funders include Quintrel, Orvik, Fenwick, and Marrowby Ltd. Quintrel leads.",
+            "Orvik",
+            "Quintrel, Orvik, Fenwick, and Marrowby Ltd",
+        ),
+        ("Quintrel and Orvik lead the Tollmere project.", "Orvik", "Quintrel and Orvik"),
+        ("Quintrel or Orvik Group will run the ferry.", "Quintrel", "Quintrel or Orvik Group"),
+        ("The bridge opened in May and Orvik paid for it.", "Orvik", "Orvik"),  # a month lists no name
+        ("Orvik paid. Quintrel and Fenwick watched.", "Orvik", "Orvik"),  # a list stays in its sentence
+        ("Orvik built the bridge for Tollmere.", "Orvik", "Orvik"),
+        ("The ferry runs at noon, Orvik said.", "noon", "noon"),
+    ],
+)
+def test_a_name_in_a_list_widens_to_the_whole_list(text: str, marked: str, widened: str) -> None:
+    start = text.index(marked)
+    found = whole_list(text, start, start + len(marked))
+    assert text[found[0] : found[1]] == widened
+
+
+def test_a_question_asking_for_several_gets_the_whole_list(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_article(
+        corpus,
+        "ferry.md",
+        "Tollmere ferry partners",
+        "The Tollmere ferry will run again in spring.\n\nQuintrel Shipping and Orvik Group are the lead partners "
+        "for the Tollmere ferry.",
+    )
+    build_index(corpus, tmp_path / "index", FakeEmbedder())
+    index = open_index(tmp_path / "index")
+    several = answer(index, FakeEmbedder(), Ask("Who are the lead partners for the Tollmere ferry?", 1, threshold=0))
+    one = answer(index, FakeEmbedder(), Ask("Who is a lead partner for the Tollmere ferry?", 1, threshold=0))
+    assert several.quotes[0].answer is not None and several.quotes[0].answer.text == "Quintrel Shipping and Orvik Group"
+    assert one.quotes[0].answer is not None and one.quotes[0].answer.text != "Quintrel Shipping and Orvik Group"

@@ -12,6 +12,7 @@ partnership begin?" is not answered by "Microsoft").
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -177,6 +178,45 @@ class QuestionInfo:
     @property
     def numeric(self) -> bool:
         return self.kind in _NUMERIC_KINDS
+
+
+# A question asking for several: "Who are the partners?", "Which companies will build it?".
+_SEVERAL_Q = re.compile(
+    r"^(?:who|what|which)\s+(?:are|were)\b|^(?:which|what)\s+(?:\w+\s+)?\w+[^siu\W]s\s+"
+    r"(?:are|were|will|would|did|do|have|had|can|could)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z])")  # a list stays inside its sentence
+_TIME_NAME = re.compile(rf"{_MONTH}|{_WEEKDAY}")  # "in May and Quintrel" lists no names
+# Between two names of a list: ", ", ", and ", " and ", " or ".
+_LIST_JOIN = re.compile(r",\s+(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+
+
+def asks_for_several(question: str) -> bool:
+    """True when the question asks for more than one name ("Who are…", "Which companies will…")."""
+    return bool(_SEVERAL_Q.search(_last_sentence(question).strip()))
+
+
+def whole_list(text: str, start: int, end: int) -> tuple[int, int]:
+    """`text[start:end]` widened to the whole list of names it is one of ("A, B, and C"); as it is
+    when it is not inside such a list."""
+    ends = [0, *(m.start() for m in _SENTENCE_END.finditer(text)), len(text)]
+    sentence = next(((a, b) for a, b in itertools.pairwise(ends) if a <= start < b), (0, len(text)))
+    names = [
+        m
+        for m in NAME.finditer(text, *sentence)
+        if m.group().split()[0].casefold() not in _NOT_NAMES and not _TIME_NAME.fullmatch(m.group())
+    ]
+    run: list[re.Match[str]] = []
+    for name in names:
+        if run and not _LIST_JOIN.fullmatch(text[run[-1].end() : name.start()]):
+            if run[0].start() <= start and end <= run[-1].end() and len(run) > 1:
+                break
+            run = []
+        run.append(name)
+    if len(run) > 1 and run[0].start() <= start and end <= run[-1].end():
+        return run[0].start(), run[-1].end()
+    return start, end
 
 
 def _last_sentence(question: str) -> str:

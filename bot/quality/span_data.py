@@ -10,9 +10,9 @@ the `held-out` pages measure it, so no measured sentence was ever read in traini
 - No answer (SQuAD v2's unanswerable questions, written to look answerable from their paragraph):
   the unit of their paragraph sharing most of the question's words, with no offsets. These teach
   it to leave a sentence unmarked rather than bold a wrong phrase.
-- News (`bot train-spans --snapshot`; the shipped head has none): the answering sentences of
-  the news training weeks (the reader's positives, `bot.quality.reader_news`), with the offsets of
-  the quiz's answer (`news_span_examples`).
+- News (`bot train-spans --snapshot`, as the shipped head was trained): the answering sentences
+  of the news training weeks (the reader's positives, `bot.quality.reader_news`), with the offsets
+  of the quiz's answer (`news_span_examples`).
 
 The examples hold article text: they are built in memory from the shared folder, never written.
 """

@@ -164,16 +164,20 @@ def answer_kind(question: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class QuestionInfo:
     """What answering needs from a question, read once per question: its search terms
-    (`keyword.query_tokens`), the kind of short answer it wants and its type."""
+    (`keyword.query_tokens`), the kind of short answer it wants, its type, and whether it asks for
+    several names (a list is then marked whole)."""
 
     text: str
     tokens: list[str]
     kind: str | None
     type: str
+    several: bool
 
     @classmethod
     def of(cls, question: str) -> QuestionInfo:
-        return cls(question, query_tokens(question), answer_kind(question), question_type(question))
+        return cls(
+            question, query_tokens(question), answer_kind(question), question_type(question), asks_for_several(question)
+        )
 
     @property
     def numeric(self) -> bool:
@@ -207,15 +211,15 @@ def whole_list(text: str, start: int, end: int) -> tuple[int, int]:
         for m in NAME.finditer(text, *sentence)
         if m.group().split()[0].casefold() not in _NOT_NAMES and not _TIME_NAME.fullmatch(m.group())
     ]
-    run: list[re.Match[str]] = []
+    runs: list[list[re.Match[str]]] = []  # names joined by list joins, in order
     for name in names:
-        if run and not _LIST_JOIN.fullmatch(text[run[-1].end() : name.start()]):
-            if run[0].start() <= start and end <= run[-1].end() and len(run) > 1:
-                break
-            run = []
-        run.append(name)
-    if len(run) > 1 and run[0].start() <= start and end <= run[-1].end():
-        return run[0].start(), run[-1].end()
+        if runs and _LIST_JOIN.fullmatch(text[runs[-1][-1].end() : name.start()]):
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+    for run in runs:
+        if len(run) > 1 and run[0].start() <= start and end <= run[-1].end():
+            return run[0].start(), run[-1].end()
     return start, end
 
 

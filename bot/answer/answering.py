@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.answer.answer_types import QuestionInfo, asks_for_several, best_span, whole_list
+from bot.answer.answer_types import QuestionInfo, best_span, whole_list
 from bot.answer.asking import MAX_QUESTION_CHARS, Ask, checked
 from bot.answer.dates import ASKED_ON_WEIGHT, RECENCY_WEIGHT, around, candidates, recency
 from bot.answer.lexicon import expand
@@ -228,7 +228,7 @@ def quote(
         span = (found.start, found.end) if found else None
     elif question is not None and not isinstance(mark, str):
         span = mark
-    if span and question is not None and asks_for_several(question.text):
+    if span and question is not None and question.several:
         span = whole_list(article.text[s.start : s.end], *span)
     return Quote(
         answer=AnswerSpan(

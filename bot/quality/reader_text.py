@@ -77,14 +77,14 @@ def raw_span(text: str, found: re.Pattern[str]) -> tuple[int, int] | None:
                 normed.append(" ")
                 where.append(at)
             continue
-        for piece in norm(char) or char:
+        for piece in norm(char):
             normed.append(piece)
             where.append(at)
     if normed and normed[-1] == " ":
         normed.pop()
     joined = "".join(normed)
     match = found.search(joined) if joined == norm(text) else None
-    if match is None or match.end() == match.start():
+    if match is None:
         return None
     return where[match.start()], where[match.end() - 1] + 1
 

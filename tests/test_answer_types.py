@@ -221,6 +221,10 @@ def test_a_question_asking_for_several_names_is_told_apart(question: str, severa
         ("Orvik paid. Quintrel and Fenwick watched.", "Orvik", "Orvik"),  # a list stays in its sentence
         ("Orvik built the bridge for Tollmere.", "Orvik", "Orvik"),
         ("The ferry runs at noon, Orvik said.", "noon", "noon"),
+        # An opening phrase's name before its comma is not one of the list's.
+        ("As part of Tollmere, Quintrel, Orvik, and Fenwick will run it.", "Orvik", "Quintrel, Orvik, and Fenwick"),
+        ("Work on Tollmere, Quintrel, and Orvik began.", "Orvik", "Tollmere, Quintrel, and Orvik"),
+        ("Tollmere, Quintrel, Orvik, and Fenwick will run it.", "Orvik", "Tollmere, Quintrel, Orvik, and Fenwick"),
     ],
 )
 def test_a_name_in_a_list_widens_to_the_whole_list(text: str, marked: str, widened: str) -> None:

@@ -194,6 +194,13 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z])")  # a list stays inside its sent
 _TIME_NAME = re.compile(rf"{_MONTH}|{_WEEKDAY}")  # "in May and Quintrel" lists no names
 # Between two names of a list: ", ", ", and ", " and ", " or ".
 _LIST_JOIN = re.compile(r",\s+(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+# A sentence opening with a phrase that ends in a name before its comma: "As part of Tollmere,
+# Quintrel and Orvik will…" (the name before the comma is the phrase's, not the list's).
+_OPENING_PHRASE = re.compile(
+    r"[.!?]?\s*(?:as|about|after|against|amid|among|at|before|beyond|by|despite|during|for|following|from|in|"
+    r"inside|like|on|since|through|under|unlike|with|within|without)\b[^,]*",
+    re.IGNORECASE,
+)
 
 
 def asks_for_several(question: str) -> bool:
@@ -218,6 +225,12 @@ def whole_list(text: str, start: int, end: int) -> tuple[int, int]:
         else:
             runs.append([name])
     for run in runs:
+        if (
+            len(run) > 2
+            and _OPENING_PHRASE.fullmatch(text[sentence[0] : run[0].start()])
+            and text[run[0].end() : run[1].start()].startswith(",")
+        ):
+            run = run[1:]
         if len(run) > 1 and run[0].start() <= start and end <= run[-1].end():
             return run[0].start(), run[-1].end()
     return start, end

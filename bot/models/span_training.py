@@ -224,9 +224,18 @@ def load_spans(folder: Path = DEFAULT_OUT) -> SpanModel:
 
 def span_logits(model: SpanModel, pairs: Sequence[tuple[str, str]]) -> list[np.ndarray]:
     """Each pair's (tokens, 2) start and end logits, unpadded."""
+    return [logits for logits, _, _ in read_pairs(model, pairs)]
+
+
+Read = tuple[np.ndarray, list[int | None], list[tuple[int, int]]]  # logits, sequence ids, offsets
+
+
+def read_pairs(model: SpanModel, pairs: Sequence[tuple[str, str]]) -> list[Read]:
+    """Each pair's (tokens, 2) start and end logits, unpadded, with its tokens' sequence ids (0 the
+    question, 1 the text, None [CLS]/[SEP]) and character offsets, from one tokenization."""
     import torch
 
-    out: list[np.ndarray] = []
+    out: list[Read] = []
     for first in range(0, len(pairs), 64):
         chunk = pairs[first : first + 64]
         batch = model.tokenizer(
@@ -235,13 +244,17 @@ def span_logits(model: SpanModel, pairs: Sequence[tuple[str, str]]) -> list[np.n
             truncation="longest_first",
             max_length=model.max_length,
             padding=True,
+            return_offsets_mapping=True,
             return_tensors="pt",
         )
+        offsets = batch.pop("offset_mapping").tolist()
         with torch.inference_mode():
             found = model.network(**batch)
         logits = torch.stack([found.start_logits, found.end_logits], dim=-1).float().numpy()
         lengths = batch["attention_mask"].sum(dim=1).tolist()
-        out.extend(logits[row, : int(n)] for row, n in enumerate(lengths))
+        for row, n in enumerate(lengths):
+            n = int(n)
+            out.append((logits[row, :n], batch.sequence_ids(row)[:n], [tuple(o) for o in offsets[row][:n]]))
     return out
 
 

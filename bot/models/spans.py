@@ -46,6 +46,7 @@ from bot.models.span_training import (
     best_tokens,
     check_span_weights,
     load_spans,
+    read_pairs,
     span_logits,
 )
 
@@ -168,18 +169,7 @@ class TorchSpans:
         self.model = model if model is not None else load_spans(shipped)
 
     def spans_of_pairs(self, pairs: list[tuple[str, str]]) -> list[Span | None]:
-        logits = span_logits(self.model, pairs)
-        out: list[Span | None] = []
-        for number, (question, text) in enumerate(pairs):
-            encoded = self.model.tokenizer(
-                question,
-                text,
-                truncation="longest_first",
-                max_length=self.model.max_length,
-                return_offsets_mapping=True,
-            )
-            out.append(_span(logits[number], encoded.sequence_ids(), encoded["offset_mapping"]))
-        return out
+        return [_span(logits, sides, offsets) for logits, sides, offsets in read_pairs(self.model, pairs)]
 
     def answer_spans(self, question: str, texts: list[str]) -> list[Span | None]:
         return self.spans_of_pairs([(question, text) for text in texts])

@@ -252,8 +252,7 @@ def read_pairs(model: SpanModel, pairs: Sequence[tuple[str, str]]) -> list[Read]
             found = model.network(**batch)
         logits = torch.stack([found.start_logits, found.end_logits], dim=-1).float().numpy()
         lengths = batch["attention_mask"].sum(dim=1).tolist()
-        for row, n in enumerate(lengths):
-            n = int(n)
+        for row, n in enumerate(int(length) for length in lengths):
             out.append((logits[row, :n], batch.sequence_ids(row)[:n], [tuple(o) for o in offsets[row][:n]]))
     return out
 

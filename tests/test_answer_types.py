@@ -224,6 +224,7 @@ def test_a_question_asking_for_several_names_is_told_apart(question: str, severa
         # An opening phrase's name before its comma is not one of the list's.
         ("As part of Tollmere, Quintrel, Orvik, and Fenwick will run it.", "Orvik", "Quintrel, Orvik, and Fenwick"),
         ("Work on Tollmere, Quintrel, and Orvik began.", "Orvik", "Tollmere, Quintrel, and Orvik"),
+        ("As for Tollmere, Quintrel, and Orvik, it was a good year.", "Orvik", "Tollmere, Quintrel, and Orvik"),
         ("Tollmere, Quintrel, Orvik, and Fenwick will run it.", "Orvik", "Tollmere, Quintrel, Orvik, and Fenwick"),
     ],
 )

@@ -195,7 +195,8 @@ _TIME_NAME = re.compile(rf"{_MONTH}|{_WEEKDAY}")  # "in May and Quintrel" lists 
 # Between two names of a list: ", ", ", and ", " and ", " or ".
 _LIST_JOIN = re.compile(r",\s+(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 # A sentence opening with a phrase that ends in a name before its comma: "As part of Tollmere,
-# Quintrel and Orvik will…" (the name before the comma is the phrase's, not the list's).
+# Quintrel and Orvik will…" (the name before the comma is the phrase's, not the list's, unless a
+# comma ends the list too: "As for Tollmere, Quintrel and Orvik, it was a good year").
 _OPENING_PHRASE = re.compile(
     r"[.!?]?\s*(?:as|about|after|against|amid|among|at|before|beyond|by|despite|during|for|following|from|in|"
     r"inside|like|on|since|through|under|unlike|with|within|without)\b[^,]*",
@@ -229,6 +230,7 @@ def whole_list(text: str, start: int, end: int) -> tuple[int, int]:
             len(run) > 2
             and _OPENING_PHRASE.fullmatch(text[sentence[0] : run[0].start()])
             and text[run[0].end() : run[1].start()].startswith(",")
+            and not text[run[-1].end() :].startswith(",")  # "As for A, B, and C, …": all the phrase's
         ):
             run = run[1:]
         if len(run) > 1 and run[0].start() <= start and end <= run[-1].end():

@@ -214,28 +214,38 @@ def whole_list(text: str, start: int, end: int) -> tuple[int, int]:
     when it is not inside such a list."""
     ends = [0, *(m.start() for m in _SENTENCE_END.finditer(text)), len(text)]
     sentence = next(((a, b) for a, b in itertools.pairwise(ends) if a <= start < b), (0, len(text)))
-    names = [
-        m
-        for m in NAME.finditer(text, *sentence)
-        if m.group().split()[0].casefold() not in _NOT_NAMES and not _TIME_NAME.fullmatch(m.group())
-    ]
-    runs: list[list[re.Match[str]]] = []  # names joined by list joins, in order
-    for name in names:
-        if runs and _LIST_JOIN.fullmatch(text[runs[-1][-1].end() : name.start()]):
+    runs: list[list[tuple[int, int]]] = []  # names joined by list joins, in order
+    for name in _list_names(text, *sentence):
+        if runs and _LIST_JOIN.fullmatch(text[runs[-1][-1][1] : name[0]]):
             runs[-1].append(name)
         else:
             runs.append([name])
     for run in runs:
         if (
             len(run) > 2
-            and _OPENING_PHRASE.fullmatch(text[sentence[0] : run[0].start()])
-            and text[run[0].end() : run[1].start()].startswith(",")
-            and not text[run[-1].end() :].startswith(",")  # "As for A, B, and C, …": all the phrase's
+            and _OPENING_PHRASE.fullmatch(text[sentence[0] : run[0][0]])
+            and text[run[0][1] : run[1][0]].startswith(",")
+            and not text[run[-1][1] :].startswith(",")  # "As for A, B, and C, …": all the phrase's
         ):
             run = run[1:]
-        if len(run) > 1 and run[0].start() <= start and end <= run[-1].end():
-            return run[0].start(), run[-1].end()
+        if len(run) > 1 and run[0][0] <= start and end <= run[-1][1]:
+            return run[0][0], run[-1][1]
     return start, end
+
+
+def _list_names(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The names in text[lo:hi], without the capitalised words that open a sentence ("For
+    Tollmere" is Tollmere) and without months and weekdays."""
+    names = []
+    for match in NAME.finditer(text, lo, hi):
+        first, last = match.span()
+        words = match.group().split()
+        while len(words) > 1 and words[0].casefold() in _NOT_NAMES:
+            first = text.index(words[1], first + len(words[0]))
+            words = words[1:]
+        if words[0].casefold() not in _NOT_NAMES and not _TIME_NAME.fullmatch(text[first:last]):
+            names.append((first, last))
+    return names
 
 
 def _last_sentence(question: str) -> str:

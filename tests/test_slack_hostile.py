@@ -3,6 +3,8 @@ nothing of the request's secrets (or forged lines) in the log, whichever logger 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import time
@@ -96,6 +98,19 @@ def test_slack_request_bodies_never_reach_the_log_and_cannot_forge_a_line(
     assert "Invalid request signature detected" in err and "(redacted)" in err
     assert LEGACY_TOKEN not in err and "SecretHookPath" not in err
     assert not any(line.startswith(FORGED) for line in err.splitlines()), err
+
+
+def test_logs_go_to_the_stderr_of_the_moment(root_logging: None) -> None:
+    """A handler bound to the stderr of its making wrote into a closed file once a test runner had
+    swapped that stderr out (a later test's server then printed "I/O operation on closed file")."""
+    configure_logging("text", "INFO")
+    first, second = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(first):
+        logging.getLogger("bot.http").warning("to Quillfield")
+    first.close()
+    with contextlib.redirect_stderr(second):
+        logging.getLogger("bot.http").warning("to Brindlewood")
+    assert "to Brindlewood" in second.getvalue()
 
 
 def test_json_logs_keep_the_traceback(root_logging: None, capsys: pytest.CaptureFixture[str]) -> None:

@@ -225,6 +225,7 @@ def test_a_question_asking_for_several_names_is_told_apart(question: str, severa
         ("As part of Tollmere, Quintrel, Orvik, and Fenwick will run it.", "Orvik", "Quintrel, Orvik, and Fenwick"),
         ("Work on Tollmere, Quintrel, and Orvik began.", "Orvik", "Tollmere, Quintrel, and Orvik"),
         ("As for Tollmere, Quintrel, and Orvik, it was a good year.", "Orvik", "Tollmere, Quintrel, and Orvik"),
+        ("In Tollmere, Quintrel said the ferry runs.", "Quintrel", "Quintrel"),
         # A capitalised word opening the sentence is not part of the name after it.
         ("For Tollmere, Quintrel, and Orvik, it was a good year.", "Orvik", "Tollmere, Quintrel, and Orvik"),
         ("The Orvik Group and Quintrel lead the project.", "Quintrel", "Orvik Group and Quintrel"),

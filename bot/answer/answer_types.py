@@ -222,7 +222,7 @@ def whole_list(text: str, start: int, end: int) -> tuple[int, int]:
             runs.append([name])
     for run in runs:
         if (
-            len(run) > 2
+            len(run) > 1
             and _OPENING_PHRASE.fullmatch(text[sentence[0] : run[0][0]])
             and text[run[0][1] : run[1][0]].startswith(",")
             and not text[run[-1][1] :].startswith(",")  # "As for A, B, and C, …": all the phrase's

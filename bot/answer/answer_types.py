@@ -238,14 +238,22 @@ def _list_names(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
     Tollmere" is Tollmere) and without months and weekdays."""
     names = []
     for match in NAME.finditer(text, lo, hi):
-        first, last = match.span()
-        words = match.group().split()
-        while len(words) > 1 and words[0].casefold() in _NOT_NAMES:
-            first = text.index(words[1], first + len(words[0]))
-            words = words[1:]
-        if words[0].casefold() not in _NOT_NAMES and not _TIME_NAME.fullmatch(text[first:last]):
-            names.append((first, last))
+        first = _name_start(text, *match.span())
+        if first is not None and not _TIME_NAME.fullmatch(text[first : match.end()]):
+            names.append((first, match.end()))
     return names
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+def _name_start(text: str, start: int, end: int) -> int | None:
+    """Where the name in text[start:end] starts, after the capitalised words that open a sentence
+    or stand for time ("For Tollmere" starts at Tollmere); None when no word of it is a name."""
+    for word in _TOKEN.finditer(text, start, end):
+        if word.group().casefold() not in _NOT_NAMES:
+            return word.start()
+    return None
 
 
 def _last_sentence(question: str) -> str:
@@ -292,14 +300,10 @@ def _candidate_spans(text: str, kind: str) -> tuple[Span, ...]:
                     piece = piece[: cut.end() - 2]
                 piece = re.sub(r"['’]s$", "", piece)
                 end = start + len(piece)
-                words = piece.split()
-                while words and words[0].lower() in _NOT_NAMES:
-                    start += len(words[0]) + (len(piece) - len(piece.lstrip()))
-                    piece = text[start:end].lstrip()
-                    start = end - len(piece)
-                    words = piece.split()
-                if not words or (len(words) == 1 and words[0].lower() in _NOT_NAMES):
+                first = _name_start(text, start, end)
+                if first is None:
                     continue
+                start = first
             spans.append(Span(start, end, kind))
     return tuple(sorted(spans, key=lambda s: s.start))
 

@@ -73,19 +73,20 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     run = training.train(
         model, [p.question for p in pairs], [p.sentence for p in pairs], [p.label for p in pairs], hyper
     )
-    figures = measure(model, args, args.shared)
     out = args.out or training.DEFAULT_OUT
-    written = training.save_reader(
-        model,
-        out,
-        {
-            "seed": hyper.seed,
-            "hyperparameters": hyper.as_dict(),
-            "training": run,
-            "data": reader_data.summary(manifest),
-            "figures": figures,
-        },
-    )
+    record: dict[str, Any] = {
+        "seed": hyper.seed,
+        "hyperparameters": hyper.as_dict(),
+        "training": run,
+        "data": reader_data.summary(manifest),
+        "figures": {},
+    }
+    # Written before measuring (half an hour on the shared sets), then again with the figures: a
+    # failure while measuring does not lose the hour of training.
+    training.save_reader(model, out, record)
+    print(f"Wrote the reader to {out}, without figures yet.", file=sys.stderr, flush=True)
+    record["figures"] = measure(model, args, args.shared)
+    written = training.save_reader(model, out, record)
     print(json.dumps({k: written[k] for k in ("weights_sha256", "weights_bytes", "figures")}, indent=2))
     print(f"Wrote the reader to {out} ({written['weights_bytes'] / 1e6:.1f} MB).", file=sys.stderr)
     return 0

@@ -81,7 +81,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         "data": reader_data.summary(manifest),
         "figures": {},
     }
-    # Written before measuring (half an hour on the shared sets), then again with the figures: a
+    # Written before measuring (18-34 minutes on the shared sets), then again with the figures: a
     # failure while measuring does not lose the hour of training.
     training.save_reader(model, out, record)
     print(f"Wrote the reader to {out}, without figures yet.", file=sys.stderr, flush=True)

@@ -122,33 +122,19 @@ def test_two_runs_with_one_seed_give_identical_weights(trained: tuple[Any, float
 def test_a_failure_while_measuring_keeps_the_trained_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import hashlib
-    import json
-    from dataclasses import asdict
-
     from bot.cli import main
     from bot.cli import reader as reader_cli
     from bot.errors import BotError
     from bot.models import training
     from bot.quality import reader_data
-    from bot.quality.reader_text import Pair
+    from bot.quality.reader_text import Pair, Parts
 
     pairs = [
         Pair(q, s, label, "squad", "positive" if label else "paragraph", f"q{n // 4}")
         for n, ((q, s), label) in enumerate(zip(PAIRS, LABELS, strict=True))
     ]
-    body = "".join(json.dumps(asdict(p), sort_keys=True) + "\n" for p in pairs)
     data = tmp_path / "data"
-    data.mkdir()
-    (data / "pairs.jsonl").write_text(body, encoding="utf-8")
-    manifest = {
-        "pairs_sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(),
-        "seed": 0,
-        "mix": reader_data.mix(pairs),
-        "rules": {},
-        "files": [],
-    }
-    (data / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    reader_data.write(data, pairs, 0, None, {}, Parts())
 
     def unreadable(*args: object) -> None:
         raise BotError("the news dev set at build/eval/made-up cannot be read")
@@ -160,6 +146,7 @@ def test_a_failure_while_measuring_keeps_the_trained_reader(
     assert "cannot be read" in capsys.readouterr().err
     # The trained weights were written before measuring: they load, checked by sha256, without figures.
     reloaded = training.load_reader(out)
-    assert training.read_manifest(out)["figures"] == {}
-    assert training.read_manifest(out)["training"]["pairs"] == len(pairs)
+    manifest = training.read_manifest(out)
+    assert manifest["figures"] == {}
+    assert manifest["training"]["pairs"] == len(pairs)
     assert training.scores(reloaded, PAIRS[:1]).shape == (1,)

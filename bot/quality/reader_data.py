@@ -82,7 +82,21 @@ def build(
         news_limit = min(len(news), int(max_pairs * NEWS_SHARE) if squad else max_pairs)
         news = _cut(news, news_limit, seed)
         squad = _cut(squad, max_pairs - len(news), seed)
-    pairs = news + squad
+    rules = {
+        "news_snapshot_commit": commit if snapshot else None,
+        "news_weeks": f"past/{{{','.join(reader_news.YEARS)}}}/ weeks from {reader_news.TRAIN_FROM} on",
+        "news_off_limits": list(reader_news.OFF_LIMITS),
+        "squad_split": reader_squad.SPLIT_RULE,
+        "news_share_when_cut": NEWS_SHARE,
+    }
+    return write(out, news + squad, seed, max_pairs, rules, parts)
+
+
+def write(
+    out: Path, pairs: list[Pair], seed: int, max_pairs: int | None, rules: dict[str, Any], parts: Parts
+) -> dict[str, Any]:
+    """Write `pairs` to out/pairs.jsonl and their manifest (sha256, mix, the rules and files they
+    came from) to out/manifest.json, as `load` reads them; returns the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     body = "".join(json.dumps(asdict(p), ensure_ascii=False, sort_keys=True) + "\n" for p in pairs)
     write_atomically(out / "pairs.jsonl", body)
@@ -92,13 +106,7 @@ def build(
         "max_pairs": max_pairs,
         "pairs_sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(),
         "mix": mix(pairs),
-        "rules": {
-            "news_snapshot_commit": commit if snapshot else None,
-            "news_weeks": f"past/{{{','.join(reader_news.YEARS)}}}/ weeks from {reader_news.TRAIN_FROM} on",
-            "news_off_limits": list(reader_news.OFF_LIMITS),
-            "squad_split": reader_squad.SPLIT_RULE,
-            "news_share_when_cut": NEWS_SHARE,
-        },
+        "rules": rules,
         "counts": dict(sorted(parts.counts.items())),
         "files": parts.files,
     }
